@@ -1,0 +1,265 @@
+"""Command line: parse, validate (before TensorFlow is imported), call the library, turn errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import traceback
+
+from fashion_tuner.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+TUNERS = ("hyperband", "bayesian", "random")
+DATASETS = ("fashion_mnist", "mnist")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument on one line (no usage dump)."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see `python main.py {self.prog.split()[-1]} --help`)"
+                        if " " in self.prog else f"{message} (see `python main.py --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
+
+
+def _factor(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"the Hyperband factor must be 2 or more, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fashion_tuner.runs import DEFAULT_RESULTS_DIR
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = Parser(prog="main.py", description="Keras Tuner searches, honest splits, retraining and reports "
+                    "for Fashion-MNIST classifiers.", parents=[common], formatter_class=fmt,
+                    epilog="example:\n  python main.py search --space mlp --max-epochs 10\n"
+                           "  python main.py retrain-best results/mlp-hyperband\n"
+                           "  python main.py review results/")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    s = sub.add_parser("search", parents=[common], formatter_class=fmt, help="run or resume a hyperparameter search",
+                       epilog="example:\n  python main.py search --space cnn --tuner bayesian --max-trials 20 "
+                              "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
+    s.add_argument("--space", default="mlp", help="mlp | cnn | transfer | path/to/space.py (default mlp)")
+    s.add_argument("--tuner", default="hyperband", choices=TUNERS, help="default hyperband")
+    s.add_argument("--max-epochs", type=_positive_int, default=None,
+                   help="epochs per trial at most (default: the space's budget; mlp 10)")
+    s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (default 3)")
+    s.add_argument("--max-trials", type=_positive_int, default=20, help="trials for bayesian/random (default 20)")
+    s.add_argument("--executions-per-trial", type=_positive_int, default=1)
+    s.add_argument("--subset", type=_positive_int, default=None,
+                   help="stratified subsample of N training images for quick runs")
+    s.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="output root (default results/)")
+    s.add_argument("--name", default=None, help="run name (default <space>-<tuner>)")
+    s.add_argument("--seed", type=_nonneg_int, default=42)
+    s.add_argument("--overwrite", action="store_true", help="delete an existing run of that name and start over")
+    s.add_argument("--data-dir", default=None, help="folder holding the four IDX .gz files")
+    s.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
+    s.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
+    s.add_argument("--val-source", default="test", choices=("test", "train"),
+                   help="carve validation from the official test set (default, 60/40) or from the training set")
+    s.add_argument("--val-size", type=_fraction, default=None,
+                   help="validation fraction of the source set (default 0.6 of test, 0.1 of train)")
+    s.add_argument("--batch-size", type=_positive_int, default=128,
+                   help="batch size when the space does not search it (default 128)")
+    s.add_argument("--patience", type=_positive_int, default=3, help="EarlyStopping patience in epochs (default 3)")
+    s.add_argument("--class-weight", default=None, help="none | balanced | FILE.json ({\"Shirt\": 2.0, ...})")
+    s.add_argument("--max-failures", type=_positive_int, default=5,
+                   help="stop after this many consecutive failed trials (default 5)")
+    s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds")
+    s.add_argument("--weights", default="imagenet", help="transfer space backbones: imagenet | PATH | none")
+    s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
+                   help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
+    s.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU")
+    s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
+    s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
+
+    r = sub.add_parser("retrain-best", parents=[common], formatter_class=fmt,
+                       help="retrain the best trial (or top K), evaluate once on the held-out test set, write a report",
+                       epilog="example:\n  python main.py retrain-best results/cnn-hyperband --top-k 3")
+    r.add_argument("run", nargs="?", help="run directory (or run name under --results-dir)")
+    r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
+    r.add_argument("--name", default=None)
+    r.add_argument("--epochs", type=_positive_int, default=None, help="epochs at most (default: the search's max)")
+    r.add_argument("--top-k", type=_positive_int, default=1)
+    r.add_argument("--train-on", default="train", choices=("train", "train+val"))
+    r.add_argument("--seed", type=_nonneg_int, default=42)
+    r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
+    r.add_argument("--data-dir", default=None)
+
+    p = sub.add_parser("predict", parents=[common], formatter_class=fmt, help="classify images with a saved model",
+                       epilog="example:\n  python main.py predict --model results/mlp-hyperband/report/best_model.keras shoe.png")
+    p.add_argument("--model", required=True, help="a .keras file written by retrain-best")
+    p.add_argument("images", nargs="+", help="PNG/JPG or .npy images")
+    p.add_argument("--top", type=_positive_int, default=3)
+
+    v = sub.add_parser("review", parents=[common], formatter_class=fmt,
+                       help="summarise and plot any Keras Tuner results directory",
+                       epilog="example:\n  python main.py review results/cnn-hyperband --top 10")
+    v.add_argument("paths", nargs="+", metavar="PATH")
+    v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
+    v.add_argument("--top", type=_positive_int, default=10)
+
+    ls = sub.add_parser("list", parents=[common], formatter_class=fmt, help="one line per run",
+                        epilog="example:\n  python main.py list --results-dir results")
+    ls.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
+
+    c = sub.add_parser("compare", parents=[common], formatter_class=fmt, help="runs side by side",
+                       epilog="example:\n  python main.py compare mlp-hyperband cnn-hyperband")
+    c.add_argument("runs", nargs="+", metavar="RUN")
+    c.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
+    c.add_argument("--out", default=None)
+    return parser
+
+
+def _search(args) -> int:
+    from fashion_tuner import runs, spaces
+    from fashion_tuner.tuning import SearchConfig
+
+    spaces.check_space_name(args.space)
+    cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k != "command"})
+    if cfg.max_epochs is None:
+        cfg.max_epochs = SPACE_DEFAULT_EPOCHS.get(args.space, 10)
+    runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
+    cfg.command = ["python", "main.py", *sys.argv[1:]]
+    quiet_tensorflow_import()
+    from fashion_tuner.tuning import run_search
+
+    try:
+        run_search(cfg)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; completed trials are kept. Resume with:\n  {shlex.join(cfg.command)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+# Default epoch budgets per built-in space (the README's benchmark commands use these).
+SPACE_DEFAULT_EPOCHS = {"mlp": 10, "cnn": 12, "transfer": 8}
+
+
+def _retrain(args) -> int:
+    quiet_tensorflow_import()
+    from fashion_tuner.retrain import retrain_best_command
+
+    return retrain_best_command(run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs,
+                                top_k=args.top_k, train_on=args.train_on, seed=args.seed,
+                                distill_from=args.distill_from, data_dir=args.data_dir)
+
+
+def _predict(args) -> int:
+    quiet_tensorflow_import()
+    from fashion_tuner.predict import predict_command
+
+    return predict_command(model=args.model, images=args.images, top=args.top)
+
+
+def _review(args) -> int:
+    from fashion_tuner.review import review_command
+
+    return review_command(args.paths, out=args.out, top=args.top)
+
+
+def _list(args) -> int:
+    from fashion_tuner.review import list_command
+
+    return list_command(args.results_dir)
+
+
+def _compare(args) -> int:
+    from fashion_tuner.review import compare_command
+
+    return compare_command(args.runs, args.results_dir, out=args.out)
+
+
+HANDLERS = {"search": _search, "retrain-best": _retrain, "predict": _predict, "review": _review,
+            "list": _list, "compare": _compare}
+
+
+def quiet_tensorflow_import() -> None:
+    """Import TensorFlow with its C++ start-up chatter (printed before logging is set up) silenced."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            build_parser().print_help()
+            return EXIT_USER_ERROR
+        return HANDLERS[args.command](args)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: short message, traceback on request
+        if debug:
+            traceback.print_exc()
+        print(f"error: internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(rerun with --debug for the traceback and report it)", file=sys.stderr)
+        return 1

@@ -1,0 +1,106 @@
+"""Search-space registry and the data context model builders read.
+
+A search space is a Python module exposing ``build_model(hp) -> keras.Model`` (compiled,
+integer labels, accuracy metric). It may also expose ``fit(hp, model, x, y, **kwargs)``
+to train differently (Keras Tuner's ``HyperModel.fit`` convention: return the History).
+If its hyperparameters include ``batch_size``, that value is used for the fit.
+
+Built-in spaces live in ``search_spaces/<name>.py``; ``--space path/to/file.py`` imports
+any other file, which is running its code: only use space files you trust.
+
+Builders that need facts about the data (input shape, normalisation statistics, the
+training images for unsupervised pretraining, a cache folder) call :func:`data_context`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from fashion_tuner.errors import UserError
+
+BUILTIN_SPACES = ("mlp", "cnn", "transfer")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Fashion-MNIST training-set statistics in pixel units (0-255): 0.2860 and 0.3530 of 255.
+FASHION_MEAN = 72.94
+FASHION_STD = 90.02
+
+
+@dataclass
+class DataContext:
+    """What a model builder may need to know about the data it will be fitted on."""
+
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    num_classes: int = 10
+    mean: float = FASHION_MEAN  # of training pixels, 0-255 units
+    std: float = FASHION_STD
+    x_train: np.ndarray | None = None  # (N, 28, 28, 1) float32, 0-255: for unsupervised pretraining
+    data_md5: str = ""  # one digest of the data files, to key caches
+    cache_dir: Path = REPO_ROOT / "results" / "pretrained"
+    weights: str | None = None  # transfer backbones: "imagenet", a weights file path, or "none"
+    seed: int = 42
+    extra: dict = field(default_factory=dict)
+
+
+_CONTEXT = DataContext()
+
+
+def set_data_context(ctx: DataContext) -> None:
+    global _CONTEXT
+    _CONTEXT = ctx
+
+
+def data_context() -> DataContext:
+    """The context of the current search or retrain (Fashion-MNIST defaults when none is set)."""
+    return _CONTEXT
+
+
+def is_space_file(space: str) -> bool:
+    return space.endswith(".py") or "/" in space or "\\" in space
+
+
+def check_space_name(space: str) -> None:
+    """Cheap validation before TensorFlow is imported."""
+    if is_space_file(space):
+        path = Path(space)
+        if not path.is_file():
+            raise UserError(f"space file {space} does not exist; pass one of {', '.join(BUILTIN_SPACES)} "
+                            "or the path of a .py file that defines build_model(hp)")
+    elif space not in BUILTIN_SPACES:
+        raise UserError(f"unknown space {space!r}; choose one of {', '.join(BUILTIN_SPACES)} "
+                        "or pass the path of a .py file that defines build_model(hp)")
+
+
+def load_space(space: str) -> ModuleType:
+    """Import a built-in space by name or a user space file by path; check it has build_model."""
+    check_space_name(space)
+    if is_space_file(space):
+        path = Path(space).resolve()
+        mod_name = f"fashion_tuner_user_space_{path.stem}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise UserError(f"space file {space} failed to import: {type(exc).__name__}: {exc}") from exc
+    else:
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        module = importlib.import_module(f"search_spaces.{space}")
+    if not callable(getattr(module, "build_model", None)):
+        raise UserError(f"space {space} defines no build_model(hp) function; add one that returns a compiled "
+                        "keras.Model (see README, 'Your own search space')")
+    return module
+
+
+def space_reference(space: str) -> str:
+    """What run.json records: a built-in name, or the absolute path of a user space file."""
+    return str(Path(space).resolve()) if is_space_file(space) else space

@@ -1,0 +1,1 @@
+"""Search spaces: one module per space, each exposing build_model(hp)."""

@@ -1,0 +1,355 @@
+"""Convolutional search space: VGG-style blocks with optional residuals, SE and augmentation.
+
+The network, top to bottom (input: (N, 28, 28, 1) float32 pixels in 0..255, labels 0-9)::
+
+    augmentation (training only) -> Normalization(mean, std of the training pixels)
+    -> conv block 1 .. conv_blocks -> head (flatten | global average) -> Dense -> Dropout
+    -> Dense(num_classes, softmax)
+
+and each conv block is ``convs_block<i>`` x [Conv2D -> BatchNorm? -> activation], an optional
+residual shortcut (1x1 projection when the width changes) added before the last activation, an
+optional Squeeze-and-Excitation gate, pooling (2x2, "same" padding: 28 -> 14 -> 7 -> 4 -> 2)
+and dropout.
+
+The defaults (the first trial Keras Tuner runs) are a known-good Fashion-MNIST CNN: 3 blocks of
+2 convs with 32/64/128 filters, batch norm, ReLU, max pooling, dropout 0.2/0.3/0.4, flatten,
+Dense 256, dropout 0.4, small translations and horizontal flips, Adam 1e-3 halved on plateaus.
+
+Hyperparameters (name: range, default -- why):
+
+- ``batch_size``: 64 | 128 | 256, 128 -- read by the engine for the fit; smaller batches add
+  gradient noise (regularisation) but cost more steps per epoch on CPU.
+- ``augment``: bool, True -- in-model Keras preprocessing layers, active only while training,
+  applied in pixel space before normalisation so the fill value 0 is the black background.
+  Only when ``augment`` is on:
+  ``translation`` 0.0-0.15 step 0.05, 0.1 (fraction of height/width; 0.1 ~ 3 px),
+  ``rotation`` 0.0-0.1 step 0.05, 0.0 (fraction of a full turn; 0.05 = 18 degrees),
+  ``zoom`` 0.0-0.15 step 0.05, 0.0, ``horizontal_flip`` bool, True (garments are roughly
+  left-right symmetric). A strength of 0 leaves the layer out.
+- ``conv_blocks``: 1-4, 3 -- depth; each block halves the resolution.
+- ``filters_base``: 16 | 32 | 64 | 128 | 256, 32 -- width of block 1; block i has
+  ``min(filters_base * 2**(i-1), 256)`` filters (the usual widening as resolution falls).
+- ``kernel_size``: 3 | 5, 3. ``batch_norm``: bool, True. ``activation``: relu | elu | swish, relu.
+- ``pooling``: max | avg, max. ``residual``: bool, False -- a shortcut around every block.
+  ``squeeze_excite``: bool, False -- channel attention gate (reduction 8) in every block.
+  These are global switches rather than per block to keep the space small for Bayesian search.
+- ``convs_block<i>``: 1-2, 2 and ``dropout_block<i>``: 0.0-0.5 step 0.1, 0.2/0.3/0.4/0.4 --
+  per-block settings, conditional on ``conv_blocks >= i`` so search is not spent on blocks
+  that do not exist.
+- ``head_pooling``: flatten | global_avg, flatten -- flatten keeps spatial detail (more
+  parameters); global average is cheap and translation invariant.
+- ``dense_units``: 64-512 (powers of 2), 256. ``dropout_head``: 0.0-0.6 step 0.1, 0.4.
+- ``optimizer``: adam | adamw | sgd (momentum 0.9, Nesterov), adam.
+  ``learning_rate``: 1e-4 .. 1e-2 log, 1e-3 (adam/adamw only);
+  ``sgd_learning_rate``: 1e-3 .. 2e-1 log, 0.05 (sgd only) -- separate ranges because the
+  useful rates differ by ~10x, and a shared range wastes trials on absurd rates.
+  ``weight_decay``: 1e-5 .. 5e-2 log, 5e-4 (adamw/sgd only; Keras' decoupled decay, scaled by
+  the learning rate). Plain Adam has no weight decay.
+- ``lr_schedule``: plateau | cosine | constant, plateau -- plateau halves the rate after
+  ``PLATEAU_PATIENCE`` epochs without a better validation loss (a callback added by
+  :func:`fit`); cosine decays to 1% over ``max_epochs`` epochs of ``steps_per_epoch`` steps
+  (taken from ``data_context().extra`` when the engine provides them, see
+  :func:`cosine_decay_steps`).
+- ``label_smoothing``: 0.0-0.2 step 0.05, 0.0 -- targets ``(1-e) * onehot + e / classes``.
+- ``mixing``: none | mixup | cutmix, none; ``mixing_alpha`` 0.1-1.0 step 0.1, 0.2 (only when
+  mixing). MixUp/CutMix need the labels, so :func:`fit` applies ``keras.layers.MixUp`` /
+  ``CutMix`` to training batches in a ``tf.data`` pipeline that one-hot encodes the integer
+  labels. The model is then compiled with :class:`LabelCrossentropy` and :class:`LabelAccuracy`
+  (named "accuracy"), which take integer labels *or* one-hot/soft labels, so validation,
+  ``evaluate`` and the report keep using plain integer labels. Training "accuracy" under mixing
+  compares against the dominant label of each mixed image.
+
+Models contain only built-in layers plus the two registered loss/metric classes below, so
+they save and load as ``.keras`` with ``safe_mode=True`` once this module has been imported
+(``fashion_tuner.spaces.load_space("cnn")`` does that).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from fashion_tuner.spaces import data_context
+
+MAX_BLOCKS = 4
+MAX_FILTERS = 256
+SE_REDUCTION = 8
+DEFAULT_DROPOUT_BLOCK = (0.2, 0.3, 0.4, 0.4)
+SGD_MOMENTUM = 0.9
+PLATEAU_FACTOR = 0.5
+PLATEAU_PATIENCE = 2
+PLATEAU_MIN_LR = 1e-6
+COSINE_FINAL_FRACTION = 0.01
+# Used for the cosine schedule when the engine does not say (data_context().extra).
+DEFAULT_TRAIN_SIZE = 54_000
+DEFAULT_MAX_EPOCHS = 20
+
+
+# --------------------------------------------------------------------------- loss and metric
+def _is_distribution(y_true, y_pred) -> bool:
+    """True when labels are one-hot/soft (same rank and width as the predictions)."""
+    return (len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] is not None
+            and y_true.shape[-1] == y_pred.shape[-1] and y_pred.shape[-1] != 1)
+
+
+def _as_distribution(y_true, y_pred, num_classes: int):
+    if _is_distribution(y_true, y_pred):
+        return keras.ops.cast(y_true, y_pred.dtype)
+    labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+    return keras.ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
+
+
+@keras.saving.register_keras_serializable(package="fashion_tuner")
+class LabelCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy on probabilities that accepts integer labels (N,) / (N, 1)
+    or one-hot / soft labels (N, classes), with optional label smoothing.
+
+    Keras 3.15's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``, and MixUp/CutMix
+    produce soft labels during training while validation keeps integer labels.
+    """
+
+    def __init__(self, num_classes: int = 10, label_smoothing: float = 0.0,
+                 name: str = "label_crossentropy", reduction: str = "sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.num_classes = int(num_classes)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_true = _as_distribution(y_true, y_pred, self.num_classes)
+        return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "label_smoothing": self.label_smoothing}
+
+
+def _label_accuracy(y_true, y_pred):
+    predicted = keras.ops.argmax(y_pred, axis=-1)
+    if _is_distribution(y_true, y_pred):
+        actual = keras.ops.argmax(y_true, axis=-1)
+    else:
+        actual = keras.ops.reshape(y_true, (-1,))
+    return keras.ops.cast(keras.ops.equal(keras.ops.cast(actual, "int32"),
+                                          keras.ops.cast(predicted, "int32")), "float32")
+
+
+@keras.saving.register_keras_serializable(package="fashion_tuner")
+class LabelAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy for integer labels or one-hot/soft labels (argmax); reported as "accuracy"."""
+
+    def __init__(self, name: str = "accuracy", dtype=None):
+        super().__init__(fn=_label_accuracy, name=name, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def compile_classifier(model: keras.Model, optimizer: keras.optimizers.Optimizer, *,
+                       label_smoothing: float = 0.0, soft_labels: bool = False,
+                       num_classes: int = 10) -> keras.Model:
+    """Compile for integer labels; custom loss/metric only when smoothing or soft labels need them."""
+    if soft_labels or label_smoothing > 0:
+        loss = LabelCrossentropy(num_classes=num_classes, label_smoothing=label_smoothing)
+    else:
+        loss = "sparse_categorical_crossentropy"
+    metric = LabelAccuracy() if soft_labels else "accuracy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
+    return model
+
+
+def hp_value(hp, name: str, default=None):
+    """The value of a hyperparameter, or ``default`` when it does not exist or is inactive."""
+    return hp.get(name) if name in hp else default
+
+
+# --------------------------------------------------------------------------- schedules and fit
+def cosine_decay_steps(batch_size: int) -> int:
+    """Steps over which the cosine schedule decays: steps_per_epoch x max_epochs.
+
+    Read from ``data_context().extra``: ``steps_per_epoch`` if the engine gives it, else
+    ``ceil(train_size / batch_size)`` (``train_size`` from extra, else ``len(x_train)``, else
+    ``DEFAULT_TRAIN_SIZE``); ``max_epochs`` from extra, else ``DEFAULT_MAX_EPOCHS``.
+    """
+    ctx = data_context()
+    steps = ctx.extra.get("steps_per_epoch")
+    if not steps:
+        size = ctx.extra.get("train_size") or (len(ctx.x_train) if ctx.x_train is not None else DEFAULT_TRAIN_SIZE)
+        steps = math.ceil(size / batch_size)
+    epochs = ctx.extra.get("max_epochs") or DEFAULT_MAX_EPOCHS
+    return max(1, int(steps) * int(epochs))
+
+
+def _mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes: int, seed: int):
+    """(images, one-hot labels) batches with MixUp or CutMix applied, shuffled each epoch."""
+    import tensorflow as tf
+
+    layer = (keras.layers.MixUp(alpha=alpha, seed=seed) if mixing == "mixup"
+             else keras.layers.CutMix(factor=alpha, seed=seed))
+
+    def mix(images, labels):
+        onehot = tf.one_hot(tf.cast(tf.reshape(labels, (-1,)), tf.int32), num_classes)
+        out = layer({"images": images, "labels": onehot}, training=True)
+        return out["images"], out["labels"]
+
+    if isinstance(x, tf.data.Dataset):  # already (images, labels) batches
+        ds = x
+    else:
+        ds = (tf.data.Dataset.from_tensor_slices((np.asarray(x, "float32"), np.asarray(y)))
+              .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+              .batch(batch_size))
+    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def lr_callbacks(hp, kwargs: dict) -> list:
+    """Callbacks the learning-rate schedule needs (ReduceLROnPlateau for ``plateau``)."""
+    if hp_value(hp, "lr_schedule") != "plateau":
+        return []
+    has_val = kwargs.get("validation_data") is not None or bool(kwargs.get("validation_split"))
+    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss" if has_val else "loss", factor=PLATEAU_FACTOR,
+                                              patience=PLATEAU_PATIENCE, min_lr=PLATEAU_MIN_LR, verbose=0)]
+
+
+def fit(hp, model: keras.Model, x, y=None, **kwargs):
+    """Keras Tuner ``HyperModel.fit``: adds the plateau callback and MixUp/CutMix, then ``model.fit``.
+
+    ``x``: (N, 28, 28, 1) float32 pixels 0..255 (or a tf.data.Dataset of such batches), ``y``:
+    integer labels (N,). Returns the History.
+    """
+    kwargs = dict(kwargs)
+    kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + lr_callbacks(hp, kwargs)
+    mixing = hp_value(hp, "mixing", "none")
+    if mixing != "none":
+        batch_size = kwargs.pop("batch_size", None) or hp_value(hp, "batch_size", 128)
+        kwargs.pop("shuffle", None)
+        x = _mixed_dataset(x, y, batch_size, mixing, hp_value(hp, "mixing_alpha", 0.2),
+                           data_context().num_classes, data_context().seed)
+        y = None
+    return model.fit(x, y, **kwargs)
+
+
+# --------------------------------------------------------------------------- building blocks
+def add_augmentation(hp, x, seed: int):
+    """In-model augmentation (active only in training), in pixel units before normalisation."""
+    augment = hp.Boolean("augment", default=True)
+    with hp.conditional_scope("augment", [True]):
+        translation = hp.Float("translation", 0.0, 0.15, step=0.05, default=0.1)
+        rotation = hp.Float("rotation", 0.0, 0.1, step=0.05, default=0.0)
+        zoom = hp.Float("zoom", 0.0, 0.15, step=0.05, default=0.0)
+        flip = hp.Boolean("horizontal_flip", default=True)
+    if not augment:
+        return x
+    if flip:
+        x = keras.layers.RandomFlip("horizontal", seed=seed, name="aug_flip")(x)
+    if translation > 0:
+        x = keras.layers.RandomTranslation(translation, translation, fill_mode="constant", fill_value=0.0,
+                                           seed=seed + 1, name="aug_translation")(x)
+    if rotation > 0:
+        x = keras.layers.RandomRotation(rotation, fill_mode="constant", fill_value=0.0,
+                                        seed=seed + 2, name="aug_rotation")(x)
+    if zoom > 0:
+        x = keras.layers.RandomZoom(zoom, zoom, fill_mode="constant", fill_value=0.0,
+                                    seed=seed + 3, name="aug_zoom")(x)
+    return x
+
+
+def squeeze_excite(x, channels: int, name: str):
+    """Squeeze-and-Excitation: reweight channels by a gate computed from their global average."""
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(x)
+    s = keras.layers.Dense(max(channels // SE_REDUCTION, 4), activation="relu", name=f"{name}_se_reduce")(s)
+    s = keras.layers.Dense(channels, activation="sigmoid", name=f"{name}_se_expand")(s)
+    return keras.layers.Multiply(name=f"{name}_se_scale")([x, s])
+
+
+def conv_block(x, *, filters: int, convs: int, kernel_size: int, batch_norm: bool, activation: str,
+               pooling: str, residual: bool, se: bool, dropout: float, name: str):
+    """convs x [Conv -> BN? -> act], shortcut added before the last activation, SE, pool, dropout."""
+    shortcut = x
+    for j in range(convs):
+        x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
+                                name=f"{name}_conv{j + 1}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{name}_bn{j + 1}")(x)
+        if j < convs - 1:
+            x = keras.layers.Activation(activation, name=f"{name}_act{j + 1}")(x)
+    if se:
+        x = squeeze_excite(x, filters, name)
+    if residual:
+        if shortcut.shape[-1] != filters:
+            shortcut = keras.layers.Conv2D(filters, 1, use_bias=not batch_norm, name=f"{name}_proj")(shortcut)
+            if batch_norm:
+                shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
+    x = keras.layers.Activation(activation, name=f"{name}_act{convs}")(x)
+    pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+    x = pool(2, padding="same", name=f"{name}_pool")(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def make_optimizer(hp, batch_size: int) -> keras.optimizers.Optimizer:
+    """Optimizer with its learning rate (and schedule) from the hyperparameters."""
+    name = hp.Choice("optimizer", ["adam", "adamw", "sgd"], default="adam")
+    with hp.conditional_scope("optimizer", ["adam", "adamw"]):
+        adaptive_lr = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+    with hp.conditional_scope("optimizer", ["sgd"]):
+        sgd_lr = hp.Float("sgd_learning_rate", 1e-3, 2e-1, sampling="log", default=0.05)
+    with hp.conditional_scope("optimizer", ["adamw", "sgd"]):
+        weight_decay = hp.Float("weight_decay", 1e-5, 5e-2, sampling="log", default=5e-4)
+    schedule = hp.Choice("lr_schedule", ["plateau", "cosine", "constant"], default="plateau")
+
+    lr = sgd_lr if name == "sgd" else adaptive_lr
+    if schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, cosine_decay_steps(batch_size), alpha=COSINE_FINAL_FRACTION)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate=lr, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=weight_decay)
+
+
+# --------------------------------------------------------------------------- the space
+def build_model(hp) -> keras.Model:
+    """Build and compile one CNN of the space; see the module docstring for every hyperparameter."""
+    ctx = data_context()
+    batch_size = hp.Choice("batch_size", [64, 128, 256], default=128)
+
+    inputs = keras.Input(shape=ctx.image_shape, name="image")
+    x = add_augmentation(hp, inputs, ctx.seed)
+    x = keras.layers.Normalization(axis=None, mean=ctx.mean, variance=ctx.std ** 2, name="normalize")(x)
+
+    conv_blocks = hp.Int("conv_blocks", 1, MAX_BLOCKS, default=3)
+    filters_base = hp.Choice("filters_base", [16, 32, 64, 128, 256], default=32)
+    kernel_size = hp.Choice("kernel_size", [3, 5], default=3)
+    batch_norm = hp.Boolean("batch_norm", default=True)
+    activation = hp.Choice("activation", ["relu", "elu", "swish"], default="relu")
+    pooling = hp.Choice("pooling", ["max", "avg"], default="max")
+    residual = hp.Boolean("residual", default=False)
+    se = hp.Boolean("squeeze_excite", default=False)
+    for i in range(1, MAX_BLOCKS + 1):
+        with hp.conditional_scope("conv_blocks", list(range(i, MAX_BLOCKS + 1))):
+            convs = hp.Int(f"convs_block{i}", 1, 2, default=2)
+            dropout = hp.Float(f"dropout_block{i}", 0.0, 0.5, step=0.1, default=DEFAULT_DROPOUT_BLOCK[i - 1])
+        if i <= conv_blocks:
+            x = conv_block(x, filters=min(filters_base * 2 ** (i - 1), MAX_FILTERS), convs=convs,
+                           kernel_size=kernel_size, batch_norm=batch_norm, activation=activation,
+                           pooling=pooling, residual=residual, se=se, dropout=dropout, name=f"block{i}")
+
+    head_pooling = hp.Choice("head_pooling", ["flatten", "global_avg"], default="flatten")
+    x = (keras.layers.Flatten(name="flatten")(x) if head_pooling == "flatten"
+         else keras.layers.GlobalAveragePooling2D(name="global_avg")(x))
+    x = keras.layers.Dense(hp.Int("dense_units", 64, 512, step=2, sampling="log", default=256),
+                           activation=activation, name="dense")(x)
+    x = keras.layers.Dropout(hp.Float("dropout_head", 0.0, 0.6, step=0.1, default=0.4), name="dropout_head")(x)
+    outputs = keras.layers.Dense(ctx.num_classes, activation="softmax", dtype="float32", name="classes")(x)
+    model = keras.Model(inputs, outputs, name="cnn")
+
+    optimizer = make_optimizer(hp, batch_size)
+    label_smoothing = hp.Float("label_smoothing", 0.0, 0.2, step=0.05, default=0.0)
+    mixing = hp.Choice("mixing", ["none", "mixup", "cutmix"], default="none")
+    with hp.conditional_scope("mixing", ["mixup", "cutmix"]):
+        hp.Float("mixing_alpha", 0.1, 1.0, step=0.1, default=0.2)  # used by fit()
+    return compile_classifier(model, optimizer, label_smoothing=label_smoothing,
+                              soft_labels=mixing != "none", num_classes=ctx.num_classes)

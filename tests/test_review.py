@@ -1,0 +1,281 @@
+"""review / list / compare on directories written by plain Keras Tuner code (no fashion_tuner search code).
+
+The Keras Tuner projects are built once per module (about 25 s on 2 cores): Hyperband, BayesianOptimization,
+RandomSearch (enough trials for the importance plot) and GridSearch, on 300 random 16-feature samples with
+a one-hidden-layer Dense model and 1-2 epochs per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fashion_tuner.errors import UserError
+from fashion_tuner.review import compare_command, find_projects, list_command, load_project, review_command
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+N_FEATURES = 16
+
+
+def _build(hp):
+    import keras
+    model = keras.Sequential([
+        keras.Input((N_FEATURES,)),
+        keras.layers.Dense(hp.Int("units", 4, 16, step=4), activation=hp.Choice("act", ["relu", "tanh"])),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _build_grid(hp):
+    import keras
+    model = keras.Sequential([
+        keras.Input((N_FEATURES,)),
+        keras.layers.Dense(hp.Choice("units", [4, 8]), activation=hp.Choice("act", ["relu", "tanh"])),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def kt_dirs(tmp_path_factory):
+    """{kind: {"path", "best_id", "best_score", "n_trials"}} for four plain Keras Tuner projects."""
+    import keras_tuner as kt
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, N_FEATURES)).astype("float32")
+    y = (x[:, 0] + 0.3 * rng.random(300) > 0.65).astype("int64")
+    root = tmp_path_factory.mktemp("kt")
+    common = dict(directory=str(root), overwrite=True, seed=1)
+    tuners = {
+        "hyperband": (kt.Hyperband(_build, objective="val_accuracy", max_epochs=3, factor=3,
+                                   project_name="hyperband", **common), 2),
+        "bayesian": (kt.BayesianOptimization(_build, objective="val_accuracy", max_trials=4,
+                                             num_initial_points=2, project_name="bayesian", **common), 1),
+        # A minimised objective with another name, and enough trials for the importance plot.
+        "random": (kt.RandomSearch(_build, objective=kt.Objective("val_loss", "min"), max_trials=9,
+                                   project_name="random", **common), 1),
+        "grid": (kt.GridSearch(_build_grid, objective="val_accuracy", project_name="grid", **common), 1),
+    }
+    out = {}
+    for kind, (tuner, epochs) in tuners.items():
+        tuner.search(x, y, epochs=epochs, validation_split=0.3, verbose=0)
+        best = tuner.oracle.get_best_trials(1)[0]
+        out[kind] = {"path": root / kind, "best_id": best.trial_id, "best_score": best.score,
+                     "n_trials": len(tuner.oracle.trials)}
+    return out
+
+
+def _assert_png(path: Path) -> None:
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.size[0] > 100 and img.size[1] > 100
+        img.load()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["hyperband", "bayesian", "random", "grid"])
+def test_review_matches_keras_tuner(kt_dirs, kind, tmp_path, capsys):
+    info = kt_dirs[kind]
+    project = load_project(info["path"])
+    assert project["tuner"] == kind
+    assert project["best"]["trial_id"] == info["best_id"]
+    assert project["best"]["score"] == pytest.approx(info["best_score"])
+    assert project["objective"] == ("val_loss" if kind == "random" else "val_accuracy")
+    assert project["direction"] == ("min" if kind == "random" else "max")
+
+    assert review_command([str(info["path"])], out=str(tmp_path / "out"), top=3) == 0
+    printed = capsys.readouterr().out
+    assert f"tuner: {kind}" in printed and f"(trial {info['best_id']})" in printed
+
+    out = tmp_path / "out"
+    csv = pd.read_csv(out / "trials.csv", dtype={"trial_id": str})
+    assert len(csv) == info["n_trials"]
+    assert {"units", "act", "lr"} <= set(csv.columns) or kind == "grid"
+    assert "metric:val_accuracy" in csv.columns
+    best_row = csv[csv["trial_id"] == info["best_id"]].iloc[0]
+    assert best_row["score"] == pytest.approx(info["best_score"])
+    expected = {"history", "hp_scores", "parallel", "importance"} | ({"hyperband"} if kind == "hyperband" else set())
+    assert {p.stem for p in out.glob("*.png")} == expected
+    for png in out.glob("*.png"):
+        _assert_png(png)
+    page = (out / "review.html").read_text()
+    assert page.count("data:image/png;base64,") == len(expected)
+    assert "src='http" not in page and "href=" not in page  # self-contained
+    if kind == "hyperband":
+        assert {"bracket", "round", "initial_epoch"} <= set(csv.columns)
+        assert (csv["epochs_run"] > 0).all()
+        assert "too few completed trials" in page  # 6 trials < 8
+    if kind == "random":
+        assert "permutation importance" in page and "too few" not in page
+
+
+@pytest.mark.slow
+def test_review_parent_folder_default_out(kt_dirs, tmp_path, capsys):
+    parent = tmp_path / "many"
+    for kind in ("bayesian", "grid"):
+        shutil.copytree(kt_dirs[kind]["path"], parent / "nested" / kind)
+    assert [p.name for p in find_projects(parent)] == ["bayesian", "grid"]
+    assert review_command([str(parent)]) == 0
+    for kind in ("bayesian", "grid"):
+        assert (parent / "review" / f"nested__{kind}" / "review.html").is_file()
+    # The review folder is not mistaken for a project on a second pass.
+    assert [p.name for p in find_projects(parent)] == ["bayesian", "grid"]
+
+
+@pytest.mark.slow
+def test_truncated_trial_is_a_warning(kt_dirs, tmp_path, capsys):
+    copy = tmp_path / "damaged"
+    shutil.copytree(kt_dirs["bayesian"]["path"], copy)
+    victim = next(p for p in sorted(copy.glob("trial_*")) if p.name[6:] != kt_dirs["bayesian"]["best_id"])
+    text = (victim / "trial.json").read_text()
+    (victim / "trial.json").write_text(text[: len(text) // 2])
+    assert review_command([str(copy)], out=str(tmp_path / "out")) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 1 and "unreadable" in err and victim.name in err
+    csv = pd.read_csv(tmp_path / "out" / "trials.csv", dtype={"trial_id": str})
+    assert len(csv) == kt_dirs["bayesian"]["n_trials"]
+    assert (csv["status"] == "unreadable").sum() == 1
+    assert load_project(copy, warn=lambda m: None)["best"]["trial_id"] == kt_dirs["bayesian"]["best_id"]
+
+
+def test_missing_and_empty_paths_raise(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        review_command([str(tmp_path / "nope")])
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(UserError, match="no Keras Tuner project"):
+        review_command([str(tmp_path / "empty")])
+    with pytest.raises(UserError):
+        review_command([str(tmp_path / "empty")], top=0)
+
+
+def _trial(tid, status, score, values, val_acc=None, space=None):
+    metrics = {}
+    if val_acc is not None:
+        metrics = {"val_accuracy": {"direction": "max", "observations": [{"value": [val_acc], "step": 0}]}}
+    return {"trial_id": tid, "hyperparameters": {"space": space or [], "values": values},
+            "metrics": {"metrics": metrics}, "score": score, "best_step": 0, "status": status,
+            "message": "Traceback ...\nValueError: boom" if status == "FAILED" else None}
+
+
+def _write_project(path: Path, trials: list[dict], oracle: bool = True) -> Path:
+    space = [{"class_name": "Float", "config": {"name": "lr", "default": 0.01, "conditions": [],
+                                                 "min_value": 1e-4, "max_value": 1e-1, "step": None,
+                                                 "sampling": "log"}}]
+    for t in trials:
+        (path / f"trial_{t['trial_id']}").mkdir(parents=True)
+        t["hyperparameters"]["space"] = space
+        # allow_nan: Keras Tuner writes NaN scores as bare NaN tokens
+        (path / f"trial_{t['trial_id']}" / "trial.json").write_text(json.dumps(t))
+    if oracle:
+        (path / "oracle.json").write_text(json.dumps({
+            "ongoing_trials": {"tuner0": trials[-1]["trial_id"]}, "hyperparameters": {"space": space, "values": {}},
+            "start_order": [t["trial_id"] for t in trials], "end_order": [], "seed": 1,
+            "tried_so_far": [], "id_to_hash": {}}))
+    return path
+
+
+def test_damaged_project_without_keras(tmp_path, capsys):
+    """Failed, NaN, running, extra-hyperparameter trials and a missing oracle.json: warnings, exit 0."""
+    trials = [_trial("00", "COMPLETED", 0.7, {"lr": 0.01}, 0.7),
+              _trial("01", "FAILED", None, {"lr": 0.1}),
+              _trial("02", "COMPLETED", float("nan"), {"lr": 0.001}, float("nan")),
+              _trial("03", "COMPLETED", 0.8, {"lr": 0.002, "dropout": 0.3}, 0.8),
+              _trial("04", "RUNNING", None, {"lr": 0.05})]
+    project = _write_project(tmp_path / "proj", trials)
+    assert review_command([str(project)]) == 0
+    captured = capsys.readouterr()
+    warnings = captured.err.strip().splitlines()
+    assert all(w.startswith("warning: ") for w in warnings) and len(warnings) == 4
+    for needle in ("RUNNING", "NaN", "failed", "dropout"):
+        assert any(needle in w for w in warnings), needle
+    assert "best: 0.8 (trial 03)" in captured.out
+    assert "completed 3, failed 1, invalid 0, running 1" in captured.out
+    csv = pd.read_csv(project / "review" / "trials.csv", dtype={"trial_id": str})
+    assert len(csv) == 5 and "dropout" in csv.columns and csv["message"].iloc[1] == "ValueError: boom"
+    for png in (project / "review").glob("*.png"):
+        _assert_png(png)
+
+    os.remove(project / "oracle.json")
+    shutil.rmtree(project / "review")
+    assert review_command([str(project)], out=str(tmp_path / "out2")) == 0
+    err = capsys.readouterr().err
+    assert "no oracle.json" in err
+    assert (tmp_path / "out2" / "review.html").is_file()
+
+
+def test_not_writable_goes_beside(tmp_path, monkeypatch, capsys):
+    project = _write_project(tmp_path / "ro", [_trial("0", "COMPLETED", 0.5, {"lr": 0.01}, 0.5)])
+    real_access = os.access
+    # Permissions as a non-root user would see them (the tests may run as root, which ignores chmod).
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != project and real_access(p, mode))
+    assert review_command([str(project)]) == 0
+    assert (tmp_path / "ro-review" / "review.html").is_file()
+    assert not (project / "review").exists()
+
+
+def _make_run(results: Path, name: str, source: Path, tuner: str, test_acc: float | None) -> Path:
+    run = results / name
+    shutil.copytree(source, run)
+    (run / "run.json").write_text(json.dumps({
+        "name": name, "space": "mlp", "tuner": tuner, "objective": "val_accuracy", "direction": "max",
+        "args": {"max_epochs": 3, "factor": 3, "max_trials": 9, "batch_size": 32, "seed": 1},
+        "status": "finished"}))
+    if test_acc is not None:
+        (run / "report").mkdir()
+        (run / "report" / "metrics.json").write_text(json.dumps({"test_accuracy": test_acc}))
+    return run
+
+
+@pytest.mark.slow
+def test_list_and_compare(kt_dirs, tmp_path, capsys):
+    results = tmp_path / "results"
+    _make_run(results, "hb-run", kt_dirs["hyperband"]["path"], "hyperband", 0.8123)
+    _make_run(results, "bo-run", kt_dirs["bayesian"]["path"], "bayesian", None)
+    (results / "not-a-run").mkdir()
+    assert list_command(str(results)) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and "not-a-run" not in out
+    hb_line = next(line for line in lines if line.startswith("hb-run"))
+    assert "hyperband" in hb_line and "0.8123" in hb_line and "mlp" in hb_line
+    assert f"{kt_dirs['hyperband']['best_score']:.4f}" in hb_line
+
+    assert compare_command(["hb-run", str(results / "bo-run")], str(results)) == 0
+    out = capsys.readouterr().out
+    assert "hb-run" in out and "bo-run" in out and "best score" in out and "0.8123" in out
+    target = results / "compare-hb-run-vs-bo-run"
+    table = pd.read_csv(target / "compare.csv", index_col=0)
+    assert list(table.columns) == ["hb-run", "bo-run"]
+    assert table.loc["best trial", "hb-run"].lstrip("0") == kt_dirs["hyperband"]["best_id"].lstrip("0")
+    _assert_png(target / "history.png")
+    # compare folders are not runs
+    assert list_command(str(results)) == 0
+    assert "compare-" not in capsys.readouterr().out
+    with pytest.raises(UserError, match="not found"):
+        compare_command(["nope"], str(results))
+    with pytest.raises(UserError, match="inside a run"):
+        compare_command(["hb-run"], str(results), out=str(results / "hb-run" / "x"))
+
+
+def test_list_missing_or_empty(tmp_path, capsys):
+    assert list_command(str(tmp_path / "missing")) == 0
+    assert "does not exist" in capsys.readouterr().out
+    assert list_command(str(tmp_path)) == 0
+    assert "no runs" in capsys.readouterr().out
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError):
+        list_command(str(tmp_path / "file"))

@@ -1,0 +1,206 @@
+"""The search engine end to end: every tuner, run.json, failing trials, resume, refusal, seeds."""
+
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli, search_config, tree_snapshot
+from fashion_tuner import runs, splits, tuning
+from fashion_tuner.errors import UserError
+
+SPACES = Path(__file__).parent / "spaces"
+
+
+def trials_of(run_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(run_dir.glob("trial_*/trial.json"))]
+
+
+def test_tiny_run_is_a_keras_tuner_project_with_manifest(tiny_run):
+    assert (tiny_run / "oracle.json").is_file()
+    trials = trials_of(tiny_run)
+    assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
+    run = runs.read_run(tiny_run)
+    assert run["space"] == "mlp" and run["tuner"] == "random" and run["status"] == "finished"
+    assert run["objective"] == "val_accuracy" and run["direction"] == "max"
+    assert run["split"]["sizes"]["train"] == 600
+    assert set(run["versions"]) >= {"python", "tensorflow", "keras", "keras_tuner"}
+    assert len(run["data"]["md5"]) == 4 and run["started"] and run["finished"]
+    assert run["args"]["max_trials"] == 2 and run["trials"] == {"COMPLETED": 2}
+    best = max(trials, key=lambda t: t["score"])
+    assert run["best"] == {"trial_id": best["trial_id"], "score": best["score"]}
+    assert json.loads((tiny_run / runs.BEST_HP_FILE).read_text()) == best["hyperparameters"]["values"]
+    split = splits.load_split(tiny_run / runs.SPLIT_FILE)
+    assert split.train_idx.size == 600
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
+def test_other_tuners(tuner, data_source, tmp_path):
+    cfg = search_config(data_source, tmp_path, tuner=tuner, max_epochs=2, factor=2, max_trials=3, name=tuner)
+    run_dir = tuning.run_search(cfg)
+    trials = trials_of(run_dir)
+    assert len(trials) >= 2 and any(t["status"] == "COMPLETED" for t in trials)
+    if tuner == "hyperband":
+        assert all("tuner/epochs" in t["hyperparameters"]["values"] for t in trials)
+        assert len(trials) == tuning.expected_trials(cfg)
+    else:
+        assert len(trials) == 3
+
+
+def test_tuner_never_sees_a_held_out_image(data_source, fashion, tmp_path, monkeypatch):
+    spy = tmp_path / "spy.jsonl"
+    monkeypatch.setenv("SPY_OUT", str(spy))
+    cfg = search_config(data_source, tmp_path, space=str(SPACES / "spy_space.py"), max_trials=1, name="spy")
+    run_dir = tuning.run_search(cfg)
+    split = splits.load_split(run_dir / runs.SPLIT_FILE)
+    seen = set(json.loads(spy.read_text().splitlines()[0]))
+    held_out = runs.to_model_input(fashion.x_test[split.test_idx])
+    held_out_digests = {hashlib.md5(img.tobytes()).hexdigest() for img in held_out}
+    val = runs.to_model_input(fashion.x_test[split.val_idx])
+    # images that are byte-identical between validation and held-out test can exist in the raw
+    # data; everything else of the held-out set must be absent
+    duplicates = held_out_digests & {hashlib.md5(img.tobytes()).hexdigest() for img in val}
+    train = runs.to_model_input(fashion.x_train[split.train_idx])
+    duplicates |= held_out_digests & {hashlib.md5(img.tobytes()).hexdigest() for img in train}
+    assert not (seen & held_out_digests) - duplicates
+    assert len(seen) > 600
+
+
+def test_failing_trials_are_recorded_and_search_goes_on(data_source, tmp_path, capsys):
+    cfg = search_config(data_source, tmp_path, space=str(SPACES / "flaky_space.py"), max_trials=4, name="flaky")
+    tuning.run_search(cfg)
+    trials = {t["trial_id"]: t for t in trials_of(tmp_path / "flaky")}
+    statuses = sorted(t["status"] for t in trials.values())
+    assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "FAILED"]
+    messages = " ".join(t["message"] or "" for t in trials.values() if t["status"] == "FAILED")
+    assert "diverged" in messages and "does not fit the input" in messages
+    out = capsys.readouterr().out
+    assert "failed: " in out and "2 completed, 2 failed" in out
+    assert runs.read_run(tmp_path / "flaky")["trials"] == {"COMPLETED": 2, "FAILED": 2}
+
+
+def test_all_trials_failing_exits_non_zero_with_reasons(data_args, tmp_path):
+    result = run_cli("search", "--space", str(SPACES / "nan_space.py"), "--tuner", "random", "--max-trials", "3",
+                     "--max-epochs", "1", "--subset", "300", "--results-dir", str(tmp_path), "--name", "nan",
+                     "--max-failures", "2", *data_args)
+    assert result.returncode == 2
+    assert "error: every trial failed" in result.stderr and "diverged" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runs.read_run(tmp_path / "nan")["status"] == "failed"
+
+
+def test_different_search_into_existing_run_is_refused(tiny_run, data_source):
+    before = tree_snapshot(tiny_run)
+    cfg = search_config(data_source, tiny_run.parent, tuner="bayesian", name="tiny")
+    with pytest.raises(UserError, match="different search .*tuner 'random' -> 'bayesian'"):
+        tuning.run_search(cfg)
+    assert tree_snapshot(tiny_run) == before
+
+
+def test_rerunning_a_finished_search_adds_nothing(tiny_run, data_source, tmp_path):
+    import shutil
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_run, copy)
+    tuning.run_search(search_config(data_source, tmp_path, name="tiny"))
+    assert len(trials_of(copy)) == 2
+
+
+def test_seeded_runs_propose_identical_trials(data_source, tmp_path):
+    sequences = []
+    for name in ("seed-a", "seed-b"):
+        run_dir = tuning.run_search(search_config(data_source, tmp_path, max_trials=3, seed=7, name=name))
+        sequences.append([t["hyperparameters"]["values"] for t in trials_of(run_dir)])
+    assert sequences[0] == sequences[1]
+    other = tuning.run_search(search_config(data_source, tmp_path, max_trials=3, seed=8, name="seed-c"))
+    assert [t["hyperparameters"]["values"] for t in trials_of(other)] != sequences[0]
+
+
+def _search_process(data_args, results: Path, trials: int, name: str) -> subprocess.Popen:
+    cmd = [sys.executable, str(REPO / "main.py"), "search", "--space", "mlp", "--tuner", "random",
+           "--max-trials", str(trials), "--max-epochs", "2", "--subset", "1500", "--results-dir", str(results),
+           "--name", name, *data_args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=REPO)
+
+
+def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        if marker in line:
+            return
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError(f"never saw {marker!r}; stderr: {proc.stderr.read()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_finishes_the_budget(data_args, tmp_path):
+    proc = _search_process(data_args, tmp_path, 4, "killed")
+    _wait_for_line(proc, "[2/4]")
+    time.sleep(1.0)  # let the third trial start
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = [t for t in trials_of(tmp_path / "killed") if t["status"] == "COMPLETED"]
+    assert len(done_before) >= 2
+    result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "4", "--max-epochs", "2",
+                     "--subset", "1500", "--results-dir", str(tmp_path), "--name", "killed", *data_args)
+    assert result.returncode == 0, result.stderr
+    trials = trials_of(tmp_path / "killed")
+    ids = [t["trial_id"] for t in trials]
+    assert len(ids) == 4 and len(set(ids)) == 4
+    assert all(t["status"] == "COMPLETED" for t in trials)
+    # the trials finished before the kill are kept as they were
+    after = {t["trial_id"]: t for t in trials}
+    for t in done_before:
+        assert after[t["trial_id"]]["score"] == t["score"]
+
+
+@pytest.mark.slow
+def test_sigint_exits_130_and_is_resumable(data_args, tmp_path):
+    proc = _search_process(data_args, tmp_path, 3, "ctrl-c")
+    _wait_for_line(proc, "[1/3]")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Resume with:" in stderr and "--name ctrl-c" in stderr and "Traceback" not in stderr
+    assert runs.read_run(tmp_path / "ctrl-c")["status"] == "interrupted"
+    result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "3", "--max-epochs", "2",
+                     "--subset", "1500", "--results-dir", str(tmp_path), "--name", "ctrl-c", *data_args)
+    assert result.returncode == 0, result.stderr
+    trials = trials_of(tmp_path / "ctrl-c")
+    assert len({t["trial_id"] for t in trials}) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+
+
+def test_class_weights(tmp_path):
+    y = np.array([0] * 30 + [1] * 10 + list(range(2, 10)) * 5)
+    balanced = tuning.resolve_class_weight("balanced", y)
+    assert balanced[1] > balanced[0] and len(balanced) == 10
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"Shirt": 2.0, "2": 1.5}))
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    weights = tuning.resolve_class_weight(str(path), y, names)
+    assert weights[6] == 2.0 and weights[2] == 1.5 and weights[0] == 1.0
+    assert tuning.resolve_class_weight("none", y) is None
+    path.write_text(json.dumps({"Hat": 2.0}))
+    with pytest.raises(UserError, match="neither a class index nor a class name"):
+        tuning.resolve_class_weight(str(path), y, names)
+
+
+def test_expected_trials_matches_keras_tuner_hyperband(data_source, tmp_path):
+    cfg = search_config(data_source, tmp_path, tuner="hyperband", max_epochs=4, factor=2)
+    # end size ceil(1 + log2 4) = 3; brackets 0-2 (epochs 4, 2, 1): bracket 2 runs 3*4/3=4... per
+    # Keras Tuner's _get_size: ceil(3 / (b + 1) * 2 ** (b - r))
+    sizes = [math.ceil(3 / (b + 1) * 2 ** (b - r)) for b in range(3) for r in range(b + 1)]
+    assert tuning.expected_trials(cfg) == sum(sizes) == 3 + 3 + 2 + 4 + 2 + 1
+    assert tuning.expected_trials(search_config(data_source, tmp_path, tuner="random", max_trials=7)) == 7
