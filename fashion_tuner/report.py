@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import json
 from pathlib import Path
 
@@ -250,7 +249,7 @@ def plot_per_class_accuracy(cms: dict[str, np.ndarray], class_names: list[str], 
     """Grouped horizontal bars, one group per class, one bar per model (``name -> confusion matrix``)."""
     plt = _plt()
     names = list(cms)
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(class_names) * max(1, len(names) ** 0.5) + 1.5))
+    fig, ax = plt.subplots(figsize=(9, min(0.35 + 0.12 * len(names), 1.0) * len(class_names) + 1.5))
     height = 0.8 / len(names)
     ypos = np.arange(len(class_names))
     for i, name in enumerate(names):
@@ -264,7 +263,7 @@ def plot_per_class_accuracy(cms: dict[str, np.ndarray], class_names: list[str], 
     ax.set_xlabel("accuracy (recall)")
     ax.grid(axis="x", alpha=0.3)
     if len(names) > 1:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(len(names), 4), fontsize=8)
     ax.set_title(title or "per-class accuracy")
     fig.tight_layout()
     fig.savefig(path, dpi=FIG_DPI)

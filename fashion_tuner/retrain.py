@@ -367,7 +367,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     say("loading data and the saved split")
     dataset, split, (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = runs.load_run_data(run_info, data_dir)
     spaces.set_data_context(tuning.make_data_context(dataset, x_tr, run_dir.parent, int(args.get("seed", 42)),
-                                                     args.get("weights")))
+                                                     args.get("weights"), epochs or args.get("max_epochs")))
     class_names = dataset.class_names
     if train_on == "train+val":
         x_fit, y_fit, val = np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val]), None
@@ -428,8 +428,9 @@ def _retrain_members(space, chosen, data, run, out, max_epochs, explicit, train_
         sub = out if k == 1 else out / f"model_{i}"
         label = f"trial {trial['trial_id']}"
         n_epochs = _epochs_for(trial, train_on, max_epochs, explicit)
-        how = "EarlyStopping on val_accuracy" if train_on == "train" else "fixed epoch count of the trial"
-        say(f"[{i}/{k}] training {label} for up to {n_epochs} epochs ({how})")
+        how = (f"up to {n_epochs} epoch(s), EarlyStopping on val_accuracy" if train_on == "train"
+               else f"{n_epochs} epoch(s) on train+val, no early stopping")
+        say(f"[{i}/{k}] training {label}: {how}")
         model, hp, history, wall = train_member(space, trial, data=data, run=run, epochs=n_epochs,
                                                 train_on=train_on, seed=seed, patience=patience, label=label)
         say(f"[{i}/{k}] evaluating {label} on the held-out test split")
@@ -475,6 +476,9 @@ def _retrain_members(space, chosen, data, run, out, max_epochs, explicit, train_
 
 def _distill(space, trial, teacher_dir, data, run, out, max_epochs, explicit, train_on, seed, patience, split):
     say(f"loading teacher from {teacher_dir}")
+    if callable(getattr(space, "fit", None)):
+        say("note: the space defines its own fit(); the distilled student is trained with plain model.fit "
+            "(the student trained alone uses the space's fit)")
     teachers, info = load_teacher(teacher_dir, run, split.test_idx)
     notes = []
     if info["test_overlap_with_teacher_validation"]:
@@ -497,7 +501,8 @@ def _distill(space, trial, teacher_dir, data, run, out, max_epochs, explicit, tr
     results = {}
     for key, sub, tg, what in (("student", out, targets, "distilled student"),
                                ("student_alone", out / "alone", None, "student trained alone")):
-        say(f"training the {what} ({label}) for up to {n_epochs} epochs")
+        say(f"training the {what} ({label}): "
+            + (f"up to {n_epochs} epoch(s)" if train_on == "train" else f"{n_epochs} epoch(s) on train+val"))
         model, hp, history, wall = train_member(space, trial, data=data, run=run, epochs=n_epochs,
                                                 train_on=train_on, seed=seed, patience=patience, label=label,
                                                 targets=tg)

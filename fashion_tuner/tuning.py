@@ -171,13 +171,15 @@ def fit_space_model(space, hp, model, x, y, *, validation_data, epochs: int, bat
 
 
 def make_data_context(dataset: data_mod.Dataset, x_train: np.ndarray, results_dir: str | Path,
-                      seed: int, weights: str | None = None) -> spaces.DataContext:
+                      seed: int, weights: str | None = None, max_epochs: int | None = None) -> spaces.DataContext:
     """The facts model builders may read (see :func:`fashion_tuner.spaces.data_context`)."""
     digest = hashlib.md5("".join(sorted(dataset.md5.values())).encode()).hexdigest() if dataset.md5 else ""
     return spaces.DataContext(
         image_shape=tuple(x_train.shape[1:]), num_classes=data_mod.NUM_CLASSES,
         mean=float(x_train.mean()), std=float(x_train.std()), x_train=x_train, data_md5=digest,
         cache_dir=Path(results_dir) / "pretrained", weights=weights, seed=seed,
+        # for schedules that need the length of training (cosine decay steps)
+        extra={"train_size": int(len(x_train)), "max_epochs": int(max_epochs or 0) or None},
     )
 
 
@@ -432,7 +434,8 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
 
     device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream)
     space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
-    spaces.set_data_context(make_data_context(dataset, x_tr, cfg.results_dir, cfg.seed, cfg.weights))
+    spaces.set_data_context(make_data_context(dataset, x_tr, cfg.results_dir, cfg.seed, cfg.weights,
+                                                cfg.max_epochs))
 
     if cfg.overwrite and run_dir.exists():
         shutil.rmtree(run_dir)

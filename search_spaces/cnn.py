@@ -222,7 +222,7 @@ def fit(hp, model: keras.Model, x, y=None, **kwargs):
     mixing = hp_value(hp, "mixing", "none")
     if mixing != "none":
         batch_size = kwargs.pop("batch_size", None) or hp_value(hp, "batch_size", 128)
-        kwargs.pop("shuffle", None)
+        kwargs["shuffle"] = False  # the dataset reshuffles itself each epoch
         x = _mixed_dataset(x, y, batch_size, mixing, hp_value(hp, "mixing_alpha", 0.2),
                            data_context().num_classes, data_context().seed)
         y = None

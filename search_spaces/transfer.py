@@ -124,6 +124,15 @@ BACKBONES = {
 _FITTING_CACHE: dict[tuple, list[str]] = {}
 
 
+def _keras_models_dir() -> str:
+    """Where keras.applications caches weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
+    try:
+        from keras.src.backend.config import keras_home  # not public API; fall back if it moves
+        return os.path.join(keras_home(), "models")
+    except ImportError:
+        return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
+
+
 def make_backbone(name: str, size: int, weights=None) -> keras.Model:
     """An ImageNet-architecture backbone without top, input (size, size, 3), named "backbone".
 
@@ -137,7 +146,7 @@ def make_backbone(name: str, size: int, weights=None) -> keras.Model:
         except Exception as exc:  # get_file raises a bare Exception on URL failures
             reason = " ".join(str(exc).split())[:160]
             raise WeightsUnavailable(
-                f"ImageNet weights for {name} are not in the Keras cache ({keras.config.keras_home()}/models) "
+                f"ImageNet weights for {name} are not in the Keras cache ({_keras_models_dir()}) "
                 f"and could not be downloaded ({reason}); run once with internet access, copy the weights file "
                 f"into that folder, or pass --weights PATH with a file saved from {how}") from None
     else:
@@ -281,10 +290,12 @@ def build_model(hp) -> keras.Model:
     fine_tune = hp.Choice("fine_tune", ["full", "two_stage", "frozen"], default="full")
     with hp.conditional_scope("backbone_family", ["autoencoder"]):
         latent_size = hp.Choice("latent_size", list(AE_LATENT_SIZES), default=AE_LATENT_SIZES[0])
-    with hp.conditional_scope("backbone_family", ["applications"]):
-        backbone_name = hp.Choice("backbone", backbones or ["none"], default=(backbones or ["none"])[0])
-        input_size = hp.Choice("input_size", list(INPUT_SIZES), default=INPUT_SIZES[0])
-        unfreeze_fraction = hp.Choice("unfreeze_fraction", list(UNFREEZE_FRACTIONS), default=UNFREEZE_FRACTIONS[0])
+    if backbones:  # without weights the scope must not exist: Keras Tuner would force it active
+        with hp.conditional_scope("backbone_family", ["applications"]):
+            backbone_name = hp.Choice("backbone", backbones, default=backbones[0])
+            input_size = hp.Choice("input_size", list(INPUT_SIZES), default=INPUT_SIZES[0])
+            unfreeze_fraction = hp.Choice("unfreeze_fraction", list(UNFREEZE_FRACTIONS),
+                                          default=UNFREEZE_FRACTIONS[0])
 
     inputs = keras.Input(shape=ctx.image_shape, name="image")
     if family == "autoencoder":

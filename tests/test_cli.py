@@ -1,0 +1,117 @@
+"""Bad input on every command: one line on stderr, non-zero exit, no traceback, nothing changed on disk."""
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli, tree_snapshot, write_idx, write_idx_set
+from fashion_tuner import data as data_mod
+
+SPACES = Path(__file__).parent / "spaces"
+FILES = data_mod.FILES["fashion_mnist"]
+
+
+@pytest.fixture(scope="module")
+def bad_data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("bad")
+    dirs = {name: write_idx_set(root / name, n_train=100, n_test=40) for name in
+            ("corrupt", "truncated", "magic", "labels")}
+    path = dirs["corrupt"] / FILES["test_images"][0]
+    path.write_bytes(path.read_bytes()[:200])
+    path = dirs["truncated"] / FILES["train_images"][0]
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-784]))
+    write_idx(dirs["magic"] / FILES["train_labels"][0], np.zeros((100, 28, 28), dtype=np.uint8))
+    write_idx(dirs["labels"] / FILES["test_labels"][0], np.full(40, 10, dtype=np.uint8))
+    (root / "empty").mkdir()
+    dirs["empty"] = root / "empty"
+    (root / "a_file").write_text("not a directory")
+    dirs["a_file"] = root / "a_file"
+    (root / "no_project").mkdir()
+    (root / "no_project" / "notes.txt").write_text("nothing tuned here")
+    dirs["no_project"] = root / "no_project"
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def results(tiny_run, tmp_path_factory) -> Path:
+    """A results dir holding a copy of the tiny run and a run whose every trial failed."""
+    root = tmp_path_factory.mktemp("results")
+    shutil.copytree(tiny_run, root / "tiny")
+    shutil.copytree(tiny_run, root / "all-failed")
+    for path in (root / "all-failed").glob("trial_*/trial.json"):
+        trial = json.loads(path.read_text())
+        trial.update(status="FAILED", score=None, message="ValueError: broken")
+        path.write_text(json.dumps(trial))
+    return root
+
+
+# (arguments, a phrase the message must contain); {bad[...]} and {results} are filled in below
+CASES = [
+    (["search", "--space", "nosuch"], "unknown space 'nosuch'"),
+    (["search", "--tuner", "grid"], "invalid choice: 'grid'"),
+    (["search", "--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+    (["search", "--max-epochs", "0"], "--max-epochs: expected a positive whole number"),
+    (["search", "--max-epochs", "ten"], "--max-epochs: expected a positive whole number, got 'ten'"),
+    (["search", "--max-trials", "-3"], "--max-trials: expected a positive whole number"),
+    (["search", "--factor", "1"], "factor must be 2 or more"),
+    (["search", "--val-size", "2"], "--val-size: expected a fraction"),
+    (["search", "--name", "../escape"], "run name '../escape' is not allowed"),
+    (["search", "--results-dir", "{a_file}"], "is a file, not a directory"),
+    (["search", "--space", str(SPACES / "no_builder.py")], "defines no build_model"),
+    (["search", "--space", "missing_space.py"], "space file missing_space.py does not exist"),
+    (["search", "--subset", "5"], "smaller than the 10 classes"),
+    (["search", "--data-dir", "{corrupt}", "--skip-md5"], "not a readable gzip file"),
+    (["search", "--data-dir", "{truncated}", "--skip-md5"], "truncated"),
+    (["search", "--data-dir", "{magic}", "--skip-md5"], "magic number 2051, expected 2049"),
+    (["search", "--data-dir", "{labels}", "--skip-md5"], "outside 0-9"),
+    (["search", "--data-dir", "{empty}"], "holds none of the fashion_mnist IDX files"),
+    (["search", "--data-dir", "{magic}"], "MD5"),
+    (["search", "--tuner", "bayesian", "--name", "tiny"], "already holds a different search"),
+    (["search", "--class-weight", "nofile.json"], "--class-weight nofile.json"),
+    (["retrain-best", "{results}/nosuch"], "does not exist"),
+    (["retrain-best", "--name", "all-failed"], "no completed trial"),
+    (["retrain-best", "{no_project}"], "no run.json"),
+    (["review", "{no_project}"], "no Keras Tuner project"),
+    (["review", "{results}/nosuch"], "does not exist"),
+    (["predict", "--model", "{results}/nosuch.keras", "x.png"], "does not exist"),
+    (["compare", "nosuch-run"], "nosuch-run"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("args, phrase", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input(args, phrase, bad_data, results, data_args):
+    fill = {**{k: str(v) for k, v in bad_data.items()}, "results": str(results)}
+    args = [a.format(**fill) for a in args]
+    if args[0] in ("search", "retrain-best", "compare") and "--results-dir" not in args:
+        args += ["--results-dir", str(results)]
+    if args[0] == "search" and "--data-dir" not in args:
+        args += data_args
+    before_results = tree_snapshot(results)
+    before_repo_results = tree_snapshot(REPO / "results")
+    result = run_cli(*args)
+    assert result.returncode not in (0, None), result.stdout[-500:]
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and phrase in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert tree_snapshot(results) == before_results
+    assert tree_snapshot(REPO / "results") == before_repo_results
+
+
+def test_debug_flag_shows_the_traceback(results):
+    result = run_cli("retrain-best", str(results / "nosuch"), "--debug")
+    assert result.returncode == 2 and "Traceback" in result.stderr and "error: " in result.stderr
+
+
+def test_every_subcommand_has_help_with_an_example():
+    for command in ("search", "retrain-best", "predict", "review", "list", "compare"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "example:" in result.stdout, command
+    top = run_cli("--help")
+    for command in ("search", "retrain-best", "review"):
+        assert command in top.stdout

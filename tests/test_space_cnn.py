@@ -1,0 +1,171 @@
+"""The CNN search space: every hyperparameter's extremes build and compile, the default learns,
+custom loss/metric behave and serialise, and a search through the engine runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+kt = pytest.importorskip("keras_tuner")
+
+from fashion_tuner import spaces  # noqa: E402
+
+cnn = spaces.load_space("cnn")
+
+LOW = {  # the low end (or first value) of every hyperparameter
+    "batch_size": 64, "augment": False, "conv_blocks": 1, "filters_base": 16, "kernel_size": 3,
+    "batch_norm": False, "activation": "elu", "pooling": "avg", "residual": False, "squeeze_excite": False,
+    "convs_block1": 1, "dropout_block1": 0.0, "head_pooling": "global_avg", "dense_units": 64,
+    "dropout_head": 0.0, "optimizer": "sgd", "sgd_learning_rate": 1e-3, "weight_decay": 1e-5,
+    "lr_schedule": "constant", "label_smoothing": 0.0, "mixing": "none",
+}
+HIGH = {  # the high end (or last value) of every hyperparameter
+    "batch_size": 256, "augment": True, "translation": 0.15, "rotation": 0.1, "zoom": 0.15, "horizontal_flip": True,
+    "conv_blocks": 4, "filters_base": 256, "kernel_size": 5, "batch_norm": True, "activation": "swish",
+    "pooling": "max", "residual": True, "squeeze_excite": True, "head_pooling": "flatten", "dense_units": 512,
+    "dropout_head": 0.6, "optimizer": "adamw", "learning_rate": 1e-2, "weight_decay": 5e-2,
+    "lr_schedule": "cosine", "label_smoothing": 0.2, "mixing": "cutmix", "mixing_alpha": 1.0,
+    **{f"convs_block{i}": 2 for i in range(1, 5)}, **{f"dropout_block{i}": 0.5 for i in range(1, 5)},
+}
+
+
+@pytest.fixture(autouse=True)
+def context(monkeypatch):
+    """Each test starts from the default data context and leaves it as it was."""
+    monkeypatch.setattr(spaces, "_CONTEXT", spaces.DataContext())
+
+
+@pytest.fixture(scope="module")
+def registered_hp():
+    """HyperParameters holding every hyperparameter of the space (one default build registers all)."""
+    hp = kt.HyperParameters()
+    cnn.build_model(hp)
+    return hp
+
+
+def configure(registered_hp, values: dict):
+    """A copy of the space's hyperparameters with ``values`` set (and only the active ones kept)."""
+    hp = copy.deepcopy(registered_hp)
+    hp.values.update(values)
+    hp.values = {k: v for k, v in hp.values.items() if hp.is_active(k)}
+    hp.ensure_active_values()
+    return hp
+
+
+def small_data(fashion, n: int, offset: int = 0):
+    x = fashion.x_train[offset:offset + n, :, :, None].astype("float32")
+    return x, fashion.y_train[offset:offset + n].astype("int64")
+
+
+def test_per_block_hyperparameters_are_conditional(registered_hp):
+    hp = configure(registered_hp, {"conv_blocks": 1})
+    assert hp.is_active("convs_block1") and not hp.is_active("convs_block2")
+    assert not hp.is_active("dropout_block4")
+    assert not hp.is_active("mixing_alpha") and not hp.is_active("sgd_learning_rate")
+    assert "weight_decay" not in hp  # plain Adam by default
+
+
+def test_default_is_three_blocks_32_64_128(registered_hp):
+    model = cnn.build_model(copy.deepcopy(registered_hp))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert model.optimizer.__class__.__name__ == "Adam"
+    assert model.loss == "sparse_categorical_crossentropy"
+    print("default CNN parameters:", model.count_params())
+
+
+def test_low_end_builds_and_compiles(registered_hp):
+    hp = configure(registered_hp, LOW)
+    model = cnn.build_model(hp)
+    assert model.optimizer.__class__.__name__ == "SGD"
+    assert model.output_shape == (None, 10)
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [16]
+    print("low-end CNN parameters:", model.count_params())
+
+
+def test_high_end_builds_and_compiles(registered_hp):
+    hp = configure(registered_hp, HIGH)
+    model = cnn.build_model(hp)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {c.filters for c in convs} == {256} and all(c.kernel_size == (5, 5) for c in convs if c.kernel_size != (1, 1))
+    names = {layer.name for layer in model.layers}
+    assert {"block4_add", "block4_se_scale", "aug_rotation", "aug_zoom"} <= names
+    assert isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+    assert isinstance(model.loss, cnn.LabelCrossentropy) and model.loss.label_smoothing == 0.2
+    print("high-end CNN parameters:", model.count_params())
+
+
+def test_label_crossentropy_matches_keras_losses():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=6).astype("float32")
+    labels = np.array([0, 3, 9, 1, 1, 5])
+    onehot = np.eye(10, dtype="float32")[labels]
+    plain = cnn.LabelCrossentropy(num_classes=10)
+    expected = keras.losses.SparseCategoricalCrossentropy()(labels, probs)
+    assert np.isclose(float(plain(labels, probs)), float(expected), rtol=1e-5)
+    assert np.isclose(float(plain(onehot, probs)), float(expected), rtol=1e-5)
+    assert np.isclose(float(plain(labels[:, None], probs)), float(expected), rtol=1e-5)
+    smooth = cnn.LabelCrossentropy(num_classes=10, label_smoothing=0.1)
+    expected_smooth = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(onehot, probs)
+    assert np.isclose(float(smooth(labels, probs)), float(expected_smooth), rtol=1e-5)
+    acc = cnn.LabelAccuracy()
+    acc.update_state(labels, onehot)
+    acc.update_state(onehot, onehot)
+    assert float(acc.result()) == 1.0 and acc.name == "accuracy"
+
+
+def test_cosine_steps_follow_the_engine(monkeypatch):
+    monkeypatch.setattr(spaces, "_CONTEXT", spaces.DataContext(extra={"train_size": 1000, "max_epochs": 3}))
+    assert cnn.cosine_decay_steps(100) == 30
+    monkeypatch.setattr(spaces, "_CONTEXT", spaces.DataContext(extra={"steps_per_epoch": 7}))
+    assert cnn.cosine_decay_steps(100) == 7 * cnn.DEFAULT_MAX_EPOCHS
+
+
+def test_default_fits_one_epoch_and_round_trips(registered_hp, fashion, tmp_path):
+    hp = copy.deepcopy(registered_hp)
+    model = cnn.build_model(hp)
+    x, y = small_data(fashion, 500)
+    xv, yv = small_data(fashion, 200, offset=500)
+    history = cnn.fit(hp, model, x, y, batch_size=hp.get("batch_size"), epochs=1, validation_data=(xv, yv), verbose=0)
+    acc = history.history["val_accuracy"][-1]
+    assert isinstance(acc, float) and 0.0 <= acc <= 1.0
+    assert "learning_rate" in history.history  # ReduceLROnPlateau ran (lr_schedule="plateau")
+    path = tmp_path / "cnn.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(xv[:16], verbose=0), model.predict(xv[:16], verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("mixing", ["mixup", "cutmix"])
+def test_mixing_trains_on_soft_labels_and_validates_on_integers(registered_hp, fashion, tmp_path, mixing):
+    hp = configure(registered_hp, {**LOW, "conv_blocks": 1, "mixing": mixing, "mixing_alpha": 0.4,
+                                   "label_smoothing": 0.1, "optimizer": "adam", "learning_rate": 1e-3})
+    model = cnn.build_model(hp)
+    x, y = small_data(fashion, 256)
+    xv, yv = small_data(fashion, 128, offset=256)
+    history = cnn.fit(hp, model, x, y, batch_size=64, epochs=1, validation_data=(xv, yv), verbose=0)
+    assert 0.0 <= history.history["accuracy"][0] <= 1.0 and 0.0 <= history.history["val_accuracy"][0] <= 1.0
+    _, acc = model.evaluate(xv, yv, verbose=0)  # integer labels after training on soft ones
+    assert 0.0 <= acc <= 1.0
+    path = tmp_path / f"{mixing}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded.loss, cnn.LabelCrossentropy) and loaded.loss.label_smoothing == 0.1
+    np.testing.assert_allclose(loaded.predict(xv[:8], verbose=0), model.predict(xv[:8], verbose=0), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_search_through_the_engine(data_source, tmp_path):
+    tuning = pytest.importorskip("fashion_tuner.tuning")
+    if not hasattr(tuning, "run_search"):
+        pytest.skip("engine not there yet")
+    from conftest import search_config
+
+    run_dir = tuning.run_search(search_config(data_source, tmp_path, space="cnn", subset=300, name="cnn-tiny"))
+    trials = [json.loads(p.read_text()) for p in run_dir.glob("trial_*/trial.json")]
+    assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
+    assert all(0.0 <= t["score"] <= 1.0 for t in trials)
