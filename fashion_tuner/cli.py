@@ -117,7 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", default="imagenet", help="transfer space backbones: imagenet | PATH | none")
     s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
                    help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
-    s.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU")
+    s.add_argument("--mixed-precision", action="store_true",
+                   help="mixed_float16 on GPU (the model's output layer must be float32); ignored on CPU")
+    s.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
+                   help="XLA jit_compile: auto = Keras' rule (on for one GPU, off on CPU/under a strategy)")
+    s.add_argument("--input-pipeline", default="auto", choices=("auto", "tfdata", "arrays"),
+                   help="feed fits from tf.data or plain in-memory arrays (auto: the measured faster one; "
+                        "arrays until tf.data measures faster)")
+    s.add_argument("--role", default=None, choices=("chief", "worker"),
+                   help="distributed search: the chief serves the oracle, workers run trials "
+                        "(same arguments and results directory)")
+    s.add_argument("--oracle-address", default=None, metavar="HOST:PORT",
+                   help="where the chief listens / workers connect (unauthenticated gRPC: trusted networks only)")
+    s.add_argument("--worker-id", default=None, metavar="ID",
+                   help="a stable worker id (default: the process id); rerun a dead worker with the same id "
+                        "to take back its unfinished trial")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
@@ -129,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default=None)
     r.add_argument("--epochs", type=_positive_int, default=None, help="epochs at most (default: the search's max)")
     r.add_argument("--top-k", type=_positive_int, default=1)
-    r.add_argument("--train-on", default="train", choices=("train", "train+val"))
+    r.add_argument("--train-on", default="train", choices=("train", "train+val", "full"),
+                   help="train: the run's training images (default); full: the whole training set even when "
+                        "the search used --subset; train+val: add the validation images, fixed epoch count")
     r.add_argument("--seed", type=_nonneg_int, default=42)
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None)
@@ -161,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _search(args) -> int:
     from fashion_tuner import runs, spaces
+    from fashion_tuner.distributed import resolve_role
     from fashion_tuner.tuning import SearchConfig
 
     spaces.check_space_name(args.space)
+    resolve_role(args.role, args.oracle_address, args.worker_id)  # validates before TensorFlow loads
     cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k != "command"})
     if cfg.max_epochs is None:
         cfg.max_epochs = SPACE_DEFAULT_EPOCHS.get(args.space, 10)

@@ -34,7 +34,7 @@ import numpy as np
 from fashion_tuner import report, runs, spaces
 from fashion_tuner.errors import UserError
 
-TRAIN_ON = ("train", "train+val")
+TRAIN_ON = ("train", "train+val", "full")
 DEFAULT_EPOCHS = 10
 DEFAULT_PATIENCE = 3
 DEFAULT_BATCH_SIZE = 128
@@ -175,7 +175,7 @@ def _model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, d
                    compare: dict | None = None) -> dict:
     """Figures + classification report in ``out``; returns metrics (also written as metrics.json)."""
     train_on = extra.get("train_on", "train")
-    best = report.best_epoch(history) if history and train_on == "train" else (
+    best = report.best_epoch(history) if history and train_on != "train+val" else (
         len(history.get("loss", [])) - 1 if history else None)
     metrics = report.write_model_figures(out, history=history, best=best, x_test=data["x_te"],
                                          y_test=data["y_te"], probs=probs, class_names=data["class_names"],
@@ -184,7 +184,7 @@ def _model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, d
     if history:
         metrics["epochs_trained"] = len(history.get("loss", []))
         metrics["best_epoch"] = best + 1
-        if history.get("val_accuracy") and train_on == "train":
+        if history.get("val_accuracy") and train_on != "train+val":
             metrics["val_accuracy"] = history["val_accuracy"][best]
     metrics.update(extra)
     metrics.update(data["provenance"])
@@ -369,6 +369,12 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     spaces.set_data_context(tuning.make_data_context(dataset, x_tr, run_dir.parent, int(args.get("seed", 42)),
                                                      args.get("weights"), epochs or args.get("max_epochs")))
     class_names = dataset.class_names
+    if train_on == "full":
+        # a search on a --subset chose the architecture; the final model gets every training image
+        # of the pool (never a validation or held-out test image)
+        pool = np.setdiff1d(np.arange(dataset.y_train.size),
+                            split.val_idx if split.val_source == "train" else np.array([], dtype=np.int64))
+        x_tr, y_tr = runs.to_model_input(dataset.x_train[pool]), dataset.y_train[pool]
     if train_on == "train+val":
         x_fit, y_fit, val = np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val]), None
     else:
@@ -428,7 +434,7 @@ def _retrain_members(space, chosen, data, run, out, max_epochs, explicit, train_
         sub = out if k == 1 else out / f"model_{i}"
         label = f"trial {trial['trial_id']}"
         n_epochs = _epochs_for(trial, train_on, max_epochs, explicit)
-        how = (f"up to {n_epochs} epoch(s), EarlyStopping on val_accuracy" if train_on == "train"
+        how = (f"up to {n_epochs} epoch(s), EarlyStopping on val_accuracy" if train_on != "train+val"
                else f"{n_epochs} epoch(s) on train+val, no early stopping")
         say(f"[{i}/{k}] training {label}: {how}")
         model, hp, history, wall = train_member(space, trial, data=data, run=run, epochs=n_epochs,
@@ -502,7 +508,7 @@ def _distill(space, trial, teacher_dir, data, run, out, max_epochs, explicit, tr
     for key, sub, tg, what in (("student", out, targets, "distilled student"),
                                ("student_alone", out / "alone", None, "student trained alone")):
         say(f"training the {what} ({label}): "
-            + (f"up to {n_epochs} epoch(s)" if train_on == "train" else f"{n_epochs} epoch(s) on train+val"))
+            + (f"up to {n_epochs} epoch(s)" if train_on != "train+val" else f"{n_epochs} epoch(s) on train+val"))
         model, hp, history, wall = train_member(space, trial, data=data, run=run, epochs=n_epochs,
                                                 train_on=train_on, seed=seed, patience=patience, label=label,
                                                 targets=tg)

@@ -4,6 +4,8 @@ A search space is a Python module exposing ``build_model(hp) -> keras.Model`` (c
 integer labels, accuracy metric). It may also expose ``fit(hp, model, x, y, **kwargs)``
 to train differently (Keras Tuner's ``HyperModel.fit`` convention: return the History).
 If its hyperparameters include ``batch_size``, that value is used for the fit.
+Under a distribution strategy that value is per replica: ``fit`` receives the global batch
+(batch_size x replicas). A space's own ``fit`` always receives NumPy arrays, never tf.data.
 
 Built-in spaces live in ``search_spaces/<name>.py``; ``--space path/to/file.py`` imports
 any other file, which is running its code: only use space files you trust.

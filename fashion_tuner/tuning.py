@@ -10,6 +10,7 @@ trial on NaN/inf loss or when it runs past ``trial_timeout``.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, runs, spaces, splits
+from fashion_tuner import devices, distributed, runs, spaces, splits
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -67,6 +68,11 @@ class SearchConfig:
     weights: str | None = None
     strategy: str = "none"
     mixed_precision: bool = False
+    jit: str = "auto"  # auto | on | off (devices.apply_jit)
+    input_pipeline: str = "auto"  # auto | tfdata | arrays (devices.resolve_input_pipeline)
+    role: str | None = None  # None | chief | worker (distributed search; see fashion_tuner.distributed)
+    oracle_address: str | None = None  # HOST:PORT of the chief's oracle
+    worker_id: str | None = None
     deterministic: bool = False
     verbose: int = 0
     debug: bool = False  # Keras Tuner prints each failed trial's traceback
@@ -157,16 +163,33 @@ def _trial_guard(timeout_s: float | None):
 
 
 def fit_space_model(space, hp, model, x, y, *, validation_data, epochs: int, batch_size: int,
-                    callbacks: list, class_weight: dict | None = None, verbose: int = 0, **kwargs):
+                    callbacks: list, class_weight: dict | None = None, verbose: int = 0,
+                    input_pipeline: str = "auto", seed: int | None = None, **kwargs):
     """Fit ``model`` the way the space wants: its own ``fit(hp, model, ...)`` when it has one,
-    else ``model.fit``; a ``batch_size`` hyperparameter overrides ``batch_size``. Returns History."""
+    else ``model.fit``; a ``batch_size`` hyperparameter overrides ``batch_size``. Returns History.
+
+    ``batch_size`` is per replica: under a distribution strategy the global batch is
+    ``batch_size x replicas``. A space's own ``fit`` always receives the arrays; only this
+    default path may feed ``tf.data`` (``input_pipeline``, see devices.resolve_input_pipeline),
+    shuffled with ``seed`` (default: drawn from NumPy, which each trial seeds).
+    """
     if "batch_size" in hp.values:
         batch_size = int(hp.values["batch_size"])
+    batch_size *= devices.replicas_of(model)
     fit_kwargs = dict(validation_data=validation_data, epochs=epochs, batch_size=batch_size,
                       callbacks=callbacks, class_weight=class_weight, verbose=verbose, **kwargs)
     custom_fit = getattr(space, "fit", None)
     if callable(custom_fit):
         return custom_fit(hp, model, x, y, **fit_kwargs)
+    if devices.resolve_input_pipeline(input_pipeline) == "tfdata" and isinstance(x, np.ndarray):
+        seed = int(np.random.randint(2 ** 31 - 1)) if seed is None else seed
+        x = devices.make_dataset(x, y, batch_size, shuffle=fit_kwargs.pop("shuffle", True), seed=seed)
+        y = None
+        fit_kwargs.pop("batch_size")
+        if (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
+                and isinstance(validation_data[0], np.ndarray)):
+            fit_kwargs["validation_data"] = devices.make_dataset(*validation_data, batch_size, shuffle=False)
+        fit_kwargs["shuffle"] = False  # the dataset shuffles itself
     return model.fit(x, y, **fit_kwargs)
 
 
@@ -228,12 +251,16 @@ class SpaceHyperModel:
 
         class _HyperModel(kt.HyperModel):
             def build(self, hp):
-                return space.build_model(hp)
+                model = space.build_model(hp)
+                devices.check_output_dtype(model)  # mixed precision needs a float32 output
+                devices.apply_jit(model, defaults.get("jit", "auto"))
+                return model
 
             def fit(self, hp, model, x, y, **kwargs):
                 batch_size = kwargs.pop("batch_size", defaults["batch_size"])
                 epochs = kwargs.pop("epochs", defaults["epochs"])
-                return fit_space_model(space, hp, model, x, y, epochs=epochs, batch_size=batch_size, **kwargs)
+                return fit_space_model(space, hp, model, x, y, epochs=epochs, batch_size=batch_size,
+                                       input_pipeline=defaults.get("input_pipeline", "auto"), **kwargs)
 
         return _HyperModel()
 
@@ -362,7 +389,8 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
 
     kt_config.DEBUG = cfg.debug  # failure reasons go to trial.json and our progress lines instead
 
-    hypermodel = SpaceHyperModel(space, {"batch_size": cfg.batch_size, "epochs": cfg.max_epochs})
+    hypermodel = SpaceHyperModel(space, {"batch_size": cfg.batch_size, "epochs": cfg.max_epochs, "jit": cfg.jit,
+                                         "input_pipeline": cfg.input_pipeline})
     common = dict(
         hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, DIRECTION), seed=cfg.seed,
         executions_per_trial=cfg.executions_per_trial, max_consecutive_failed_trials=cfg.max_failures,
@@ -420,7 +448,15 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     Raises ``KeyboardInterrupt`` through after marking the run interrupted.
     """
     stream = stream or sys.stdout
-    run_dir, previous = prepare_run_dir(cfg)
+    role = distributed.resolve_role(cfg.role, cfg.oracle_address, cfg.worker_id)
+    worker = role is not None and not role.is_chief
+    if worker:  # the chief makes the split and run.json; a worker reads them (and never writes them)
+        distributed.wait_for_chief(runs.run_dir_for(cfg.results_dir, cfg.run_name), role)
+        run_dir, previous = prepare_run_dir(dataclasses.replace(cfg, overwrite=False))
+    else:
+        run_dir, previous = prepare_run_dir(cfg)
+        if role is not None:
+            distributed.check_port_free(role)
     dataset = data_mod.load_dataset(cfg.dataset, cfg.data_dir, verify_md5=not cfg.skip_md5)
     if previous:
         split = splits.load_split(run_dir / runs.SPLIT_FILE)
@@ -432,11 +468,14 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     class_weight = resolve_class_weight(cfg.class_weight, y_tr, dataset.class_names)
     x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val)
 
-    device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream)
+    device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream,
+                                jit=cfg.jit, input_pipeline=cfg.input_pipeline)
     space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
     spaces.set_data_context(make_data_context(dataset, x_tr, cfg.results_dir, cfg.seed, cfg.weights,
                                                 cfg.max_epochs))
 
+    if worker:
+        return _run_worker(cfg, role, space, run_dir, (x_tr, y_tr), (x_val, y_val), class_weight, stream)
     if cfg.overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -452,6 +491,7 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
         "split": {"val_source": split.val_source, "val_size": cfg.val_size, "subset": cfg.subset,
                   "seed": split.seed, "sizes": split.sizes()},
         "class_weight": class_weight, "devices": device_info,
+        "distributed": role.as_dict() if role else None,
         "max_consecutive_failed_trials": cfg.max_failures,
         "started": (previous or {}).get("started", _now()), "resumed": _now() if previous else None,
         "finished": None, "status": "running", "trials": {}, "best": None,
@@ -467,13 +507,19 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
           f"EarlyStopping(val_accuracy, patience {cfg.patience}); search stops after {cfg.max_failures} "
           f"consecutive failed trials", file=stream, flush=True)
 
+    if role is not None:
+        print(f"chief: serving the oracle on {role.address} (no authentication: trusted networks only); "
+              f"start workers with the same arguments plus --role worker --oracle-address {role.address} "
+              f"--worker-id N; this returns when the budget is spent and every worker has finished",
+              file=stream, flush=True)
     progress = Progress(total, stream)
-    tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
     status, stop_error = "finished", None
     try:
-        tuner.search(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.max_epochs,
-                     batch_size=cfg.batch_size, class_weight=class_weight,
-                     callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout), verbose=cfg.verbose)
+        with distributed.role_environment(role):
+            tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
+            tuner.search(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.max_epochs,
+                         batch_size=cfg.batch_size, class_weight=class_weight,
+                         callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout), verbose=cfg.verbose)
     except KeyboardInterrupt:
         _finish(run_dir, manifest, "interrupted")
         raise
@@ -500,6 +546,36 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     if stop_error is not None:
         raise UserError(f"search stopped after {cfg.max_failures} consecutive failed trials (--max-failures); "
                         "reasons: " + " | ".join(sorted({r['reason'] for r in failed})))
+    return run_dir
+
+
+def _run_worker(cfg: SearchConfig, role, space, run_dir: Path, train: tuple, val: tuple,
+                class_weight: dict | None, stream) -> Path:
+    """Run trials the chief hands out until it says stop; writes trial folders and tuner<ID>.json only."""
+    print(f"worker {role.tuner_id}: running trials from the chief at {role.address} into {run_dir}",
+          file=stream, flush=True)
+
+    class WorkerProgress(Progress):
+        def end(self, trial, oracle):
+            # the chief scores the trial; this worker's copy has no score
+            scored = oracle.get_trial(trial.trial_id)
+            trial.score, trial.status = scored.score, scored.status
+            super().end(trial, oracle)
+
+    progress = WorkerProgress(None, stream)
+    with distributed.role_environment(role):
+        tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
+        try:
+            tuner.search(*train, validation_data=val, epochs=cfg.max_epochs, batch_size=cfg.batch_size,
+                         class_weight=class_weight, callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout),
+                         verbose=cfg.verbose)
+        except RuntimeError as exc:
+            if "consecutive failures" not in str(exc):
+                raise
+            raise UserError(f"worker {role.tuner_id} stopped after {cfg.max_failures} consecutive failed trials "
+                            "(--max-failures); see the trial folders for the reasons") from None
+    print(f"worker {role.tuner_id}: done ({progress.done} trial(s) run here); the chief writes the summary",
+          file=stream, flush=True)
     return run_dir
 
 

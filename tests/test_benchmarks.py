@@ -1,0 +1,120 @@
+"""The benchmark harness: the smoke suite end to end, the budget arithmetic and the Optuna adapter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+from benchmarks import run as bench
+from benchmarks.peers import count_epoch_lines
+from benchmarks.plain_keras_tuner import hyperband_iteration_epochs, plan
+
+
+@pytest.mark.slow
+def test_smoke_suite_writes_results_and_table(tmp_path, data_source):
+    out = tmp_path / "results.json"
+    args = [sys.executable, "-m", "benchmarks.run", "--suite", "smoke", "--out", str(out),
+            "--work-dir", str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
+    if data_source["skip_md5"]:
+        args.append("--skip-md5")
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    results = json.loads(out.read_text())
+    assert results["schema"] == bench.SCHEMA
+    last = results["last_invocation"]
+    assert last["suite"] == "smoke" and last["date"]
+    assert last["machine"]["cores"] >= 1 and last["machine"]["device"]
+    assert last["versions"]["python"] and last["versions"]["keras"]
+    assert len(last["data_md5"]["md5"]) == 4
+    entries = [results["figures"]["accuracy"]["runs"]["mlp"], results["figures"]["memory"]]
+    for entry in entries:
+        assert entry["status"] == "ok", entry.get("error")
+        assert entry["date"] and entry["machine"]["device"] and entry["versions"]["tensorflow-cpu" if
+                                                                                  "tensorflow-cpu" in entry["versions"]
+                                                                                  else "tensorflow"]
+        assert entry["data_md5"]["md5"] == last["data_md5"]["md5"]
+        assert entry["commands"] and all(isinstance(c, str) and c.startswith("python ") for c in entry["commands"])
+    mlp = results["figures"]["accuracy"]["runs"]["mlp"]
+    assert mlp["commands"][0].startswith("python main.py search --space mlp")
+    assert mlp["commands"][1].startswith("python main.py retrain-best")
+    assert 0.0 <= mlp["test_accuracy"] <= 1.0 and len(mlp["test_accuracy_ci95"]) == 2
+    assert mlp["search_epochs"] == 1 and mlp["retrain_epochs"] >= 1
+    memory = results["figures"]["memory"]
+    assert memory["trials"] == bench.MEMORY["smoke"]["trials"] and isinstance(memory["growth_mb"], float)
+
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| fashion_tuner `mlp`" in table and "RSS growth" in table
+    assert "Google AutoML" in table and "0.9390" in table
+    assert "python -m benchmarks.run --suite smoke --only mlp" in table
+
+
+def test_render_merges_and_splices_readme(tmp_path):
+    results = {"schema": bench.SCHEMA, "figures": {}}
+    entry = {"suite": "full", "date": "2026-01-01T00:00:00+00:00", "status": "ok", "commands": ["python main.py x"],
+             "rerun": "python -m benchmarks.run --suite full --only peers", "machine": {"device": "CPU only (2 cores)"},
+             "versions": {}, "data_md5": {}, "epoch_budget": 40,
+             "rows": {"ours": {"approach": "ours", "test_accuracy": 0.9, "wall_s": 100.0, "epochs_used": 40},
+                      "keras_tuner_mlp": {"approach": "plain KT", "test_accuracy": 0.85, "wall_s": 50.0,
+                                          "epochs_used": 38, "accuracy_ratio_to_ours": 0.9444,
+                                          "wall_ratio_to_ours": 0.5},
+                      "optuna_cnn": {"approach": "optuna", "status": "failed", "error": "exit 1: boom"}}}
+    bench.store(results, "peers", entry)
+    bench.store(results, "cnn", {**entry, "status": "failed", "error": "exit 2: no data", "rerun": "r"})
+    table = bench.render(results)
+    assert "| plain KT | peer, equal budget | 0.8500 (x0.944 of ours) | 50 s (x0.50) | 38 of 40 | full |" in table
+    assert "failed: exit 1: boom" in table and "failed: exit 2: no data" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.MARK_START}\nold\n{bench.MARK_END}\nafter\n")
+    assert bench.update_readme(table, readme)
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith(f"{bench.MARK_END}\nafter\n")
+    assert "plain KT" in text
+    assert not bench.update_readme(table, tmp_path / "missing.md")
+
+
+def test_selected_expands_groups_and_rejects_unknown():
+    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "transfer", "memory"]
+    assert bench.selected("smoke", None) == list(bench.SUITE_MEMBERS["smoke"])
+    with pytest.raises(SystemExit, match="unknown benchmark"):
+        bench.selected("quick", ["nope"])
+
+
+def test_hyperband_budget_matches_keras_tuner_schedule():
+    # max_epochs 3, factor 2: bracket 1 = 3 trials x 2 epochs + 2 continued x 1; bracket 0 = 3 trials x 3.
+    assert hyperband_iteration_epochs(3, 2) == 3 * 2 + 2 * 1 + 3 * 3
+    assert plan(250) == {"max_epochs": 15, "factor": 2, "hyperband_iterations": 1, "planned_epochs": 250}
+    assert plan(500)["hyperband_iterations"] == 2
+    small = plan(80)
+    assert small["hyperband_iterations"] == 1 and small["max_epochs"] < 15
+    assert abs(small["planned_epochs"] - 80) <= min(abs(hyperband_iteration_epochs(m, 2) - 80) for m in range(1, 16))
+
+
+def test_count_epoch_lines_reads_keras_verbose_2_output():
+    text = ("Epoch 2/3\n8/8 - 1s - 95ms/step - accuracy: 0.5 - loss: 1.3 - val_accuracy: 0.4 - val_loss: 1.5\n"
+            "[1/2] trial 0000  val_accuracy=0.4\n2/2 - 0s - 82ms/step - accuracy: 0.59 - loss: 0.70\n")
+    assert count_epoch_lines(text) == 2
+
+
+def test_optuna_adapter_builds_the_cnn_space():
+    optuna = pytest.importorskip("optuna")
+    from benchmarks.optuna_cnn import optuna_hyperparameters
+    from fashion_tuner import spaces
+
+    cnn = spaces.load_space("cnn")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    trial = study.ask()
+    hp = optuna_hyperparameters(trial)
+    model = cnn.build_model(hp)
+    assert model.output_shape == (None, 10)
+    assert set(trial.params) == {k for k in hp.values}  # every active value came from Optuna
+    assert hp.values["batch_size"] in (64, 128, 256)
+    assert hp.values["dense_units"] in (64, 128, 256, 512)
+    blocks = hp.values["conv_blocks"]
+    assert all(f"convs_block{i}" in hp.values for i in range(1, blocks + 1))
+    assert not any(f"convs_block{i}" in hp.values for i in range(blocks + 1, 5))  # conditional stays conditional
