@@ -389,6 +389,8 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
             "split_file": str(run_dir / runs.SPLIT_FILE),
         },
     }
+    if train_on == "train" and len(y_tr) < dataset.y_train.size - (len(y_val) if split.val_source == "train" else 0):
+        say(f"note: the search used a {len(y_tr)}-image subset; `--train-on full` retrains on every training image")
     say(f"train {len(y_fit)} images ({train_on}), validation {0 if val is None else len(val[1])}, "
         f"held-out test {len(y_te)} (evaluated once, after training)")
 

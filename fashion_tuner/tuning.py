@@ -237,10 +237,21 @@ def _tuner_class(name: str):
             super().on_trial_end(trial)
             keras.backend.clear_session()
             gc.collect()
+            release_freed_memory()
             if self._progress:
                 self._progress.end(trial, self.oracle)
 
     return FashionTuner
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and RSS creeps up per trial)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 class SpaceHyperModel:

@@ -13,6 +13,11 @@ Hyperparameters (name: range, why):
 - ``learning_rate``: 1e-4..3e-2, log. The hand-written search offered 1.0, which only diverges.
 - ``batch_size``: 64 | 128 | 256 (used by the engine's fit).
 
+Not a hyperparameter: every fit cuts the learning rate by ``PLATEAU_FACTOR`` when the validation
+loss stalls for ``PLATEAU_PATIENCE`` epoch (ReduceLROnPlateau, in :func:`fit`). Measured on the
+full data: 2x512 relu/adam 1e-3 went from 0.885 (constant rate, 15 epochs) to 0.898 validation
+accuracy with it.
+
 Inputs are (28, 28, 1) pixels in 0-255, normalised inside the model with the training
 mean/std; labels are integers (sparse categorical cross-entropy).
 """
@@ -22,6 +27,9 @@ import keras
 from fashion_tuner.spaces import data_context
 
 MAX_LAYERS = 5
+PLATEAU_FACTOR = 0.3
+PLATEAU_PATIENCE = 1
+MIN_LEARNING_RATE = 1e-5
 
 
 def build_model(hp) -> keras.Model:
@@ -63,3 +71,13 @@ def build_model(hp) -> keras.Model:
     }[optimizer_name]()
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def fit(hp, model, x, y, **kwargs):
+    """``model.fit`` with ReduceLROnPlateau added to the engine's callbacks (EarlyStopping etc.)."""
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=PLATEAU_FACTOR,
+                                                patience=PLATEAU_PATIENCE, min_lr=MIN_LEARNING_RATE)
+    callbacks = list(kwargs.pop("callbacks", None) or [])
+    if kwargs.get("validation_data") is not None:
+        callbacks.append(plateau)
+    return model.fit(x, y, callbacks=callbacks, **kwargs)
