@@ -57,7 +57,7 @@ CASES = [
     (["search", "--max-epochs", "0"], "--max-epochs: expected a positive whole number"),
     (["search", "--max-epochs", "ten"], "--max-epochs: expected a positive whole number, got 'ten'"),
     (["search", "--max-trials", "-3"], "--max-trials: expected a positive whole number"),
-    (["search", "--factor", "1"], "factor must be 2 or more"),
+    (["search", "--factor", "1"], "expected a whole number of 2 or more"),
     (["search", "--val-size", "2"], "--val-size: expected a fraction"),
     (["search", "--name", "../escape"], "run name '../escape' is not allowed"),
     (["search", "--results-dir", "{a_file}"], "is a file, not a directory"),
