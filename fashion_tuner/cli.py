@@ -169,7 +169,6 @@ def _search(args) -> int:
         cfg.subset = defaults.get("subset")
     runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
     cfg.command = ["python", "main.py", *sys.argv[1:]]
-    quiet_tensorflow_import()
     from fashion_tuner.tuning import run_search
 
     try:
@@ -181,7 +180,6 @@ def _search(args) -> int:
 
 
 def _retrain(args) -> int:
-    quiet_tensorflow_import()
     from fashion_tuner.retrain import retrain_best_command
 
     return retrain_best_command(run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs,
@@ -190,7 +188,6 @@ def _retrain(args) -> int:
 
 
 def _predict(args) -> int:
-    quiet_tensorflow_import()
     from fashion_tuner.predict import predict_command
 
     return predict_command(model=args.model, images=args.images, top=args.top)
@@ -216,23 +213,6 @@ def _compare(args) -> int:
 
 HANDLERS = {"search": _search, "retrain-best": _retrain, "predict": _predict, "review": _review,
             "list": _list, "compare": _compare}
-
-
-def quiet_tensorflow_import() -> None:
-    """Import TensorFlow with its C++ start-up chatter (printed before logging is set up) silenced."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,23 @@ THREAD_ENV = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_
 AUTO_PIPELINE = {"cpu": "arrays", "gpu": "arrays"}
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (printed before logging is set up) silenced."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def gpus() -> list:
     import tensorflow as tf
 
@@ -47,6 +64,7 @@ def setup(strategy: str = "none", mixed_precision: bool = False, deterministic: 
     Sets the Keras global dtype policy (float32 or mixed_float16): callers restore it if needed.
     """
     stream = stream or sys.stdout
+    import_tensorflow_quietly()
     import keras
     import tensorflow as tf
 

@@ -122,6 +122,9 @@ def load_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist; retrain-best writes RUN_DIR/report/best_model.keras")
+    from fashion_tuner.devices import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import keras
 
     try:

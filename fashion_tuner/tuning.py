@@ -479,9 +479,10 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     class_weight = resolve_class_weight(cfg.class_weight, y_tr, dataset.class_names)
     x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val)
 
+    devices.import_tensorflow_quietly()
+    space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
     device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream,
                                 jit=cfg.jit, input_pipeline=cfg.input_pipeline)
-    space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
     spaces.set_data_context(make_data_context(dataset, x_tr, cfg.results_dir, cfg.seed, cfg.weights,
                                                 cfg.max_epochs))
 

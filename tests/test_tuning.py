@@ -75,6 +75,7 @@ def test_tuner_never_sees_a_held_out_image(data_source, fashion, tmp_path, monke
     assert len(seen) > 600
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_search_goes_on(data_source, tmp_path, capsys):
     cfg = search_config(data_source, tmp_path, space=str(SPACES / "flaky_space.py"), max_trials=4, name="flaky")
     tuning.run_search(cfg)
@@ -88,6 +89,7 @@ def test_failing_trials_are_recorded_and_search_goes_on(data_source, tmp_path, c
     assert runs.read_run(tmp_path / "flaky")["trials"] == {"COMPLETED": 2, "FAILED": 2}
 
 
+@pytest.mark.slow
 def test_all_trials_failing_exits_non_zero_with_reasons(data_args, tmp_path):
     result = run_cli("search", "--space", str(SPACES / "nan_space.py"), "--tuner", "random", "--max-trials", "3",
                      "--max-epochs", "1", "--subset", "300", "--results-dir", str(tmp_path), "--name", "nan",
@@ -115,6 +117,7 @@ def test_rerunning_a_finished_search_adds_nothing(tiny_run, data_source, tmp_pat
     assert len(trials_of(copy)) == 2
 
 
+@pytest.mark.slow
 def test_seeded_runs_propose_identical_trials(data_source, tmp_path):
     sequences = []
     for name in ("seed-a", "seed-b"):
