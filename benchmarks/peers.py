@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import re
 import time
 from pathlib import Path
 
 from benchmarks.common import emit
+from fashion_tuner.runs import read_trials
 
 # With --verbose 2 Keras prints one line per finished epoch: "422/422 - 3s - 7ms/step - accuracy: ... - loss: ...".
 EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - .*\bloss: ", re.MULTILINE)
@@ -29,16 +29,6 @@ EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - .*\bloss: ", re.MULTILINE)
 def count_epoch_lines(text: str) -> int:
     """Epochs trained, counted from the per-epoch lines of ``fit(verbose=2)`` output."""
     return len(EPOCH_LINE.findall(text or ""))
-
-
-def read_trials(run_dir: Path) -> list[dict]:
-    trials = []
-    for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
-        try:
-            trials.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-    return trials
 
 
 def nominal_epochs(run_dir: Path, max_epochs: int) -> int:

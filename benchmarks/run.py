@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -487,6 +486,10 @@ def _entries(figures: dict) -> list[dict]:
     return out
 
 
+def _failed_row(name: str, entry: dict) -> str:
+    return f"| {name} | failed: {entry.get('error', '')[:80]} | | {_suite(entry)} | {_code(entry.get('rerun', ''))} |"
+
+
 def _reliability_rows(figures: dict) -> list[str]:
     rows = []
     o = figures.get("overhead")
@@ -501,7 +504,7 @@ def _reliability_rows(figures: dict) -> list[str]:
                         f"({o.get('outside_fit_share_process', 0):.1%} counting process start-up) | <= 5% | "
                         f"{_suite(o)} | {_code(o['rerun'])} |")
         else:
-            rows.append(f"| overhead | failed: {o.get('error', '')[:80]} | | {_suite(o)} | {_code(o.get('rerun', ''))} |")
+            rows.append(_failed_row("overhead", o))
     s = figures.get("scale")
     if s:
         for stem, r in s.get("scripts", {}).items():
@@ -519,7 +522,7 @@ def _reliability_rows(figures: dict) -> list[str]:
                         f"{m['epochs']} epoch(s) per trial) | {m['growth_mb']:+.1f} MB | < {m['goal_mb']:.0f} MB over 30 trials | "
                         f"{_suite(m)} | {_code(m['rerun'])} |")
         else:
-            rows.append(f"| memory | failed: {m.get('error', '')[:80]} | | {_suite(m)} | {_code(m.get('rerun', ''))} |")
+            rows.append(_failed_row("memory", m))
     d = figures.get("deterministic")
     if d:
         if d.get("status") == "ok":
@@ -528,8 +531,7 @@ def _reliability_rows(figures: dict) -> list[str]:
                         f"epoch(s), median of {d['repeats']}) | x{d['slowdown']:.2f}{repro} | | {_suite(d)} | "
                         f"{_code(d['rerun'])} |")
         else:
-            rows.append(f"| deterministic | failed: {d.get('error', '')[:80]} | | {_suite(d)} | "
-                        f"{_code(d.get('rerun', ''))} |")
+            rows.append(_failed_row("deterministic", d))
     return rows or ["| (no figures yet) | | | | |"]
 
 

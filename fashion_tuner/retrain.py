@@ -54,17 +54,6 @@ def say(msg: str) -> None:
 
 # ----------------------------------------------------------------------------- reading the run
 
-def read_trials(run_dir: Path) -> list[dict]:
-    """Every readable ``trial_*/trial.json`` of a run, as stored by Keras Tuner."""
-    trials = []
-    for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
-        try:
-            trials.append(json.loads(path.read_text()))
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            continue
-    return trials
-
-
 def completed_trials(trials: list[dict], direction: str = "max") -> list[dict]:
     """Completed trials with a score, best first (ties keep trial order)."""
     done = [t for t in trials if t.get("status") == "COMPLETED" and isinstance(t.get("score"), (int, float))
@@ -335,7 +324,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     run_dir = runs.resolve_run(run, results_dir, name)
     run_info = runs.read_run(run_dir)
     direction = run_info.get("direction", "max")
-    trials = read_trials(run_dir)
+    trials = runs.read_trials(run_dir)
     done = completed_trials(trials, direction)
     if not done:
         counts = {}

@@ -85,6 +85,17 @@ def read_run(run_dir: Path) -> dict:
         raise UserError(f"{run_dir / RUN_JSON} is not valid JSON ({exc}); the run manifest is damaged") from None
 
 
+def read_trials(run_dir: Path) -> list[dict]:
+    """Every readable ``trial_*/trial.json`` of a run, as stored by Keras Tuner (unreadable ones skipped)."""
+    trials = []
+    for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
+        try:
+            trials.append(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            continue
+    return trials
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically (a killed process never leaves half a file)."""
     path = Path(path)

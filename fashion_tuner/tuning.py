@@ -15,7 +15,6 @@ import gc
 import hashlib
 import json
 import math
-import os
 import platform
 import shutil
 import sys
@@ -417,16 +416,10 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
 
 def trial_table(run_dir: Path, direction: str = DIRECTION) -> list[dict]:
     """Every trial of a run directory as a dict (id, status, score, best_step, hyperparameters, reason)."""
-    rows = []
-    for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
-        try:
-            t = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            continue
-        values = t.get("hyperparameters", {}).get("values", {})
-        rows.append({"trial_id": t.get("trial_id"), "status": t.get("status"), "score": t.get("score"),
-                     "best_step": t.get("best_step"), "hyperparameters": values,
-                     "reason": failure_reason(t.get("message")) if t.get("status") in ("FAILED", "INVALID") else ""})
+    rows = [{"trial_id": t.get("trial_id"), "status": t.get("status"), "score": t.get("score"),
+             "best_step": t.get("best_step"), "hyperparameters": t.get("hyperparameters", {}).get("values", {}),
+             "reason": failure_reason(t.get("message")) if t.get("status") in ("FAILED", "INVALID") else ""}
+            for t in runs.read_trials(run_dir)]
     sign = -1 if direction == "max" else 1
     rows.sort(key=lambda r: (r["score"] is None, sign * (r["score"] or 0)))
     return rows
@@ -450,7 +443,8 @@ def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
                               for r in completed[:top]])
         with pd.option_context("display.max_columns", 30, "display.width", 200, "display.float_format", "{:.4g}".format):
             table = frame.to_string(index=False)
-    return table, {"counts": counts, "best": best, "failed": [r for r in rows if r["status"] in ("FAILED", "INVALID")]}
+    return table, {"counts": counts, "best": best, "failed": [r for r in rows if r["status"] in ("FAILED", "INVALID")],
+                   "best_hyperparameters": completed[0]["hyperparameters"] if completed else None}
 
 
 def run_search(cfg: SearchConfig, stream=None) -> Path:
@@ -545,9 +539,7 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     if summary["best"] is None:
         reasons = sorted({r["reason"] for r in failed}) or ["no trial ran"]
         raise UserError(f"every trial failed ({len(failed)}): " + " | ".join(reasons))
-    (run_dir / runs.BEST_HP_FILE).write_text(json.dumps(
-        next(r["hyperparameters"] for r in trial_table(run_dir) if r["trial_id"] == summary["best"]["trial_id"]),
-        indent=2) + "\n")
+    (run_dir / runs.BEST_HP_FILE).write_text(json.dumps(summary["best_hyperparameters"], indent=2) + "\n")
     print(f"\nTop {SUMMARY_TOP} trials ({summary['counts'].get('COMPLETED', 0)} completed, "
           f"{len(failed)} failed) in {run_dir}:\n{table}", file=stream)
     for r in failed:

@@ -14,8 +14,9 @@ from PIL import Image
 from conftest import run_cli, tree_snapshot
 from fashion_tuner import report, runs, splits
 from fashion_tuner.errors import UserError
+from fashion_tuner.runs import read_trials
 from fashion_tuner.retrain import (DISTILL_ALPHA, DISTILL_TEMPERATURE, completed_trials, distill_targets,
-                                   distillation_loss, read_trials, retrain_best, soften, trial_epochs)
+                                   distillation_loss, retrain_best, soften, trial_epochs)
 
 MODEL_FILES = ["best_model.keras", "class_names.json", "history.csv", "hyperparameters.json", "learning_curves.png",
                "confusion_matrix.png", "classification_report.txt", "classification_report.csv", "misclassified.png",

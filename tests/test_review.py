@@ -8,7 +8,6 @@ a one-hidden-layer Dense model and 1-2 epochs per trial.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
