@@ -67,9 +67,9 @@ STEP_TIMEOUT = {"smoke": 240, "quick": 420, "full": None}
 OVERHEAD = {"smoke": dict(trials=1, epochs=2, subset=300, repeats=1, val_size=0.05),
             "quick": dict(trials=2, epochs=3, subset=2000, repeats=1, val_size=0.1),
             "full": dict(trials=5, epochs=4, subset=None, repeats=3, val_size=None)}
-MEMORY = {"smoke": dict(trials=4, subset=300, val_size=0.05),
-          "quick": dict(trials=10, subset=600, val_size=0.05),
-          "full": dict(trials=30, subset=2000, val_size=None)}
+MEMORY = {"smoke": dict(trials=4, subset=300, val_size=0.05, per_process=2, compare=False),
+          "quick": dict(trials=10, subset=600, val_size=0.05, per_process=5, compare=False),
+          "full": dict(trials=30, subset=2000, val_size=None, per_process=None, compare=True)}
 DETERMINISTIC = {"smoke": dict(space="mlp", subset=300, max_trials=1, max_epochs=1, repeats=1, val_size=0.05),
                  "quick": dict(space="mlp", subset=1000, max_trials=2, max_epochs=1, repeats=1, val_size=0.05),
                  "full": dict(space="cnn", subset=5000, max_trials=3, max_epochs=2, repeats=3, val_size=None)}
@@ -336,7 +336,8 @@ def bench_memory(ctx: Context) -> dict:
     p = MEMORY[ctx.suite]
     argv = ["python", "-m", "benchmarks.memory", "--trials", str(p["trials"]), "--subset", str(p["subset"]),
             "--results-dir", ctx.rel(ctx.work), *(["--val-size", str(p["val_size"])] if p["val_size"] else []),
-            *ctx.data_args()]
+            *(["--trials-per-process", str(p["per_process"])] if p["per_process"] else []),
+            *(["--compare-one-process"] if p["compare"] else []), *ctx.data_args()]
     return _json_step(ctx, "memory", argv)
 
 
@@ -518,9 +519,16 @@ def _reliability_rows(figures: dict) -> list[str]:
     m = figures.get("memory")
     if m:
         if m.get("status") == "ok":
+            how = (f"a fresh process every {m['trials_per_process']} trials ({m['processes']} processes)"
+                   if m.get("trials_per_process") else "one process")
             rows.append(f"| RSS growth, MLP trial {m['growth_from_trial']} to {m['trials']} (subset {m['subset']}, "
-                        f"{m['epochs']} epoch(s) per trial) | {m['growth_mb']:+.1f} MB | < {m['goal_mb']:.0f} MB over 30 trials | "
+                        f"{m['epochs']} epoch(s) per trial; {how}; largest rise after trial {m['growth_from_trial']}) "
+                        f"| {m['growth_mb']:+.1f} MB | < {m['goal_mb']:.0f} MB over 30 trials | "
                         f"{_suite(m)} | {_code(m['rerun'])} |")
+            one = m.get("one_process")
+            if one:
+                rows.append(f"| the same search in one process (`--trials-per-process 0`) | {one['growth_mb']:+.1f} MB "
+                            f"| (for comparison) | {_suite(m)} | {_code(m['rerun'])} |")
         else:
             rows.append(_failed_row("memory", m))
     d = figures.get("deterministic")

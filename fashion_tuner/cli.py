@@ -7,19 +7,20 @@ import os
 import shlex
 import sys
 import traceback
+from pathlib import Path
 
 from fashion_tuner.errors import UserError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_MORE_TRIALS = 75  # a search process ran its --trials-per-process trials; the budget is not spent
+# TensorFlow keeps ~10 MB per trained model for the life of the process (README: memory); a fresh
+# process every 10 trials bounds that at ~150 MB for a few seconds of start-up per 10 trials.
+DEFAULT_TRIALS_PER_PROCESS = 10
+MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
+SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
 TUNERS = ("hyperband", "bayesian", "random")
 DATASETS = ("fashion_mnist", "mnist")
-# Default budgets of the built-in spaces when --max-epochs / --subset are not given. mlp: Hyperband
-# over the full data, ~15 min on 2 cores (README benchmark). cnn/transfer search on a stratified
-# 15,000-image subset so a CPU search stays around an hour; retrain-best --train-on full then
-# trains the chosen architecture on every training image.
-SPACE_DEFAULTS = {"mlp": {"max_epochs": 20}, "cnn": {"max_epochs": 9, "subset": 15000},
-                  "transfer": {"max_epochs": 6, "subset": 15000}}
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,12 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="mlp", help="mlp | cnn | transfer | path/to/space.py (default mlp)")
     s.add_argument("--tuner", default="hyperband", choices=TUNERS, help="default hyperband")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
-                   help="epochs per trial at most (default per space: mlp 20, cnn 9, transfer 6, else 10)")
+                   help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")
     s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (default 3)")
     s.add_argument("--max-trials", type=_positive_int, default=20, help="trials for bayesian/random (default 20)")
     s.add_argument("--executions-per-trial", type=_positive_int, default=1)
     s.add_argument("--subset", type=_positive_int, default=None,
-                   help="stratified subsample of N training images (default: all for mlp, 15000 for cnn/transfer)")
+                   help="stratified subsample of N training images (default: all for mlp, 10000 for cnn, 15000 for transfer)")
     s.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="output root (default results/)")
     s.add_argument("--name", default=None, help="run name (default <space>-<tuner>)")
     s.add_argument("--seed", type=_nonneg_int, default=42)
@@ -92,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class-weight", default=None, help="none | balanced | FILE.json ({\"Shirt\": 2.0, ...})")
     s.add_argument("--max-failures", type=_positive_int, default=5,
                    help="stop after this many consecutive failed trials (default 5)")
-    s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds")
+    s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds (default: none; cnn and transfer 300)")
+    s.add_argument("--trials-per-process", type=_nonneg_int, default=DEFAULT_TRIALS_PER_PROCESS,
+                   help="run the search in fresh processes of at most this many trials each, so memory that "
+                        "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"
+                        % DEFAULT_TRIALS_PER_PROCESS)
     s.add_argument("--weights", default="imagenet", help="transfer space backbones: imagenet | PATH | none")
     s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
                    help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
@@ -120,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", nargs="?", help="run directory (or run name under --results-dir)")
     r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
     r.add_argument("--name", default=None)
-    r.add_argument("--epochs", type=_positive_int, default=None, help="epochs at most (default: the search's max)")
+    r.add_argument("--epochs", type=_positive_int, default=None,
+                   help="epochs at most (default: the search's max; cnn 30 and transfer 20 after a default search)")
     r.add_argument("--top-k", type=_positive_int, default=1)
-    r.add_argument("--train-on", default="train", choices=("train", "train+val", "full"),
+    r.add_argument("--train-on", default=None, choices=("train", "train+val", "full"),
                    help="train: the run's training images (default); full: the whole training set even when "
-                        "the search used --subset; train+val: add the validation images, fixed epoch count")
+                        "the search used --subset (default after a default cnn/transfer search); train+val: "
+                        "add the validation images, fixed epoch count")
     r.add_argument("--seed", type=_nonneg_int, default=42)
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None)
@@ -161,22 +168,71 @@ def _search(args) -> int:
 
     spaces.check_space_name(args.space)
     resolve_role(args.role, args.oracle_address, args.worker_id)  # validates before TensorFlow loads
-    cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k != "command"})
-    defaults = SPACE_DEFAULTS.get(args.space, {})
+    cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "argv")})
+    defaults = spaces.SPACE_DEFAULTS.get(args.space, {})
+    if cfg.max_epochs is None and cfg.subset is None:
+        cfg.retrain_defaults = defaults.get("retrain")  # only a default search gets the default retraining
     if cfg.max_epochs is None:
-        cfg.max_epochs = defaults.get("max_epochs", 10)
+        cfg.max_epochs = defaults.get("max_epochs", spaces.DEFAULT_MAX_EPOCHS)
     if cfg.subset is None:
         cfg.subset = defaults.get("subset")
+    if cfg.trial_timeout is None:
+        cfg.trial_timeout = defaults.get("trial_timeout")
     runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
-    cfg.command = ["python", "main.py", *sys.argv[1:]]
-    from fashion_tuner.tuning import run_search
+    cfg.command = ["python", "main.py", *args.argv]
+    child = SEARCH_PARENT_ENV in os.environ
+    if cfg.trials_per_process and cfg.role is None and not child:
+        return _search_in_fresh_processes(args.argv)
+    if child:
+        _exit_with_parent(int(os.environ[SEARCH_PARENT_ENV]))
+    else:
+        cfg.trials_per_process = 0
+    from fashion_tuner.tuning import TrialBatchDone, run_search
 
     try:
         run_search(cfg)
+    except TrialBatchDone:
+        return EXIT_MORE_TRIALS
     except KeyboardInterrupt:
-        print(f"\ninterrupted; completed trials are kept. Resume with:\n  {shlex.join(cfg.command)}", file=sys.stderr)
+        resume = [a for a in cfg.command if a != "--overwrite"]
+        print(f"\ninterrupted; completed trials are kept. Resume with:\n  {shlex.join(resume)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def _search_in_fresh_processes(argv: list[str]) -> int:
+    """Run ``main.py search ARGV`` as a chain of child processes, each stopping after
+    --trials-per-process trials (exit EXIT_MORE_TRIALS) and the next resuming the run.
+
+    The children print straight to this terminal; their exit status is returned. Ctrl-C reaches
+    the child too (same process group), which marks the run and prints how to resume.
+    """
+    import subprocess
+
+    env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid())}
+    while True:
+        proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env)
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            rc = proc.wait()
+        if rc != EXIT_MORE_TRIALS:
+            return rc
+        argv = [a for a in argv if a != "--overwrite"]  # later batches resume the run
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this child when the parent dies (SIGKILL of a search leaves no orphan)."""
+    import signal
+
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: an orphan finishes its batch and exits
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(EXIT_INTERRUPTED)
 
 
 def _retrain(args) -> int:
@@ -221,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(argv)
         if not args.command:
             build_parser().print_help()
             return EXIT_USER_ERROR

@@ -310,10 +310,14 @@ def teacher_probs(models, x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the command
 
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
-                 epochs: int | None = None, top_k: int = 1, train_on: str = "train", seed: int = 42,
+                 epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
                  distill_from: str | None = None, data_dir: str | None = None) -> Path:
-    """Retrain, evaluate on the held-out test split, write ``RUN_DIR/report/``; returns that folder."""
-    if train_on not in TRAIN_ON:
+    """Retrain, evaluate on the held-out test split, write ``RUN_DIR/report/``; returns that folder.
+
+    ``epochs`` / ``train_on`` left as None take the run's ``retrain_defaults`` (a default-budget
+    cnn/transfer search: more epochs, every training image), else the search's max epochs and "train".
+    """
+    if train_on is not None and train_on not in TRAIN_ON:
         raise UserError(f"--train-on must be one of {', '.join(TRAIN_ON)}, not {train_on!r}")
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, not {top_k}")
@@ -344,8 +348,10 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
         top_k = len(done)
     chosen = done[:top_k]
     args = run_info.get("args", {})
-    max_epochs = epochs or args.get("max_epochs") or DEFAULT_EPOCHS
-    patience = int(args.get("patience") or DEFAULT_PATIENCE)
+    defaults = args.get("retrain_defaults") or {}
+    max_epochs = epochs or defaults.get("epochs") or args.get("max_epochs") or DEFAULT_EPOCHS
+    train_on = train_on or defaults.get("train_on") or "train"
+    patience = int(defaults.get("patience") or args.get("patience") or DEFAULT_PATIENCE)
 
     say(f"run {run_dir}: {len(done)} completed trial(s); retraining "
         + ", ".join(f"trial {t['trial_id']} ({t['score']:.4f})" for t in chosen))
@@ -355,8 +361,6 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     space = spaces.load_space(run_info["space"])
     say("loading data and the saved split")
     dataset, split, (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = runs.load_run_data(run_info, data_dir)
-    spaces.set_data_context(tuning.make_data_context(dataset, x_tr, run_dir.parent, int(args.get("seed", 42)),
-                                                     args.get("weights"), epochs or args.get("max_epochs")))
     class_names = dataset.class_names
     if train_on == "full":
         # a search on a --subset chose the architecture; the final model gets every training image
@@ -368,6 +372,9 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
         x_fit, y_fit, val = np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val]), None
     else:
         x_fit, y_fit, val = x_tr, y_tr, (x_val, y_val)
+    # the images and epochs of this training (a cosine schedule decays over exactly these)
+    spaces.set_data_context(tuning.make_data_context(dataset, x_fit, run_dir.parent, int(args.get("seed", 42)),
+                                                     args.get("weights"), max_epochs))
     data = {
         "x_fit": x_fit, "y_fit": y_fit, "val": val, "x_te": x_te, "y_te": y_te, "class_names": class_names,
         "class_weight": _class_weight(run_info, y_tr, class_names),
@@ -532,7 +539,7 @@ def _distill(space, trial, teacher_dir, data, run, out, max_epochs, explicit, tr
 
 
 def retrain_best_command(run: str | None, results_dir: str, name: str | None, epochs: int | None, top_k: int,
-                         train_on: str, seed: int, distill_from: str | None, data_dir: str | None) -> int:
+                         train_on: str | None, seed: int, distill_from: str | None, data_dir: str | None) -> int:
     """CLI entry for ``retrain-best``; returns the exit status (0)."""
     out = retrain_best(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -39,6 +39,10 @@ IDENTITY_ARGS = ("space", "tuner", "dataset", "subset", "val_source", "val_size"
 SUMMARY_TOP = 5
 
 
+class TrialBatchDone(Exception):
+    """This process ran its ``trials_per_process`` trials; the run is saved and resumes in a fresh one."""
+
+
 @dataclass
 class SearchConfig:
     """Every argument of ``main.py search`` (names match the CLI flags)."""
@@ -75,6 +79,8 @@ class SearchConfig:
     deterministic: bool = False
     verbose: int = 0
     debug: bool = False  # Keras Tuner prints each failed trial's traceback
+    trials_per_process: int = 0  # stop (TrialBatchDone) after this many trials; 0: no limit
+    retrain_defaults: dict | None = None  # {"epochs", "train_on"} for retrain-best (spaces.SPACE_DEFAULTS)
     command: list[str] = field(default_factory=list)
 
     @property
@@ -216,9 +222,11 @@ def _tuner_class(name: str):
     base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}[name]
 
     class FashionTuner(base):
-        def __init__(self, *args, progress=None, seed=42, **kwargs):
+        def __init__(self, *args, progress=None, seed=42, stop_after=0, **kwargs):
             self._progress = progress
             self._base_seed = seed
+            self._stop_after = stop_after
+            self._trials_here = 0
             super().__init__(*args, seed=seed, **kwargs)
 
         def run_trial(self, trial, *args, **kwargs):
@@ -239,6 +247,9 @@ def _tuner_class(name: str):
             release_freed_memory()
             if self._progress:
                 self._progress.end(trial, self.oracle)
+            self._trials_here += 1
+            if self._stop_after and self._trials_here >= self._stop_after:
+                raise TrialBatchDone()  # after super().on_trial_end saved the oracle: resumable
 
     return FashionTuner
 
@@ -291,11 +302,12 @@ def expected_trials(cfg: SearchConfig) -> int | None:
 class Progress:
     """One line per finished trial: id, key hyperparameters, score, best so far, elapsed, ETA."""
 
-    def __init__(self, total: int | None, stream=None):
+    def __init__(self, total: int | None, stream=None, done_before: int = 0):
         self.total = total
         self.stream = stream or sys.stdout
         self.started = time.monotonic()
-        self.done = 0
+        self.done_before = done_before  # trials a previous process of this run finished
+        self.done = done_before
         self.trial_started = {}
 
     def begin(self, trial):
@@ -313,7 +325,7 @@ class Progress:
         eta = ""
         if self.total:
             left = max(self.total - self.done, 0)
-            eta = f"  eta {_duration(elapsed / self.done * left)}" if left else ""
+            eta = f"  eta {_duration(elapsed / (self.done - self.done_before) * left)}" if left else ""
         count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
         score_s = f"{score:.4f}" if score is not None else "-"
         best_s = f"{best_score:.4f}" if best_score is not None else "-"
@@ -410,8 +422,8 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
     tuner_cls = _tuner_class(cfg.tuner)
     if cfg.tuner == "hyperband":
         return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1,
-                         progress=progress, **common)
-    return tuner_cls(max_trials=cfg.max_trials, progress=progress, **common)
+                         progress=progress, stop_after=cfg.trials_per_process, **common)
+    return tuner_cls(max_trials=cfg.max_trials, progress=progress, stop_after=cfg.trials_per_process, **common)
 
 
 def trial_table(run_dir: Path, direction: str = DIRECTION) -> list[dict]:
@@ -518,7 +530,8 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
               f"start workers with the same arguments plus --role worker --oracle-address {role.address} "
               f"--worker-id N; this returns when the budget is spent and every worker has finished",
               file=stream, flush=True)
-    progress = Progress(total, stream)
+    finished_before = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if previous else 0
+    progress = Progress(total, stream, finished_before)
     status, stop_error = "finished", None
     try:
         with distributed.role_environment(role):
@@ -526,6 +539,11 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
             tuner.search(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.max_epochs,
                          batch_size=cfg.batch_size, class_weight=class_weight,
                          callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout), verbose=cfg.verbose)
+    except TrialBatchDone:
+        summary = summarize(run_dir)[1]
+        manifest.update(trials=summary["counts"], best=summary["best"])  # still "running": the next process resumes
+        runs.write_json(run_dir / runs.RUN_JSON, manifest)
+        raise
     except KeyboardInterrupt:
         _finish(run_dir, manifest, "interrupted")
         raise

@@ -25,7 +25,7 @@ LOW = {  # the low end (or first value) of every hyperparameter
 }
 HIGH = {  # the high end (or last value) of every hyperparameter
     "batch_size": 256, "augment": True, "translation": 0.15, "rotation": 0.1, "zoom": 0.15, "horizontal_flip": True,
-    "conv_blocks": 4, "filters_base": 256, "kernel_size": 5, "batch_norm": True, "activation": "swish",
+    "conv_blocks": 4, "filters_base": 64, "kernel_size": 5, "batch_norm": True, "activation": "swish",
     "pooling": "max", "residual": True, "squeeze_excite": True, "head_pooling": "flatten", "dense_units": 512,
     "dropout_head": 0.6, "optimizer": "adamw", "learning_rate": 1e-2, "weight_decay": 5e-2,
     "lr_schedule": "cosine", "label_smoothing": 0.2, "mixing": "cutmix", "mixing_alpha": 1.0,
@@ -72,7 +72,7 @@ def test_per_block_hyperparameters_are_conditional(registered_hp):
 def test_default_is_three_blocks_32_64_128(registered_hp):
     model = cnn.build_model(copy.deepcopy(registered_hp))
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert [c.filters for c in convs] == [32, 64, 64, 128, 128]
     assert model.optimizer.__class__.__name__ == "Adam"
     assert model.loss == "sparse_categorical_crossentropy"
     print("default CNN parameters:", model.count_params())
@@ -91,7 +91,9 @@ def test_high_end_builds_and_compiles(registered_hp):
     hp = configure(registered_hp, HIGH)
     model = cnn.build_model(hp)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert {c.filters for c in convs} == {256} and all(c.kernel_size == (5, 5) for c in convs if c.kernel_size != (1, 1))
+    main_convs = [c for c in convs if c.kernel_size != (1, 1)]
+    assert [c.filters for c in main_convs] == [64, 64, 128, 128, 256, 256, 256, 256]  # widening, capped at 256
+    assert all(c.kernel_size == (5, 5) for c in main_convs)
     names = {layer.name for layer in model.layers}
     assert {"block4_add", "block4_se_scale", "aug_rotation", "aug_zoom"} <= names
     assert isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
