@@ -15,8 +15,8 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_MORE_TRIALS = 75  # a search process ran its --trials-per-process trials; the budget is not spent
 # TensorFlow keeps ~10 MB per trained model for the life of the process (README: memory); a fresh
-# process every 10 trials bounds that at ~150 MB for a few seconds of start-up per 10 trials.
-DEFAULT_TRIALS_PER_PROCESS = 10
+# process every 5 trials bounds that well under 150 MB (README: memory) for a few seconds of start-up each.
+DEFAULT_TRIALS_PER_PROCESS = 5
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
 TUNERS = ("hyperband", "bayesian", "random")
@@ -164,20 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _search(args) -> int:
     from fashion_tuner import runs, spaces
     from fashion_tuner.distributed import resolve_role
-    from fashion_tuner.tuning import SearchConfig
+    from fashion_tuner.tuning import SearchConfig, apply_space_defaults
 
     spaces.check_space_name(args.space)
     resolve_role(args.role, args.oracle_address, args.worker_id)  # validates before TensorFlow loads
     cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "argv")})
-    defaults = spaces.SPACE_DEFAULTS.get(args.space, {})
-    if cfg.max_epochs is None and cfg.subset is None:
-        cfg.retrain_defaults = defaults.get("retrain")  # only a default search gets the default retraining
-    if cfg.max_epochs is None:
-        cfg.max_epochs = defaults.get("max_epochs", spaces.DEFAULT_MAX_EPOCHS)
-    if cfg.subset is None:
-        cfg.subset = defaults.get("subset")
-    if cfg.trial_timeout is None:
-        cfg.trial_timeout = defaults.get("trial_timeout")
+    apply_space_defaults(cfg)
     runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
     cfg.command = ["python", "main.py", *args.argv]
     child = SEARCH_PARENT_ENV in os.environ
@@ -204,17 +196,20 @@ def _search_in_fresh_processes(argv: list[str]) -> int:
     """Run ``main.py search ARGV`` as a chain of child processes, each stopping after
     --trials-per-process trials (exit EXIT_MORE_TRIALS) and the next resuming the run.
 
-    The children print straight to this terminal; their exit status is returned. Ctrl-C reaches
-    the child too (same process group), which marks the run and prints how to resume.
+    The children print straight to this terminal; their exit status is returned. Each child runs
+    in its own session, so Ctrl-C (or SIGINT sent to this process alone) reaches it exactly once,
+    forwarded from here: it marks the run interrupted, prints how to resume and exits 130.
     """
+    import signal
     import subprocess
 
     env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid())}
     while True:
-        proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env)
+        proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True)
         try:
             rc = proc.wait()
         except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
             rc = proc.wait()
         if rc != EXIT_MORE_TRIALS:
             return rc

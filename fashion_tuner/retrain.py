@@ -309,6 +309,16 @@ def teacher_probs(models, x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the command
 
+def retrain_plan(search_args: dict, epochs: int | None, train_on: str | None) -> tuple[int, str, int]:
+    """``(max_epochs, train_on, patience)`` for retraining: the flags when given, else the run's
+    ``retrain_defaults`` (recorded by a default-budget cnn/transfer search), else the search's own
+    max epochs and patience and ``"train"``."""
+    defaults = search_args.get("retrain_defaults") or {}
+    return (int(epochs or defaults.get("epochs") or search_args.get("max_epochs") or DEFAULT_EPOCHS),
+            train_on or defaults.get("train_on") or "train",
+            int(defaults.get("patience") or search_args.get("patience") or DEFAULT_PATIENCE))
+
+
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
                  distill_from: str | None = None, data_dir: str | None = None) -> Path:
@@ -348,10 +358,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
         top_k = len(done)
     chosen = done[:top_k]
     args = run_info.get("args", {})
-    defaults = args.get("retrain_defaults") or {}
-    max_epochs = epochs or defaults.get("epochs") or args.get("max_epochs") or DEFAULT_EPOCHS
-    train_on = train_on or defaults.get("train_on") or "train"
-    patience = int(defaults.get("patience") or args.get("patience") or DEFAULT_PATIENCE)
+    max_epochs, train_on, patience = retrain_plan(args, epochs, train_on)
 
     say(f"run {run_dir}: {len(done)} completed trial(s); retraining "
         + ", ".join(f"trial {t['trial_id']} ({t['score']:.4f})" for t in chosen))

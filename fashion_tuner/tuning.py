@@ -91,6 +91,22 @@ class SearchConfig:
         return f"{stem}-{self.tuner}"
 
 
+def apply_space_defaults(cfg: SearchConfig) -> SearchConfig:
+    """Fill ``max_epochs``, ``subset`` and ``trial_timeout`` left as None from
+    :data:`fashion_tuner.spaces.SPACE_DEFAULTS`. Only a search at the space's default budget (neither
+    max_epochs nor subset given) records the space's ``retrain`` defaults for retrain-best."""
+    defaults = spaces.SPACE_DEFAULTS.get(cfg.space, {})
+    if cfg.max_epochs is None and cfg.subset is None:
+        cfg.retrain_defaults = defaults.get("retrain")
+    if cfg.max_epochs is None:
+        cfg.max_epochs = defaults.get("max_epochs", spaces.DEFAULT_MAX_EPOCHS)
+    if cfg.subset is None:
+        cfg.subset = defaults.get("subset")
+    if cfg.trial_timeout is None:
+        cfg.trial_timeout = defaults.get("trial_timeout")
+    return cfg
+
+
 # ---------------------------------------------------------------- fitting
 
 
@@ -228,6 +244,7 @@ def _tuner_class(name: str):
             self._stop_after = stop_after
             self._trials_here = 0
             super().__init__(*args, seed=seed, **kwargs)
+            defaults_first(self.oracle)
 
         def run_trial(self, trial, *args, **kwargs):
             gc.collect()
@@ -252,6 +269,33 @@ def _tuner_class(name: str):
                 raise TrialBatchDone()  # after super().on_trial_end saved the oracle: resumable
 
     return FashionTuner
+
+
+def defaults_first(oracle) -> None:
+    """Make a new search's first trial the space's defaults (a known-good model), then sample.
+
+    Keras Tuner's Hyperband, random and Bayesian oracles draw every trial at random
+    (``Oracle._random_values``), so a search could end without ever trying the configuration the
+    space's author chose as its default. Only the very first trial of a run is affected; resumed
+    runs and the chief/worker oracle client are left as they are.
+    """
+    sample = getattr(oracle, "_random_values", None)
+    if sample is None:
+        return
+    import keras_tuner as kt
+
+    def values():
+        if oracle.trials:
+            return sample()
+        hps = kt.HyperParameters()
+        for hp in oracle.hyperparameters.space:
+            hps.merge([hp])
+            if hps.is_active(hp):
+                hps.values[hp.name] = hp.default
+        oracle._duplicate(hps.values)  # registers them, so a random draw does not repeat them
+        return hps.values
+
+    oracle._random_values = values
 
 
 def release_freed_memory() -> None:

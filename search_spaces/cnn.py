@@ -14,7 +14,7 @@ and dropout.
 The defaults (the first trial Keras Tuner runs) are a known-good Fashion-MNIST CNN sized for a
 CPU: 3 blocks with 32/64/128 filters (one conv in block 1, two in blocks 2 and 3), batch norm,
 ReLU, max pooling, dropout 0.1/0.2/0.3, flatten, Dense 256, dropout 0.3, small translations and
-horizontal flips, Adam 1e-3 halved on plateaus. A second 32-filter conv at 28x28 would double the
+horizontal flips, Adam 1e-3 with cosine decay. A second 32-filter conv at 28x28 would double the
 time per epoch on 2 CPU cores (~11 s -> ~21 s per 10,000 images, measured).
 
 Hyperparameters (name: range, default -- why):
@@ -50,11 +50,14 @@ Hyperparameters (name: range, default -- why):
   useful rates differ by ~10x, and a shared range wastes trials on absurd rates.
   ``weight_decay``: 1e-5 .. 5e-2 log, 5e-4 (adamw/sgd only; Keras' decoupled decay, scaled by
   the learning rate). Plain Adam has no weight decay.
-- ``lr_schedule``: plateau | cosine | constant, plateau -- plateau halves the rate after
-  ``PLATEAU_PATIENCE`` epochs without a better validation loss (a callback added by
-  :func:`fit`); cosine decays to 1% over ``max_epochs`` epochs of ``steps_per_epoch`` steps
-  (taken from ``data_context().extra`` when the engine provides them, see
-  :func:`cosine_decay_steps`).
+- ``lr_schedule``: plateau | cosine | constant, cosine -- cosine decays to 1% over
+  ``max_epochs`` epochs of ``steps_per_epoch`` steps (taken from ``data_context().extra``, which
+  the search and retrain-best fill with the fit's own images and epochs, see
+  :func:`cosine_decay_steps`); plateau halves the rate after ``PLATEAU_PATIENCE`` epochs without a
+  better validation loss (a callback added by :func:`fit`). Cosine is the default because a
+  fixed budget is the CPU case: retraining the default CNN for 30 epochs with plateau kept the
+  rate at 1e-3 for 28 epochs (validation loss kept creeping down) and ended at 0.937 test
+  accuracy, the first halving adding 0.4 points at once.
 - ``label_smoothing``: 0.0-0.2 step 0.05, 0.0 -- targets ``(1-e) * onehot + e / classes``.
 - ``mixing``: none | mixup | cutmix, none; ``mixing_alpha`` 0.1-1.0 step 0.1, 0.2 (only when
   mixing). MixUp/CutMix need the labels, so :func:`fit` applies ``keras.layers.MixUp`` /
@@ -309,7 +312,7 @@ def make_optimizer(hp, batch_size: int) -> keras.optimizers.Optimizer:
         sgd_lr = hp.Float("sgd_learning_rate", 1e-3, 2e-1, sampling="log", default=0.05)
     with hp.conditional_scope("optimizer", ["adamw", "sgd"]):
         weight_decay = hp.Float("weight_decay", 1e-5, 5e-2, sampling="log", default=5e-4)
-    schedule = hp.Choice("lr_schedule", ["plateau", "cosine", "constant"], default="plateau")
+    schedule = hp.Choice("lr_schedule", ["plateau", "cosine", "constant"], default="cosine")
 
     lr = sgd_lr if name == "sgd" else adaptive_lr
     if schedule == "cosine":

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli, tree_snapshot
-from fashion_tuner import report, runs, splits
+from fashion_tuner import report, retrain, runs, splits
 from fashion_tuner.errors import UserError
 from fashion_tuner.runs import read_trials
 from fashion_tuner.retrain import (DISTILL_ALPHA, DISTILL_TEMPERATURE, completed_trials, distill_targets,
@@ -212,6 +212,15 @@ def test_soften_and_distillation_loss():
     expected = DISTILL_ALPHA * hard + (1 - DISTILL_ALPHA) * DISTILL_TEMPERATURE ** 2 * kl
     got = np.asarray(distillation_loss(target, student))
     np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_retrain_plan_flags_then_recorded_defaults_then_the_search():
+    searched = {"max_epochs": 6, "patience": 3}
+    recorded = {**searched, "retrain_defaults": {"epochs": 30, "train_on": "full", "patience": 5}}
+    assert retrain.retrain_plan(searched, None, None) == (6, "train", 3)
+    assert retrain.retrain_plan(recorded, None, None) == (30, "full", 5)
+    assert retrain.retrain_plan(recorded, 2, "train") == (2, "train", 5)
+    assert retrain.retrain_plan({}, None, None) == (retrain.DEFAULT_EPOCHS, "train", retrain.DEFAULT_PATIENCE)
 
 
 def test_trial_epochs():

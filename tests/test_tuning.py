@@ -42,6 +42,18 @@ def test_tiny_run_is_a_keras_tuner_project_with_manifest(tiny_run):
     assert split.train_idx.size == 600
 
 
+def test_first_trial_is_the_space_defaults_then_random(tiny_run):
+    import keras_tuner as kt
+
+    from fashion_tuner import spaces
+
+    hp = kt.HyperParameters()
+    spaces.load_space("mlp").build_model(hp)  # registers every active hyperparameter at its default
+    first, second = (t["hyperparameters"]["values"] for t in trials_of(tiny_run))
+    assert {k: v for k, v in first.items() if not k.startswith("tuner/")} == hp.values
+    assert second != first
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
 def test_other_tuners(tuner, data_source, tmp_path):
@@ -147,6 +159,36 @@ def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 240) ->
     raise AssertionError(f"never saw {marker!r}; stderr: {proc.stderr.read()[-2000:]}")
 
 
+def _processes_with(text: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if text in line and "main.py" in line]
+
+
+@pytest.mark.slow
+def test_search_in_fresh_processes_finishes_the_budget(data_args, tmp_path):
+    result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "5", "--max-epochs", "1",
+                     "--subset", "600", "--results-dir", str(tmp_path), "--name", "batches", "--trials-per-process",
+                     "2", "--overwrite", *data_args)
+    assert result.returncode == 0, result.stderr
+    trials = trials_of(tmp_path / "batches")
+    assert len({t["trial_id"] for t in trials}) == 5 and all(t["status"] == "COMPLETED" for t in trials)
+    assert result.stdout.count("Resuming random search") == 2  # processes 2 and 3 resumed the run
+    assert "[5/5]" in result.stdout  # progress counts across processes
+    assert runs.read_run(tmp_path / "batches")["status"] == "finished"
+
+
+def test_space_defaults_and_the_retraining_they_record():
+    cnn = tuning.apply_space_defaults(tuning.SearchConfig(space="cnn", max_epochs=None))
+    assert (cnn.max_epochs, cnn.subset, cnn.trial_timeout) == (6, 10000, 300)
+    assert cnn.retrain_defaults == {"epochs": 30, "train_on": "full", "patience": 5}
+    custom = tuning.apply_space_defaults(tuning.SearchConfig(space="cnn", max_epochs=2))
+    assert custom.subset == 10000 and custom.retrain_defaults is None  # a custom budget retrains as searched
+    mlp = tuning.apply_space_defaults(tuning.SearchConfig(space="mlp", max_epochs=None))
+    assert (mlp.max_epochs, mlp.subset, mlp.trial_timeout, mlp.retrain_defaults) == (20, None, None, None)
+    own = tuning.apply_space_defaults(tuning.SearchConfig(space=str(SPACES / "nan_space.py"), max_epochs=None))
+    assert own.max_epochs == 10 and own.retrain_defaults is None
+
+
 @pytest.mark.slow
 def test_sigkill_then_rerun_finishes_the_budget(data_args, tmp_path):
     proc = _search_process(data_args, tmp_path, 4, "killed")
@@ -154,6 +196,11 @@ def test_sigkill_then_rerun_finishes_the_budget(data_args, tmp_path):
     time.sleep(1.0)  # let the third trial start
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    # the search ran in a child process (--trials-per-process); it dies with its parent
+    deadline = time.monotonic() + 15
+    while _processes_with("--name killed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_with("--name killed")
     done_before = [t for t in trials_of(tmp_path / "killed") if t["status"] == "COMPLETED"]
     assert len(done_before) >= 2
     result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "4", "--max-epochs", "2",
