@@ -144,8 +144,11 @@ def _search_process(data_args, results: Path, trials: int, name: str) -> subproc
     cmd = [sys.executable, str(REPO / "main.py"), "search", "--space", "mlp", "--tuner", "random",
            "--max-trials", str(trials), "--max-epochs", "2", "--subset", "1500", "--results-dir", str(results),
            "--name", name, *data_args]
+    # A shell without job control starts background commands with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt: give the search the default disposition a terminal gives it.
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=REPO)
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 240) -> None:
