@@ -14,8 +14,8 @@ from fashion_tuner.errors import UserError
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_MORE_TRIALS = 75  # a search process ran its --trials-per-process trials; the budget is not spent
-# TensorFlow keeps ~10 MB per trained model for the life of the process (README: memory); a fresh
-# process every 5 trials bounds that well under 150 MB (README: memory) for a few seconds of start-up each.
+# TensorFlow keeps ~10 MB per trained model for the life of the process; a fresh process every 5
+# trials bounds that well under 150 MB (README: memory) for a few seconds of start-up each.
 DEFAULT_TRIALS_PER_PROCESS = 5
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
@@ -186,7 +186,7 @@ def _search(args) -> int:
     except TrialBatchDone:
         return EXIT_MORE_TRIALS
     except KeyboardInterrupt:
-        resume = [a for a in cfg.command if a != "--overwrite"]
+        resume = _resuming(cfg.command)
         print(f"\ninterrupted; completed trials are kept. Resume with:\n  {shlex.join(resume)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
@@ -213,7 +213,12 @@ def _search_in_fresh_processes(argv: list[str]) -> int:
             rc = proc.wait()
         if rc != EXIT_MORE_TRIALS:
             return rc
-        argv = [a for a in argv if a != "--overwrite"]  # later batches resume the run
+        argv = _resuming(argv)
+
+
+def _resuming(argv: list[str]) -> list[str]:
+    """The same search command without ``--overwrite``, so that it resumes instead of starting over."""
+    return [a for a in argv if a != "--overwrite"]
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -13,14 +13,15 @@ and dropout.
 
 The defaults (the first trial Keras Tuner runs) are a known-good Fashion-MNIST CNN sized for a
 CPU: 3 blocks with 32/64/128 filters (one conv in block 1, two in blocks 2 and 3), batch norm,
-ReLU, max pooling, dropout 0.1/0.2/0.3, flatten, Dense 256, dropout 0.3, small translations and
-horizontal flips, Adam 1e-3 with cosine decay. A second 32-filter conv at 28x28 would double the
+ReLU, max pooling, dropout 0/0.1/0.2, flatten, Dense 256, dropout 0.2, small translations and
+horizontal flips, batches of 64, Adam 1e-3 with cosine decay. A second 32-filter conv at 28x28 would double the
 time per epoch on 2 CPU cores (~11 s -> ~21 s per 10,000 images, measured).
 
 Hyperparameters (name: range, default -- why):
 
-- ``batch_size``: 64 | 128 | 256, 128 -- read by the engine for the fit; smaller batches add
-  gradient noise (regularisation) but cost more steps per epoch on CPU.
+- ``batch_size``: 64 | 128 | 256, 64 -- read by the engine for the fit. On 2 CPU cores an epoch
+  costs the same at 64 and 128 (11.2 s per 10,000 images either way, measured), so 64 gives
+  twice the updates per epoch for free.
 - ``augment``: bool, True -- in-model Keras preprocessing layers, active only while training,
   applied in pixel space before normalisation so the fill value 0 is the black background.
   Only when ``augment`` is on:
@@ -38,12 +39,17 @@ Hyperparameters (name: range, default -- why):
 - ``pooling``: max | avg, max. ``residual``: bool, False -- a shortcut around every block.
   ``squeeze_excite``: bool, False -- channel attention gate (reduction 8) in every block.
   These are global switches rather than per block to keep the space small for Bayesian search.
-- ``convs_block<i>``: 1-2, 1/2/2/2 and ``dropout_block<i>``: 0.0-0.5 step 0.1, 0.1/0.2/0.3/0.3 --
+- ``convs_block<i>``: 1-2, 1/2/2/2 and ``dropout_block<i>``: 0.0-0.5 step 0.1, 0/0.1/0.2/0.2 --
   per-block settings, conditional on ``conv_blocks >= i`` so search is not spent on blocks
   that do not exist.
 - ``head_pooling``: flatten | global_avg, flatten -- flatten keeps spatial detail (more
   parameters); global average is cheap and translation invariant.
-- ``dense_units``: 64-512 (powers of 2), 256. ``dropout_head``: 0.0-0.6 step 0.1, 0.3.
+- ``dense_units``: 64-512 (powers of 2), 256. ``dropout_head``: 0.0-0.6 step 0.1, 0.2.
+  The default dropout is light because the augmentation already regularises: with
+  0.1/0.2/0.3 + 0.3 and batches of 128, the default model retrained for 30 epochs on all
+  60,000 images ended with training accuracy (under augmentation and dropout) 0.934 against
+  validation 0.930 and a validation loss still falling, i.e. under-fitted; after 5 epochs on
+  all images the lighter setting with batches of 64 reached validation 0.909 against 0.898.
 - ``optimizer``: adam | adamw | sgd (momentum 0.9, Nesterov), adam.
   ``learning_rate``: 1e-4 .. 1e-2 log, 1e-3 (adam/adamw only);
   ``sgd_learning_rate``: 1e-3 .. 2e-1 log, 0.05 (sgd only) -- separate ranges because the
@@ -85,7 +91,7 @@ MAX_BLOCKS = 4
 MAX_FILTERS = 256
 SE_REDUCTION = 8
 DEFAULT_CONVS_BLOCK = (1, 2, 2, 2)
-DEFAULT_DROPOUT_BLOCK = (0.1, 0.2, 0.3, 0.3)
+DEFAULT_DROPOUT_BLOCK = (0.0, 0.1, 0.2, 0.2)
 SGD_MOMENTUM = 0.9
 # Keras' default BatchNormalization momentum (0.99) needs ~500 steps before its moving statistics
 # forget their initial variance of 1; a 1-epoch Hyperband trial on a 15,000-image subset has 118
@@ -328,7 +334,7 @@ def make_optimizer(hp, batch_size: int) -> keras.optimizers.Optimizer:
 def build_model(hp) -> keras.Model:
     """Build and compile one CNN of the space; see the module docstring for every hyperparameter."""
     ctx = data_context()
-    batch_size = hp.Choice("batch_size", [64, 128, 256], default=128)
+    batch_size = hp.Choice("batch_size", [64, 128, 256], default=64)
 
     inputs = keras.Input(shape=ctx.image_shape, name="image")
     x = add_augmentation(hp, inputs, ctx.seed)
@@ -356,7 +362,7 @@ def build_model(hp) -> keras.Model:
          else keras.layers.GlobalAveragePooling2D(name="global_avg")(x))
     x = keras.layers.Dense(hp.Int("dense_units", 64, 512, step=2, sampling="log", default=256),
                            activation=activation, name="dense")(x)
-    x = keras.layers.Dropout(hp.Float("dropout_head", 0.0, 0.6, step=0.1, default=0.3), name="dropout_head")(x)
+    x = keras.layers.Dropout(hp.Float("dropout_head", 0.0, 0.6, step=0.1, default=0.2), name="dropout_head")(x)
     outputs = keras.layers.Dense(ctx.num_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = keras.Model(inputs, outputs, name="cnn")
 

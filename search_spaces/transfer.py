@@ -49,8 +49,17 @@ Hyperparameters (name: range, default -- why):
   the fraction of backbone layers, counted from the top, that are trained; batch-norm layers
   stay frozen. The small autoencoder encoder is always unfrozen whole.
 - ``head_units``: 64-512 (powers of 2), 128. ``dropout_head``: 0.0-0.5 step 0.1, 0.3.
+- ``augment`` (+ ``translation``, ``rotation``, ``zoom``, ``horizontal_flip``): the CNN space's
+  in-model augmentation (:func:`search_spaces.cnn.add_augmentation`, same names, ranges and
+  defaults: on, translation 0.1, horizontal flips), in front of the backbone and active only while
+  training. The autoencoder itself is pretrained on the plain images (its cache key is unchanged).
+  Without it the default model overfits: retrained on all 60,000 images, training accuracy rose to
+  0.946 while validation stayed at 0.915 from epoch 9 on.
 - ``learning_rate``: 1e-4 .. 1e-2 log, 1e-3 -- Adam rate for the head (and everything under
   ``full``). ``learning_rate_finetune``: 1e-5 .. 1e-3 log, 1e-4 (two_stage only) -- stage 2.
+- ``lr_schedule``: cosine | constant, cosine -- cosine decays ``learning_rate`` to 1% over the
+  fit's epochs, as in the CNN space (:func:`search_spaces.cnn.cosine_decay_steps`); two_stage's
+  second stage always runs at the constant ``learning_rate_finetune``.
 """
 
 from __future__ import annotations
@@ -68,7 +77,8 @@ import numpy as np
 
 from fashion_tuner.errors import UserError
 from fashion_tuner.spaces import data_context
-from search_spaces.cnn import compile_classifier, hp_value
+from search_spaces.cnn import (COSINE_FINAL_FRACTION, add_augmentation, compile_classifier, cosine_decay_steps,
+                               hp_value)
 
 AE_VERSION = 1  # bump when the autoencoder architecture or training changes (invalidates caches)
 AE_LATENT_SIZES = (64, 32, 128)
@@ -283,7 +293,7 @@ def pretrained_encoder(latent_size: int) -> keras.Model:
 def build_model(hp) -> keras.Model:
     """Build and compile one transfer model of the space; see the module docstring."""
     ctx = data_context()
-    hp.Choice("batch_size", [64, 128, 256], default=128)
+    batch_size = hp.Choice("batch_size", [64, 128, 256], default=128)
     backbones = available_backbones()
     families = ["autoencoder"] + (["applications"] if backbones else [])
     family = hp.Choice("backbone_family", families, default="autoencoder")
@@ -298,16 +308,17 @@ def build_model(hp) -> keras.Model:
                                           default=UNFREEZE_FRACTIONS[0])
 
     inputs = keras.Input(shape=ctx.image_shape, name="image")
+    augmented = add_augmentation(hp, inputs, ctx.seed)  # identity at inference
     if family == "autoencoder":
         backbone = pretrained_encoder(latent_size)  # normalises inside
-        features = backbone(inputs)
+        features = backbone(augmented)
         if fine_tune == "full":
             backbone.trainable = True
         else:
             backbone.trainable = False
     else:
         _, preprocess, _ = BACKBONES[backbone_name]
-        x = keras.layers.Resizing(input_size, input_size, name="resize")(inputs)
+        x = keras.layers.Resizing(input_size, input_size, name="resize")(augmented)
         x = keras.layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
         if preprocess is not None:
             x = preprocess()(x)
@@ -327,6 +338,9 @@ def build_model(hp) -> keras.Model:
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
     with hp.conditional_scope("fine_tune", ["two_stage"]):
         hp.Float("learning_rate_finetune", 1e-5, 1e-3, sampling="log", default=1e-4)  # used by fit()
+    if hp.Choice("lr_schedule", ["cosine", "constant"], default="cosine") == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, cosine_decay_steps(batch_size),
+                                                               alpha=COSINE_FINAL_FRACTION)
     return compile_classifier(model, keras.optimizers.Adam(learning_rate), num_classes=ctx.num_classes)
 
 
