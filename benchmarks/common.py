@@ -5,6 +5,7 @@ Nothing here imports TensorFlow, so the runner stays light; the scripts that tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -154,6 +155,25 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (head + ("+dirty" if dirty else "")) or None
+
+
+# What a search runs: a finished benchmark search is reused only while these are byte-identical.
+CODE_PATHS = ("main.py", "requirements.txt", "fashion_tuner", "search_spaces")
+
+
+def code_digest() -> str:
+    """SHA-1 (16 hex digits) of every file a search runs (``CODE_PATHS``, ``*.py`` under folders).
+
+    Commits that only touch the README, the benchmarks or their results keep it, so the harness
+    does not redo an hour of search after committing a figure.
+    """
+    h = hashlib.sha1()
+    for top in CODE_PATHS:
+        path = REPO / top
+        files = sorted(f for f in path.rglob("*.py") if "__pycache__" not in f.parts) if path.is_dir() else [path]
+        for f in files:
+            h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def shown(argv: list[str]) -> str:

@@ -143,8 +143,8 @@ class StepFailed(Exception):
 # ----------------------------------------------------------------------------- our searches
 
 def search(ctx: Context, space: str, name: str, extra: list[str] | None = None) -> dict:
-    """``main.py search`` into ``work/<name>`` (reused when an identical finished search of the same git
-    commit is there).
+    """``main.py search`` into ``work/<name>`` (reused when an identical finished search of the same code,
+    :func:`common.code_digest`, is there).
 
     Returns ``{"command", "wall_s", "epochs_trained", "epochs_nominal", "run": run.json, "run_dir", "reused"}``.
     """
@@ -159,7 +159,7 @@ def search(ctx: Context, space: str, name: str, extra: list[str] | None = None) 
         saved = json.loads(sidecar.read_text())
         run = json.loads((run_dir / "run.json").read_text())
         if saved.get("command") == command and run.get("status") == "finished" and run.get("finished") == saved.get(
-                "finished") and saved.get("suite") == ctx.suite and saved.get("git_commit") == common._git_commit():
+                "finished") and saved.get("suite") == ctx.suite and saved.get("code_digest") == common.code_digest():
             say(f"{name}: reusing the finished search of {saved['date']} ({command})")
             done = {**saved, "run": run, "run_dir": str(run_dir)}
             ctx.searches[name] = done
@@ -176,7 +176,8 @@ def search(ctx: Context, space: str, name: str, extra: list[str] | None = None) 
         trained = count_epoch_lines(result["stdout"])
     done = {"command": command, "wall_s": round(result["wall_s"], 1), "epochs_trained": trained,
             "epochs_nominal": nominal_epochs(run_dir, max_epochs), "date": now(), "suite": ctx.suite,
-            "finished": run.get("finished"), "git_commit": common._git_commit(), "run": run, "run_dir": str(run_dir)}
+            "finished": run.get("finished"), "git_commit": common._git_commit(), "code_digest": common.code_digest(),
+            "run": run, "run_dir": str(run_dir)}
     sidecar.write_text(json.dumps({k: v for k, v in done.items() if k not in ("run", "run_dir")}, indent=2) + "\n")
     ctx.searches[name] = done
     return {**done, "reused": False}

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO
 
+from benchmarks import common
 from benchmarks import run as bench
 from benchmarks.peers import count_epoch_lines
 from benchmarks.plain_keras_tuner import hyperband_iteration_epochs, plan
@@ -118,3 +119,17 @@ def test_optuna_adapter_builds_the_cnn_space():
     blocks = hp.values["conv_blocks"]
     assert all(f"convs_block{i}" in hp.values for i in range(1, blocks + 1))
     assert not any(f"convs_block{i}" in hp.values for i in range(blocks + 1, 5))  # conditional stays conditional
+
+
+def test_code_digest_follows_the_searched_code_not_docs_or_results(tmp_path, monkeypatch):
+    for rel in ("main.py", "requirements.txt", "fashion_tuner/cli.py", "search_spaces/cnn.py", "README.md",
+                "benchmarks/results.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    before = common.code_digest()
+    (tmp_path / "README.md").write_text("new figures")
+    (tmp_path / "benchmarks" / "results.json").write_text("{}")
+    assert common.code_digest() == before
+    (tmp_path / "search_spaces" / "cnn.py").write_text("a changed default")
+    assert common.code_digest() != before
