@@ -31,7 +31,7 @@ def summarize(ours: dict, bare: dict, search_wall_s: float) -> dict:
     ours_epoch = statistics.median(steady_epochs(ours["fits"]))
     bare_epoch = statistics.median(steady_epochs(bare["fits"]))
     fit_s = sum(f["fit_s"] for f in ours["fits"])
-    in_search = (ours["exit_at"] - ours["imported_at"]) if ours.get("exit_at") else None
+    in_search = (ours.get("earlier_s", 0.0) + ours["exit_at"] - ours["imported_at"]) if ours.get("exit_at") else None
     return {
         "epoch_s_ours": round(ours_epoch, 4), "epoch_s_bare": round(bare_epoch, 4),
         "epoch_ratio": round(ours_epoch / bare_epoch, 3),

@@ -5,9 +5,12 @@
 Every trial builds the same model (``search_spaces/mlp.py`` at its default hyperparameters);
 the only hyperparameter, ``repeat``, just makes trials distinct. ``fit`` times the whole
 ``model.fit`` call and each epoch, and rewrites the timing file after every fit:
-``{"imported_at": unix s, "fits": [{"fit_s", "epoch_s": [...]}], "exit_at": unix s}``
-(``exit_at`` when the process ends). ``benchmarks/overhead.py`` times a bare ``model.fit`` of
-the same model, batch size and data.
+``{"imported_at": unix s, "fits": [{"fit_s", "epoch_s": [...]}], "exit_at": unix s, "earlier_s": s}``
+(``exit_at`` when the process ends). A search runs in several processes (``--trials-per-process``),
+one after another: each starts from the file the last one left, keeping its fits and adding its
+import-to-exit seconds to ``earlier_s`` (the last process, which may only find the budget spent,
+used to overwrite the file with no fits). ``benchmarks/overhead.py`` times a bare ``model.fit``
+of the same model, batch size and data.
 """
 
 import atexit
@@ -21,7 +24,21 @@ import keras_tuner
 from search_spaces import mlp
 
 TIMING_FILE = os.environ.get("FASHION_TUNER_BENCH_TIMING")
-_STATE = {"imported_at": time.time(), "fits": [], "exit_at": None}
+
+
+def _earlier_processes() -> tuple[list[dict], float]:
+    """(fits, seconds from import to exit) of the search's earlier processes, from the timing file."""
+    try:
+        with open(TIMING_FILE) as fh:
+            prev = json.load(fh)
+    except (TypeError, OSError, ValueError):
+        return [], 0.0
+    ran = (prev["exit_at"] - prev["imported_at"]) if prev.get("exit_at") else 0.0
+    return list(prev.get("fits", [])), float(prev.get("earlier_s", 0.0)) + ran
+
+
+_FITS, _EARLIER_S = _earlier_processes()
+_STATE = {"imported_at": time.time(), "fits": _FITS, "exit_at": None, "earlier_s": _EARLIER_S}
 
 
 def _write() -> None:

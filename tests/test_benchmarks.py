@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -133,3 +134,22 @@ def test_code_digest_follows_the_searched_code_not_docs_or_results(tmp_path, mon
     assert common.code_digest() == before
     (tmp_path / "search_spaces" / "cnn.py").write_text("a changed default")
     assert common.code_digest() != before
+
+
+def test_timed_space_keeps_the_fits_of_earlier_search_processes(tmp_path):
+    """A search runs in several processes; the last may only find the budget spent and must not erase the fits."""
+    from benchmarks.overhead import summarize
+
+    timing = tmp_path / "timing.json"
+    timing.write_text(json.dumps({"imported_at": 100.0, "exit_at": 110.0, "earlier_s": 0.0,
+                                  "fits": [{"fit_s": 8.0, "epoch_s": [4.5, 3.5]}]}))
+    env = {**os.environ, "FASHION_TUNER_BENCH_TIMING": str(timing), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", "import benchmarks.space_timed_mlp"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    after = json.loads(timing.read_text())
+    assert after["fits"] == [{"fit_s": 8.0, "epoch_s": [4.5, 3.5]}]
+    assert after["earlier_s"] == 10.0 and after["exit_at"] >= after["imported_at"]
+    figures = summarize(after, {"fits": [{"fit_s": 7.0, "epoch_s": [4.0, 3.0]}]}, search_wall_s=20.0)
+    assert figures["trials"] == 1 and figures["epoch_ratio"] == round(3.5 / 3.0, 3)
+    assert figures["search_s"] >= 10.0
