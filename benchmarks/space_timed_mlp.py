@@ -37,8 +37,8 @@ def _earlier_processes() -> tuple[list[dict], float]:
     return list(prev.get("fits", [])), float(prev.get("earlier_s", 0.0)) + ran
 
 
-_FITS, _EARLIER_S = _earlier_processes()
-_STATE = {"imported_at": time.time(), "fits": _FITS, "exit_at": None, "earlier_s": _EARLIER_S}
+_STATE = {"imported_at": time.time(), "exit_at": None}
+_STATE["fits"], _STATE["earlier_s"] = _earlier_processes()
 
 
 def _write() -> None:

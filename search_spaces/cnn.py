@@ -14,8 +14,8 @@ and dropout.
 The defaults (the first trial Keras Tuner runs) are a known-good Fashion-MNIST CNN sized for a
 CPU: 3 blocks with 32/64/128 filters (one conv in block 1, two in blocks 2 and 3), batch norm,
 ReLU, max pooling, dropout 0/0.1/0.2, flatten, Dense 256, dropout 0.2, small translations and
-horizontal flips, batches of 64, Adam 1e-3 with cosine decay. A second 32-filter conv at 28x28 would double the
-time per epoch on 2 CPU cores (~11 s -> ~21 s per 10,000 images, measured).
+horizontal flips, batches of 64, Adam 1e-3 with cosine decay. A second 32-filter conv at 28x28
+would double the time per epoch on 2 CPU cores (~11 s -> ~21 s per 10,000 images, measured).
 
 Hyperparameters (name: range, default -- why):
 
@@ -201,6 +201,12 @@ def cosine_decay_steps(batch_size: int) -> int:
     return max(1, int(steps) * int(epochs))
 
 
+def cosine_schedule(learning_rate: float, batch_size: int) -> keras.optimizers.schedules.CosineDecay:
+    """``learning_rate`` decayed to ``COSINE_FINAL_FRACTION`` of itself over :func:`cosine_decay_steps`."""
+    return keras.optimizers.schedules.CosineDecay(learning_rate, cosine_decay_steps(batch_size),
+                                                  alpha=COSINE_FINAL_FRACTION)
+
+
 def _mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes: int, seed: int):
     """(images, one-hot labels) batches with MixUp or CutMix applied, shuffled each epoch."""
     import tensorflow as tf
@@ -322,7 +328,7 @@ def make_optimizer(hp, batch_size: int) -> keras.optimizers.Optimizer:
 
     lr = sgd_lr if name == "sgd" else adaptive_lr
     if schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, cosine_decay_steps(batch_size), alpha=COSINE_FINAL_FRACTION)
+        lr = cosine_schedule(lr, batch_size)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=lr)
     if name == "adamw":

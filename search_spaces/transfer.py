@@ -58,7 +58,7 @@ Hyperparameters (name: range, default -- why):
 - ``learning_rate``: 1e-4 .. 1e-2 log, 1e-3 -- Adam rate for the head (and everything under
   ``full``). ``learning_rate_finetune``: 1e-5 .. 1e-3 log, 1e-4 (two_stage only) -- stage 2.
 - ``lr_schedule``: cosine | constant, cosine -- cosine decays ``learning_rate`` to 1% over the
-  fit's epochs, as in the CNN space (:func:`search_spaces.cnn.cosine_decay_steps`); two_stage's
+  fit's epochs, as in the CNN space (:func:`search_spaces.cnn.cosine_schedule`); two_stage's
   second stage always runs at the constant ``learning_rate_finetune``.
 """
 
@@ -77,8 +77,7 @@ import numpy as np
 
 from fashion_tuner.errors import UserError
 from fashion_tuner.spaces import data_context
-from search_spaces.cnn import (COSINE_FINAL_FRACTION, add_augmentation, compile_classifier, cosine_decay_steps,
-                               hp_value)
+from search_spaces.cnn import add_augmentation, compile_classifier, cosine_schedule, hp_value
 
 AE_VERSION = 1  # bump when the autoencoder architecture or training changes (invalidates caches)
 AE_LATENT_SIZES = (64, 32, 128)
@@ -339,8 +338,7 @@ def build_model(hp) -> keras.Model:
     with hp.conditional_scope("fine_tune", ["two_stage"]):
         hp.Float("learning_rate_finetune", 1e-5, 1e-3, sampling="log", default=1e-4)  # used by fit()
     if hp.Choice("lr_schedule", ["cosine", "constant"], default="cosine") == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, cosine_decay_steps(batch_size),
-                                                               alpha=COSINE_FINAL_FRACTION)
+        learning_rate = cosine_schedule(learning_rate, batch_size)
     return compile_classifier(model, keras.optimizers.Adam(learning_rate), num_classes=ctx.num_classes)
 
 
