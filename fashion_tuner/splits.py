@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from fashion_tuner.errors import UserError
 
@@ -44,6 +43,8 @@ class Split:
 
 def _stratified(indices: np.ndarray, labels: np.ndarray, size: float | int, seed: int, what: str):
     """Split ``indices`` in two, stratified on ``labels``; ``size`` is the second part."""
+    from sklearn.model_selection import train_test_split  # here: ~1 s to import, and resumed searches never split
+
     try:
         return train_test_split(indices, test_size=size, random_state=seed, stratify=labels)
     except ValueError as exc:

@@ -10,6 +10,7 @@ trial on NaN/inf loss or when it runs past ``trial_timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -238,16 +239,16 @@ def _tuner_class(name: str):
     base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}[name]
 
     class FashionTuner(base):
-        def __init__(self, *args, progress=None, seed=42, stop_after=0, **kwargs):
+        def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, **kwargs):
             self._progress = progress
             self._base_seed = seed
             self._stop_after = stop_after
+            self._budget_trials = budget_trials
             self._trials_here = 0
             super().__init__(*args, seed=seed, **kwargs)
             defaults_first(self.oracle)
 
         def run_trial(self, trial, *args, **kwargs):
-            gc.collect()
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
             keras.utils.set_random_seed(self._base_seed + int(trial.trial_id))
             return super().run_trial(trial, *args, **kwargs)
@@ -259,14 +260,21 @@ def _tuner_class(name: str):
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            keras.backend.clear_session()
-            gc.collect()
+            keras.backend.clear_session()  # frees the model (and runs gc.collect) before the trim
             release_freed_memory()
             if self._progress:
                 self._progress.end(trial, self.oracle)
             self._trials_here += 1
-            if self._stop_after and self._trials_here >= self._stop_after:
+            if self._stop_after and self._trials_here >= self._stop_after and not self._budget_spent():
                 raise TrialBatchDone()  # after super().on_trial_end saved the oracle: resumable
+
+        def _budget_spent(self) -> bool:
+            """True when the oracle has run every trial the budget allows, so a fresh process would
+            only start, find nothing to do and exit (~7 s of imports and data loading). If the count
+            is off, this process just runs the extra trials itself; nothing is lost either way."""
+            oracle = self.oracle
+            return bool(self._budget_trials and not oracle._retry_queue and not oracle.ongoing_trials
+                        and len(oracle.trials) >= self._budget_trials)
 
     return FashionTuner
 
@@ -296,6 +304,19 @@ def defaults_first(oracle) -> None:
         return hps.values
 
     oracle._random_values = values
+
+
+@contextlib.contextmanager
+def _frozen_heap():
+    """Hide everything alive now (TensorFlow, Keras, the data: it lives as long as the search) from
+    the garbage collector, so each of the four full collections Keras and Keras Tuner run per trial
+    scans only the trial's own objects: milliseconds instead of ~0.2 s (benchmarks: overhead)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def release_freed_memory() -> None:
@@ -464,10 +485,10 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
         distribution_strategy=strategy,
     )
     tuner_cls = _tuner_class(cfg.tuner)
+    batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=expected_trials(cfg))
     if cfg.tuner == "hyperband":
-        return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1,
-                         progress=progress, stop_after=cfg.trials_per_process, **common)
-    return tuner_cls(max_trials=cfg.max_trials, progress=progress, stop_after=cfg.trials_per_process, **common)
+        return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1, **batches, **common)
+    return tuner_cls(max_trials=cfg.max_trials, **batches, **common)
 
 
 def trial_table(run_dir: Path, direction: str = DIRECTION) -> list[dict]:
@@ -578,7 +599,7 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     progress = Progress(total, stream, finished_before)
     status, stop_error = "finished", None
     try:
-        with distributed.role_environment(role):
+        with distributed.role_environment(role), _frozen_heap():
             tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
             tuner.search(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.max_epochs,
                          batch_size=cfg.batch_size, class_weight=class_weight,
@@ -629,7 +650,7 @@ def _run_worker(cfg: SearchConfig, role, space, run_dir: Path, train: tuple, val
             super().end(trial, oracle)
 
     progress = WorkerProgress(None, stream)
-    with distributed.role_environment(role):
+    with distributed.role_environment(role), _frozen_heap():
         tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
         try:
             tuner.search(*train, validation_data=val, epochs=cfg.max_epochs, batch_size=cfg.batch_size,
