@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
     r.add_argument("--name", default=None)
     r.add_argument("--epochs", type=_positive_int, default=None,
-                   help="epochs at most (default: the search's max; cnn 30 and transfer 20 after a default search)")
+                   help="epochs at most (default: the search's max; mlp 50, cnn 30 and transfer 20 after a default search)")
     r.add_argument("--top-k", type=_positive_int, default=1)
     r.add_argument("--train-on", default=None, choices=("train", "train+val", "full"),
                    help="train: the run's training images (default); full: the whole training set even when "

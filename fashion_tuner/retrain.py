@@ -311,7 +311,7 @@ def teacher_probs(models, x: np.ndarray) -> np.ndarray:
 
 def retrain_plan(search_args: dict, epochs: int | None, train_on: str | None) -> tuple[int, str, int]:
     """``(max_epochs, train_on, patience)`` for retraining: the flags when given, else the run's
-    ``retrain_defaults`` (recorded by a default-budget cnn/transfer search), else the search's own
+    ``retrain_defaults`` (recorded by a default-budget search of a built-in space), else the search's own
     max epochs and patience and ``"train"``."""
     defaults = search_args.get("retrain_defaults") or {}
     return (int(epochs or defaults.get("epochs") or search_args.get("max_epochs") or DEFAULT_EPOCHS),
@@ -325,7 +325,8 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     """Retrain, evaluate on the held-out test split, write ``RUN_DIR/report/``; returns that folder.
 
     ``epochs`` / ``train_on`` left as None take the run's ``retrain_defaults`` (a default-budget
-    cnn/transfer search: more epochs, every training image), else the search's max epochs and "train".
+    search of a built-in space: more epochs; cnn/transfer on every training image), else the
+    search's max epochs and "train".
     """
     if train_on is not None and train_on not in TRAIN_ON:
         raise UserError(f"--train-on must be one of {', '.join(TRAIN_ON)}, not {train_on!r}")

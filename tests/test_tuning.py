@@ -197,7 +197,8 @@ def test_space_defaults_and_the_retraining_they_record():
     custom = tuning.apply_space_defaults(tuning.SearchConfig(space="cnn", max_epochs=2))
     assert custom.subset == 10000 and custom.retrain_defaults is None  # a custom budget retrains as searched
     mlp = tuning.apply_space_defaults(tuning.SearchConfig(space="mlp", max_epochs=None))
-    assert (mlp.max_epochs, mlp.subset, mlp.trial_timeout, mlp.retrain_defaults) == (20, None, None, None)
+    assert (mlp.max_epochs, mlp.subset, mlp.trial_timeout) == (20, None, None)
+    assert mlp.retrain_defaults == {"epochs": 50, "train_on": "train", "patience": 6}
     own = tuning.apply_space_defaults(tuning.SearchConfig(space=str(SPACES / "nan_space.py"), max_epochs=None))
     assert own.max_epochs == 10 and own.retrain_defaults is None
 
