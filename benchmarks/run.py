@@ -11,6 +11,9 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the first three):
 - ``peers``: at the epoch budget our ``search --space cnn`` actually trained: a plain Keras Tuner
   Hyperband script (``plain_keras_tuner.py``), Optuna TPE + median pruner over the same CNN space
   (``optuna_cnn.py``) and ours, each best trial evaluated once on the same held-out test split.
+- ``peers_mlp``: the same, MLP against MLP: our ``search --space mlp`` with the CNN default's budget
+  shape (``--max-epochs 6 --factor 3 --subset 10000``) and the plain Keras Tuner script at the
+  epochs it trained.
 - ``overhead``: per-epoch time of our trial fit against a bare ``model.fit``, and the share of
   search wall time spent outside ``model.fit`` (``space_timed_mlp.py``, ``overhead.py``).
 - ``scale``: the JSON lines of ``benchmarks/review_100.py`` and ``benchmarks/scale_workers.py``.
@@ -48,12 +51,12 @@ MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 SUITES = ("smoke", "quick", "full")
 ACCURACY = ("mlp", "cnn", "transfer")
-BENCHMARKS = ACCURACY + ("peers", "overhead", "scale", "memory", "deterministic")
+BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "overhead", "scale", "memory", "deterministic")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)
     # transfer and scale take minutes even on subsets: `--suite quick --only transfer scale` runs them small.
-    "quick": ("mlp", "cnn", "peers", "overhead", "memory", "deterministic"),
+    "quick": ("mlp", "cnn", "peers", "peers_mlp", "overhead", "memory", "deterministic"),
     "full": BENCHMARKS,
 }
 # Per-suite settings. quick/smoke shrink the data (--subset, a smaller validation share of the test
@@ -63,6 +66,8 @@ SEARCH_ARGS = {
     "quick": ["--max-epochs", "1", "--subset", "600", "--val-size", "0.05"],
     "full": [],
 }
+# peers_mlp: our MLP search at the cnn default's budget shape (36 epochs on 10,000 images)
+PEERS_MLP_ARGS = {"smoke": [], "quick": [], "full": ["--max-epochs", "6", "--factor", "3", "--subset", "10000"]}
 STEP_TIMEOUT = {"smoke": 240, "quick": 420, "full": None}
 OVERHEAD = {"smoke": dict(trials=1, epochs=2, subset=300, repeats=1, val_size=0.05),
             "quick": dict(trials=2, epochs=3, subset=2000, repeats=1, val_size=0.1),
@@ -216,11 +221,22 @@ def bench_accuracy(ctx: Context, space: str) -> dict:
 # ----------------------------------------------------------------------------- peers
 
 def bench_peers(ctx: Context) -> dict:
-    ours = search(ctx, "cnn", "bench-cnn")
+    return equal_budget(ctx, "peers", search(ctx, "cnn", "bench-cnn"), ("keras_tuner_mlp", "optuna_cnn"))
+
+
+def bench_peers_mlp(ctx: Context) -> dict:
+    """Like for like: our MLP search, at the CNN default's budget shape, against the plain MLP script."""
+    return equal_budget(ctx, "peers_mlp", search(ctx, "mlp", "peer-ours-mlp", PEERS_MLP_ARGS[ctx.suite]),
+                        ("keras_tuner_mlp",))
+
+
+def equal_budget(ctx: Context, name: str, ours: dict, keys: tuple[str, ...]) -> dict:
+    """Run the peers ``keys`` at the epoch budget our search ``ours`` trained, on its split; evaluate each
+    best trial once on the held-out test split; the entry ``name`` with one row per approach."""
     commands = [ours["command"]]
     budget = int(ours["epochs_trained"] or ours["epochs_nominal"])
     ev = ctx.run(["python", "-m", "benchmarks.peers", "evaluate", ctx.rel(Path(ours["run_dir"])),
-                  *ctx.data_dir_args()], "peers-evaluate-ours")
+                  *ctx.data_dir_args()], f"{name}-evaluate-ours")
     commands.append(ev["command"])
     ours_eval = last_json_line(ev["stdout"])
     if ev["rc"] != 0 or ours_eval is None:
@@ -233,20 +249,22 @@ def bench_peers(ctx: Context) -> dict:
         data += ["--val-size", str(split["val_size"])]
     data += ctx.data_args()
     max_epochs = int(ours["run"].get("args", {}).get("max_epochs") or 12)
-    rows = {"ours": {"approach": "fashion_tuner search --space cnn (Hyperband, EarlyStopping)",
+    space = ours["run"].get("space")
+    rows = {"ours": {"approach": f"fashion_tuner search --space {space} (Hyperband, EarlyStopping)",
                      "wall_s": ours["wall_s"], "epochs_used": budget, **ours_eval,
                      "commands": [ours["command"], ev["command"]]}}
     peers = {
         "keras_tuner_mlp": ["python", "-m", "benchmarks.plain_keras_tuner", "--epoch-budget", str(budget),
-                            "--work-dir", ctx.rel(ctx.work / "peer-keras-tuner"), *data],
+                            "--work-dir", ctx.rel(ctx.work / f"{name}-keras-tuner"), *data],
         "optuna_cnn": ["python", "-m", "benchmarks.optuna_cnn", "--epoch-budget", str(budget), "--max-epochs",
                        str(max_epochs), "--work-dir", ctx.rel(ctx.work), *data],
     }
     labels = {"keras_tuner_mlp": "plain Keras Tuner Hyperband, MLP (hand-written style)",
               "optuna_cnn": "Optuna TPE + median pruner, same CNN space"}
     errors = []
-    for key, argv in peers.items():
-        result = ctx.run(argv, f"peers-{key}")
+    for key in keys:
+        argv = peers[key]
+        result = ctx.run(argv, f"{name}-{key}")
         commands.append(result["command"])
         out = last_json_line(result["stdout"])
         if result["rc"] != 0 or out is None:
@@ -260,7 +278,7 @@ def bench_peers(ctx: Context) -> dict:
         if key != "ours" and row.get("test_accuracy") is not None:
             row["accuracy_ratio_to_ours"] = round(row["test_accuracy"] / rows["ours"]["test_accuracy"], 4)
             row["wall_ratio_to_ours"] = round(row["wall_s"] / rows["ours"]["wall_s"], 3)
-    entry = ctx.entry("peers", commands, epoch_budget=budget, budget_from="epochs our cnn search trained",
+    entry = ctx.entry(name, commands, epoch_budget=budget, budget_from=f"epochs our {space} search trained",
                       ours_search_reused=ours["reused"], rows=rows)
     if errors:
         entry.update(status="failed", error="; ".join(errors))
@@ -352,7 +370,7 @@ def bench_deterministic(ctx: Context) -> dict:
     return _json_step(ctx, "deterministic", argv)
 
 
-RUNNERS = {"peers": bench_peers, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
+RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
            "deterministic": bench_deterministic}
 
 
@@ -453,8 +471,9 @@ def render(results: dict) -> str:
         lines.append(f"| fashion_tuner `{space}` (search {e.get('tuner')}, max {e.get('max_epochs')} epoch(s), then "
                      f"retrain-best) | ours | {_acc(e.get('test_accuracy'), e.get('test_accuracy_ci95'))} | {wall} | "
                      f"{epochs} | {_suite(e)} | {_code(e.get('rerun', ''))} |")
-    peers = figures.get("peers")
-    if peers:
+    for peers in (figures.get("peers"), figures.get("peers_mlp")):
+        if not peers:
+            continue
         rows = peers.get("rows", {})
         for key in ("ours", "keras_tuner_mlp", "optuna_cnn"):
             row = rows.get(key)
@@ -475,9 +494,10 @@ def render(results: dict) -> str:
     for approach, acc, source in REFERENCES:
         lines.append(f"| {approach} | published | {acc:.4f} | - | - | {source} | - |")
     lines += ["", "Peers at an equal budget: same data, split, validation set and cores; the budget is the number "
-              "of epochs our `search --space cnn` actually trained (summed over trials), and each search's best "
-              "trial is evaluated once on the held-out test split as the search left it (no retraining). "
-              "Wall ratios are peer / ours.", ""]
+              "of epochs our search (`--space cnn`, or `--space mlp` for the MLP-against-MLP rows) actually "
+              "trained (summed over trials), and each search's best trial is evaluated once on the held-out test "
+              "split as the search left it (no retraining). Wall ratios are peer / ours, within each comparison.",
+              ""]
     lines += ["| reliability figure | value | goal | suite | rerun |", "|---|---|---|---|---|"]
     lines += _reliability_rows(figures)
     return "\n".join(lines) + "\n"

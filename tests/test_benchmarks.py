@@ -68,8 +68,14 @@ def test_render_merges_and_splices_readme(tmp_path):
                       "optuna_cnn": {"approach": "optuna", "status": "failed", "error": "exit 1: boom"}}}
     bench.store(results, "peers", entry)
     bench.store(results, "cnn", {**entry, "status": "failed", "error": "exit 2: no data", "rerun": "r"})
+    mlp_rows = {"ours": {"approach": "our mlp", "test_accuracy": 0.86, "wall_s": 40.0, "epochs_used": 30},
+                "keras_tuner_mlp": {"approach": "plain KT", "test_accuracy": 0.843, "wall_s": 80.0, "epochs_used": 30,
+                                    "accuracy_ratio_to_ours": 0.9802, "wall_ratio_to_ours": 2.0}}
+    bench.store(results, "peers_mlp", {**entry, "epoch_budget": 30, "rows": mlp_rows})
     table = bench.render(results)
     assert "| plain KT | peer, equal budget | 0.8500 (x0.944 of ours) | 50 s (x0.50) | 38 of 40 | full |" in table
+    assert "| our mlp | ours, equal budget | 0.8600 | 40 s | 30 of 30 | full |" in table
+    assert "| plain KT | peer, equal budget | 0.8430 (x0.980 of ours) | 1m20s (x2.00) | 30 of 30 | full |" in table
     assert "failed: exit 1: boom" in table and "failed: exit 2: no data" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{bench.MARK_START}\nold\n{bench.MARK_END}\nafter\n")
