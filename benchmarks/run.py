@@ -263,8 +263,7 @@ def equal_budget(ctx: Context, name: str, ours: dict, keys: tuple[str, ...]) -> 
               "optuna_cnn": "Optuna TPE + median pruner, same CNN space"}
     errors = []
     for key in keys:
-        argv = peers[key]
-        result = ctx.run(argv, f"{name}-{key}")
+        result = ctx.run(peers[key], f"{name}-{key}")
         commands.append(result["command"])
         out = last_json_line(result["stdout"])
         if result["rc"] != 0 or out is None:
@@ -370,8 +369,8 @@ def bench_deterministic(ctx: Context) -> dict:
     return _json_step(ctx, "deterministic", argv)
 
 
-RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
-           "deterministic": bench_deterministic}
+RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "overhead": bench_overhead, "scale": bench_scale,
+           "memory": bench_memory, "deterministic": bench_deterministic}
 
 
 # ----------------------------------------------------------------------------- results file

@@ -32,8 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Default budgets of the built-in spaces, used when the flags are not given. ``max_epochs`` and
 # ``subset`` are the search's (--max-epochs, --subset); ``retrain`` is how retrain-best trains the
 # winner of such a default search (--epochs, --train-on, patience). mlp: Hyperband over the full
-# data, ~15 min on 2 cores. cnn/transfer search a stratified 15,000-image subset so a CPU search stays short, then
-# retrain the chosen architecture on every training image for longer (README benchmarks).
+# data, ~15 min on 2 cores. cnn/transfer search a stratified subset (10,000 / 15,000 images) so a CPU
+# search stays short, then retrain the chosen architecture on every training image for longer
+# (README benchmarks).
 SPACE_DEFAULTS: dict[str, dict] = {
     # the winner retrains for longer and more patiently than a trial: MLPs on the full data still
     # gain after epoch 20 once the learning rate has been cut (search_spaces/mlp.py)

@@ -273,8 +273,8 @@ def _tuner_class(name: str):
             only start, find nothing to do and exit (~7 s of imports and data loading). If the count
             is off, this process just runs the extra trials itself; nothing is lost either way."""
             oracle = self.oracle
-            return bool(self._budget_trials and not oracle._retry_queue and not oracle.ongoing_trials
-                        and len(oracle.trials) >= self._budget_trials)
+            return bool(self._budget_trials and not getattr(oracle, "_retry_queue", None)
+                        and not oracle.ongoing_trials and len(oracle.trials) >= self._budget_trials)
 
     return FashionTuner
 
