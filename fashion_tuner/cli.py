@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +22,10 @@ MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
 TUNERS = ("hyperband", "bayesian", "random")
 DATASETS = ("fashion_mnist", "mnist")
+# Seeds: NumPy, Keras and scikit-learn take 0 .. 2**32 - 1, and trial k of a search is seeded with
+# seed + k, so half that range leaves room for any number of trials.
+MAX_SEED = 2 ** 31 - 1
+_stop_signal = signal.SIGINT  # the signal that interrupted this process (SIGINT or SIGTERM)
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,6 +54,7 @@ _nonneg_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 _factor = _number(int, lambda v: v >= 2, "a whole number of 2 or more (the Hyperband factor)")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1 (exclusive)")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+_seed = _number(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stratified subsample of N training images (default: all for mlp, 10000 for cnn, 15000 for transfer)")
     s.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="output root (default results/)")
     s.add_argument("--name", default=None, help="run name (default <space>-<tuner>)")
-    s.add_argument("--seed", type=_nonneg_int, default=42)
-    s.add_argument("--overwrite", action="store_true", help="delete an existing run of that name and start over")
+    s.add_argument("--seed", type=_seed, default=42,
+                   help=f"seeds the split, the search and every trial (trial k: seed + k); 0-{MAX_SEED} (default 42)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="delete an existing run of that name and start over (only a run made by this tool; "
+                        "files it did not write are kept)")
     s.add_argument("--data-dir", default=None, help="folder holding the four IDX .gz files")
     s.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
     s.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
@@ -132,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train: the run's training images (default); full: the whole training set even when "
                         "the search used --subset (default after a default cnn/transfer search); train+val: "
                         "add the validation images, fixed epoch count")
-    r.add_argument("--seed", type=_nonneg_int, default=42)
+    r.add_argument("--seed", type=_seed, default=42, help=f"seed of the retraining, 0-{MAX_SEED} (default 42)")
+    r.add_argument("--space", default=None, metavar="PATH",
+                   help="for a run searched with --space PATH: the space file to run. Code named in a run "
+                        "directory is never run unless you name it here (README: Safe loading)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None)
 
@@ -174,7 +186,11 @@ def _search(args) -> int:
     cfg.command = ["python", "main.py", *args.argv]
     child = SEARCH_PARENT_ENV in os.environ
     if cfg.trials_per_process and cfg.role is None and not child:
-        return _search_in_fresh_processes(args.argv)
+        from fashion_tuner.locks import RunLock
+
+        run_dir = runs.run_dir_for(cfg.results_dir, cfg.run_name)
+        with RunLock(run_dir, "search") as lock:  # held here for every child process, shared with them
+            return _search_in_fresh_processes(args.argv, lock, run_dir)
     if child:
         _exit_with_parent(int(os.environ[SEARCH_PARENT_ENV]))
     else:
@@ -187,33 +203,52 @@ def _search(args) -> int:
         return EXIT_MORE_TRIALS
     except KeyboardInterrupt:
         resume = _resuming(cfg.command)
-        print(f"\ninterrupted; completed trials are kept. Resume with:\n  {shlex.join(resume)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"\ninterrupted ({signal.Signals(_stop_signal).name}); completed trials are kept. Resume with:\n"
+              f"  {shlex.join(resume)}", file=sys.stderr)
+        return 128 + _stop_signal
     return 0
 
 
-def _search_in_fresh_processes(argv: list[str]) -> int:
+def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
     """Run ``main.py search ARGV`` as a chain of child processes, each stopping after
     --trials-per-process trials (exit EXIT_MORE_TRIALS) and the next resuming the run.
 
     The children print straight to this terminal; their exit status is returned. Each child runs
-    in its own session, so Ctrl-C (or SIGINT sent to this process alone) reaches it exactly once,
-    forwarded from here: it marks the run interrupted, prints how to resume and exits 130.
+    in its own session, so Ctrl-C or SIGTERM (sent to this process alone) reaches it exactly once,
+    forwarded from here: it marks the run interrupted, prints how to resume and exits 128 + the signal.
+    A child killed by a signal (the OOM killer's SIGKILL) is reported by name; the run stays resumable.
+    The run's lock (``lock``) is held here and shared with each child.
     """
-    import signal
     import subprocess
 
-    env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid())}
+    env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env()}
     while True:
-        proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True,
+                                pass_fds=(lock.fd,))
         try:
             rc = proc.wait()
         except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(_stop_signal)  # the child marks the run interrupted and prints the resume line
             rc = proc.wait()
+            return rc if rc > 0 else 128 + _stop_signal
+        if rc < 0:
+            return _child_killed(-rc, proc.pid, argv, run_dir)
         if rc != EXIT_MORE_TRIALS:
             return rc
         argv = _resuming(argv)
+
+
+def _child_killed(signum: int, pid: int, argv: list[str], run_dir: Path) -> int:
+    """Report a search process killed by a signal, mark the run and its unfinished trial, return 128 + signum."""
+    from fashion_tuner import kt_compat, runs
+
+    name = signal.Signals(signum).name
+    why = f"search process {pid} was killed by {name}" + (" (out of memory?)" if signum == signal.SIGKILL else "")
+    runs.mark_stopped(run_dir, "interrupted", why)
+    kt_compat.note_running_trials(run_dir, why)
+    print(f"error: {why}; completed trials are kept. Resume with: python main.py {shlex.join(_resuming(argv))}",
+          file=sys.stderr)
+    return 128 + signum
 
 
 def _resuming(argv: list[str]) -> list[str]:
@@ -240,7 +275,7 @@ def _retrain(args) -> int:
 
     return retrain_best_command(run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs,
                                 top_k=args.top_k, train_on=args.train_on, seed=args.seed,
-                                distill_from=args.distill_from, data_dir=args.data_dir)
+                                distill_from=args.distill_from, data_dir=args.data_dir, space=args.space)
 
 
 def _predict(args) -> int:
@@ -271,10 +306,19 @@ HANDLERS = {"search": _search, "retrain-best": _retrain, "predict": _predict, "r
             "list": _list, "compare": _compare}
 
 
+def _on_sigterm(signum, frame):
+    """SIGTERM behaves as Ctrl-C: the command marks its run interrupted and says how to resume."""
+    global _stop_signal
+    _stop_signal = signum
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = "--debug" in argv
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(argv)
@@ -289,7 +333,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + _stop_signal
+    except OSError as exc:
+        from fashion_tuner.fsio import disk_full_error, is_disk_full
+
+        if debug:
+            traceback.print_exc()
+        if is_disk_full(exc):
+            print(f"error: {disk_full_error(exc.filename or '.')}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''} (a file system error; "
+              "rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug: short message, traceback on request
         if debug:
             traceback.print_exc()

@@ -161,10 +161,17 @@ def load_idx_dir(directory: Path, name: str = "fashion_mnist", verify_md5: bool 
 
 
 def _keras_download(name: str) -> Dataset:
+    import contextlib
+    import io
+
+    from fashion_tuner.devices import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # TensorFlow's start-up chatter would come before our one-line error
     import keras
 
     loader = keras.datasets.fashion_mnist if name == "fashion_mnist" else keras.datasets.mnist
-    (x_train, y_train), (x_test, y_test) = loader.load_data()
+    with contextlib.redirect_stdout(io.StringIO()):  # "Downloading data from ..." even when it then fails
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
     cache = Path.home() / ".keras" / "datasets" / SYSTEM_DIRS[name]
     if name == "fashion_mnist" and cache.is_dir():
         return load_idx_dir(cache, name)

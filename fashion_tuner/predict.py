@@ -27,6 +27,9 @@ IMAGE_SIZE = (28, 28)
 CLASS_NAMES_FILE = "class_names.json"
 # Mean border brightness (0-255) above which an image is taken as dark-on-light and inverted.
 LIGHT_BORDER = 127.0
+# Largest image read (pixels; checked from the header before decoding): 8000 x 8000 is far above any
+# photo of one garment and keeps a hostile header (30000 x 30000) from allocating gigabytes.
+MAX_PIXELS = 64_000_000
 
 
 def read_class_names(model_path: str | Path, num_classes: int | None = None) -> list[str]:
@@ -59,6 +62,10 @@ def _to_gray_float(arr: np.ndarray, source: str) -> np.ndarray:
     elif arr.ndim != 2:
         raise UserError(f"{source} holds an array of shape {arr.shape}; expected one image "
                         "(H, W), (H, W, 1) or (H, W, 3)")
+    if arr.size == 0:
+        raise UserError(f"{source} holds an empty array of shape {arr.shape}; expected one image of at least 1x1 pixels")
+    if arr.size > MAX_PIXELS:
+        raise UserError(f"{source} holds {arr.size} pixels; images over {MAX_PIXELS} pixels are refused")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise UserError(f"{source} holds {arr.dtype} values; expected numeric pixel values")
     arr = arr.astype(np.float32)
@@ -86,7 +93,11 @@ def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
             notes.append("values in 0-1 scaled to 0-255")
     else:
         try:
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # reads the header only
+                width, height = img.size
+                if width * height > MAX_PIXELS or width < 1 or height < 1:
+                    raise UserError(f"image {path} says it is {width}x{height} pixels; images over "
+                                    f"{MAX_PIXELS} pixels (or empty) are refused before decoding")
                 img.load()
                 if img.mode in ("I", "I;16", "F"):  # 16-bit / float grayscale: rescale to 0-255
                     gray = np.asarray(img, dtype=np.float32)
@@ -96,6 +107,9 @@ def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
                     if img.mode not in ("L", "1"):
                         notes.append(f"{img.mode} converted to grayscale")
                     gray = np.asarray(img.convert("L"), dtype=np.float32)
+        except Image.DecompressionBombError as exc:  # Pillow's own limit, checked from the header as it opens
+            raise UserError(f"image {path} is too large ({exc}); images over {MAX_PIXELS} pixels are refused "
+                            "before decoding") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise UserError(f"image {path} cannot be read as an image ({exc}); pass PNG/JPG files "
                             "or .npy arrays") from None
@@ -134,6 +148,18 @@ def load_model(path: str | Path):
                         f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a .keras file saved by retrain-best") from None
 
 
+def check_input_shape(model, model_path) -> None:
+    """The model must take ``(N, 28, 28, 1)`` images, what predict feeds it."""
+    expected = (None, *IMAGE_SIZE, 1)
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, list):
+        shape = shape[0] if len(shape) == 1 else shape
+    if not isinstance(shape, tuple) or len(shape) != 4 or any(
+            want is not None and got not in (None, want) for got, want in zip(shape, expected)):
+        raise UserError(f"model {model_path} takes input of shape {shape}; predict feeds 28x28 grayscale images "
+                        "(None, 28, 28, 1): pass a model written by retrain-best")
+
+
 def predict_images(model_path: str | Path, images: list[str], top: int = 3):
     """Top-``top`` predictions per image.
 
@@ -147,6 +173,7 @@ def predict_images(model_path: str | Path, images: list[str], top: int = 3):
         raise UserError("name at least one image file to classify")
     loaded = [load_image(p) for p in images]  # read all first: a bad file fails before the model loads
     model = load_model(model_path)
+    check_input_shape(model, model_path)
     batch = np.stack([g for g, _ in loaded])[..., None]
     probs = np.asarray(model.predict(batch, verbose=0), dtype=np.float64)
     if probs.ndim != 2:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import report, runs, spaces
+from fashion_tuner import locks, report, runs, spaces
 from fashion_tuner.errors import UserError
 
 TRAIN_ON = ("train", "train+val", "full")
@@ -70,14 +70,33 @@ def trial_epochs(trial: dict, fallback: int) -> int:
     return int(epochs) if epochs else fallback
 
 
-def check_space_available(run: dict) -> None:
-    """A user space file recorded in run.json must still exist (without importing anything)."""
-    space = run.get("space")
-    if not space:
+def resolve_space(run: dict, space: str | None) -> str:
+    """The space to build the run's models with, importing nothing.
+
+    A run directory is data: a built-in space named in run.json is ours to import, but a space
+    *file* named there is code, and runs only when the user names it with ``--space PATH``.
+    """
+    recorded = run.get("space")
+    if not recorded:
         raise UserError(f"{run['run_dir']}/run.json names no search space; the manifest is incomplete")
-    if spaces.is_space_file(space) and not Path(space).is_file():
-        raise UserError(f"the run was searched with space file {space}, which no longer exists; "
-                        "restore the file at that path to retrain this run")
+    if not spaces.is_space_file(recorded):
+        if recorded not in spaces.BUILTIN_SPACES:
+            raise UserError(f"run.json names space {recorded!r}, which is not a built-in space "
+                            f"({', '.join(spaces.BUILTIN_SPACES)}); the manifest is damaged")
+        if space and space != recorded:
+            raise UserError(f"the run was searched with the built-in space {recorded}; leave out --space {space}")
+        return recorded
+    if not space:
+        raise UserError(f"the run was searched with the space file {recorded}; code named in a run directory is "
+                        "never run on its own: pass --space PATH naming the space file you trust")
+    if not spaces.is_space_file(space):
+        raise UserError(f"--space {space}: this run was searched with a space file; pass the path of that .py file")
+    spaces.check_space_name(space)
+    digest = run.get("space_sha256")
+    if digest and spaces.space_digest(space) != digest:
+        say(f"note: {space} is not byte-identical to the file the run was searched with; its build_model must "
+            "accept the run's hyperparameters")
+    return space
 
 
 def _clean_stale(run_dir: Path) -> None:
@@ -321,7 +340,7 @@ def retrain_plan(search_args: dict, epochs: int | None, train_on: str | None) ->
 
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
-                 distill_from: str | None = None, data_dir: str | None = None) -> Path:
+                 distill_from: str | None = None, data_dir: str | None = None, space: str | None = None) -> Path:
     """Retrain, evaluate on the held-out test split, write ``RUN_DIR/report/``; returns that folder.
 
     ``epochs`` / ``train_on`` left as None take the run's ``retrain_defaults`` (a default-budget
@@ -337,6 +356,12 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     if distill_from and top_k > 1:
         raise UserError("--distill-from trains one student: leave out --top-k (the teacher may be an ensemble)")
     run_dir = runs.resolve_run(run, results_dir, name)
+    with locks.RunLock(run_dir, "retrain-best"):  # one writer per run: not during its search or another retrain
+        return _retrain_best(run_dir, results_dir, epochs, top_k, train_on, seed, distill_from, data_dir, space)
+
+
+def _retrain_best(run_dir: Path, results_dir: str, epochs: int | None, top_k: int, train_on: str | None, seed: int,
+                  distill_from: str | None, data_dir: str | None, space_arg: str | None) -> Path:
     run_info = runs.read_run(run_dir)
     direction = run_info.get("direction", "max")
     trials = runs.read_trials(run_dir)
@@ -347,7 +372,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
             counts[t.get("status")] = counts.get(t.get("status"), 0) + 1
         seen = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
         raise UserError(f"run {run_dir} has no completed trial ({seen}); run or resume the search first")
-    check_space_available(run_info)
+    space_name = resolve_space(run_info, space_arg)
     teacher_dir = None
     if distill_from:
         teacher_dir = runs.resolve_run(distill_from, results_dir)
@@ -366,7 +391,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
     from fashion_tuner import devices, tuning
 
     devices.setup("none", bool(args.get("mixed_precision")), bool(args.get("deterministic")))
-    space = spaces.load_space(run_info["space"])
+    space = spaces.load_space(space_name)
     say("loading data and the saved split")
     dataset, split, (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = runs.load_run_data(run_info, data_dir)
     class_names = dataset.class_names
@@ -547,9 +572,10 @@ def _distill(space, trial, teacher_dir, data, run, out, max_epochs, explicit, tr
 
 
 def retrain_best_command(run: str | None, results_dir: str, name: str | None, epochs: int | None, top_k: int,
-                         train_on: str | None, seed: int, distill_from: str | None, data_dir: str | None) -> int:
+                         train_on: str | None, seed: int, distill_from: str | None, data_dir: str | None,
+                         space: str | None = None) -> int:
     """CLI entry for ``retrain-best``; returns the exit status (0)."""
-    out = retrain_best(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir)
+    out = retrain_best(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir, space)
     metrics = json.loads((out / "metrics.json").read_text())
     head = metrics.get("ensemble", metrics)
     lo, hi = head["test_accuracy_ci95"]

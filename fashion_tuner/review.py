@@ -227,6 +227,9 @@ def load_project(path: Path, warn=_warn) -> dict:
     if (path / RUN_JSON).is_file():
         try:
             run = _read_json(path / RUN_JSON)
+            if not isinstance(run, dict):
+                run = None
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             warn(f"{path / RUN_JSON}: unreadable ({exc}); reviewing it as a plain Keras Tuner directory")
     oracle = None

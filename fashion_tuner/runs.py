@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import splits
+from fashion_tuner import fsio, splits
 from fashion_tuner.errors import UserError
 
 RUN_JSON = "run.json"
@@ -28,6 +28,13 @@ BEST_HP_FILE = "best_hyperparameters.json"
 REPORT_DIR = "report"
 DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME = 100  # characters; file systems allow 255 bytes and Keras Tuner adds its own names below
+# What a run directory may hold that this tool (or Keras Tuner under it) wrote: --overwrite deletes
+# these and nothing else. Globs, matched against the names directly inside the run directory.
+RUN_ENTRIES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, REPORT_DIR, "review", "oracle.json", "tuner*.json",
+               "trial_*", ".report.*", ".*.tmp-*", "*.tmp")
+# Types of the run.json fields the commands read; anything else means the manifest is damaged.
+MANIFEST_TYPES = {"args": dict, "data": dict, "space": str, "split": dict, "tuner": str}
 
 
 def check_results_dir(results_dir: str | os.PathLike) -> Path:
@@ -45,6 +52,8 @@ def check_results_dir(results_dir: str | os.PathLike) -> Path:
 
 
 def check_run_name(name: str) -> str:
+    if len(name) > MAX_NAME:
+        raise UserError(f"run name {name[:20]}... is {len(name)} characters long; use at most {MAX_NAME}")
     if not NAME_RE.match(name) or name in (".", ".."):
         raise UserError(f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' only "
                         "(no path separators or '..'), so the run stays inside the results directory")
@@ -75,14 +84,59 @@ def resolve_run(run: str | None, results_dir: str | os.PathLike = DEFAULT_RESULT
 
 
 def read_run(run_dir: Path) -> dict:
+    """run.json as a dict (plus ``run_dir``: where the run is now); UserError when missing or damaged."""
+    path = Path(run_dir) / RUN_JSON
     try:
-        run = json.loads((Path(run_dir) / RUN_JSON).read_text())
-        run["run_dir"] = str(Path(run_dir))  # where it is now, wherever it was written
-        return run
+        run = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"{run_dir} has no {RUN_JSON}; is it a fashion_tuner run?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{run_dir / RUN_JSON} is not valid JSON ({exc}); the run manifest is damaged") from None
+        raise UserError(f"{path} is not valid JSON ({exc}); the run manifest is damaged") from None
+    problem = manifest_problem(run)
+    if problem:
+        raise UserError(f"{path} is damaged ({problem}); restore it from a copy, or rerun the search with --overwrite")
+    run["run_dir"] = str(Path(run_dir))  # where it is now, wherever it was written
+    return run
+
+
+def manifest_problem(run) -> str | None:
+    """Why ``run`` (parsed run.json) is not a usable manifest, or None."""
+    if not isinstance(run, dict):
+        return f"a JSON {type(run).__name__}, not an object"
+    for key, kind in MANIFEST_TYPES.items():
+        if key in run and not isinstance(run[key], kind):
+            return f"{key!r} is a {type(run[key]).__name__}, expected a {kind.__name__}"
+    if "space" not in run:
+        return "it names no search space"
+    return None
+
+
+def is_run_entry(name: str) -> bool:
+    from fnmatch import fnmatch
+
+    return any(fnmatch(name, pattern) for pattern in RUN_ENTRIES)
+
+
+def overwrite_plan(run_dir: Path) -> tuple[list[Path], list[Path]]:
+    """What ``--overwrite`` would delete in ``run_dir`` and what it keeps: ``(delete, keep)``.
+
+    Only a directory that is recognisably a run of this tool may be overwritten: one whose
+    run.json is a manifest, or a half-made run holding nothing but our own files. Entries this
+    tool did not write (a user's notes) are kept. Anything else raises UserError; nothing is touched.
+    """
+    entries = sorted(Path(run_dir).iterdir())
+    ours = [p for p in entries if is_run_entry(p.name)]
+    others = [p for p in entries if not is_run_entry(p.name)]
+    manifest = None
+    try:
+        manifest = json.loads((Path(run_dir) / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        pass
+    if manifest_problem(manifest) is not None and others:
+        shown = ", ".join(p.name for p in others[:3]) + (" ..." if len(others) > 3 else "")
+        raise UserError(f"{run_dir} is not a fashion_tuner run (no usable {RUN_JSON}; it holds {shown}): --overwrite "
+                        "only deletes runs made by this tool; pick another --name or move that folder yourself")
+    return ours, others
 
 
 def read_trials(run_dir: Path) -> list[dict]:
@@ -98,10 +152,22 @@ def read_trials(run_dir: Path) -> list[dict]:
 
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically (a killed process never leaves half a file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    fsio.atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def mark_stopped(run_dir: Path, status: str, reason: str) -> None:
+    """Record in run.json that the run stopped (``status``) and why; no-op if run.json is unreadable."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(manifest, dict) and manifest.get("status") == "running":
+        from datetime import datetime, timezone
+
+        manifest.update(status=status, stop_reason=reason,
+                        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        write_json(path, manifest)
 
 
 def _json_default(obj):

@@ -121,6 +121,16 @@ def load_space(space: str) -> ModuleType:
     return module
 
 
+def space_digest(space: str) -> str | None:
+    """SHA-256 of a user space file (None for a built-in space), recorded so a later command can tell
+    whether the file it is given is the one the run was searched with."""
+    if not is_space_file(space) or not Path(space).is_file():
+        return None
+    import hashlib
+
+    return hashlib.sha256(Path(space).read_bytes()).hexdigest()
+
+
 def space_reference(space: str) -> str:
     """What run.json records: a built-in name, or the absolute path of a user space file."""
     return str(Path(space).resolve()) if is_space_file(space) else space

@@ -87,8 +87,30 @@ def make_split(y_train: np.ndarray, y_test: np.ndarray, *, val_source: str = "te
     return Split(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx), val_source, seed)
 
 
+def check_split(split: Split, n_train: int, n_test: int) -> None:
+    """UserError unless every index of ``split`` is a whole number inside the official arrays
+    (``n_train`` / ``n_test`` images), without repeats, and validation and test never share an image."""
+    n_val = n_test if split.val_source == "test" else n_train
+    for part, idx, n in (("train", split.train_idx, n_train), ("val", split.val_idx, n_val),
+                         ("test", split.test_idx, n_test)):
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise UserError(f"the saved split's {part} indices are not a list of whole numbers; the split file is "
+                            "damaged: rerun the search with --overwrite")
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise UserError(f"the saved split's {part} indices run from {idx.min()} to {idx.max()}, outside the "
+                            f"{n} images of the data: the split file is damaged or belongs to other data")
+        if np.unique(idx).size != idx.size:
+            raise UserError(f"the saved split repeats {part} indices; the split file is damaged")
+    shared = np.intersect1d(split.val_idx, split.test_idx) if split.val_source == "test" else np.array([])
+    shared_train = np.intersect1d(split.train_idx, split.val_idx) if split.val_source == "train" else np.array([])
+    if shared.size or shared_train.size:
+        raise UserError("the saved split puts the same images in two of train / validation / test; the split file "
+                        "is damaged: rerun the search with --overwrite")
+
+
 def apply_split(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, split: Split):
-    """Return ``(x_tr, y_tr), (x_val, y_val), (x_te, y_te)`` selected by ``split``."""
+    """Return ``(x_tr, y_tr), (x_val, y_val), (x_te, y_te)`` selected by ``split`` (checked first)."""
+    check_split(split, len(y_train), len(y_test))
     val_x, val_y = (x_test, y_test) if split.val_source == "test" else (x_train, y_train)
     return ((x_train[split.train_idx], y_train[split.train_idx]),
             (val_x[split.val_idx], val_y[split.val_idx]),
@@ -96,9 +118,21 @@ def apply_split(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
 
 
 def save_split(path: Path, split: Split) -> None:
-    """Write the split as a plain ``.npz`` of integer arrays (no pickled objects)."""
-    np.savez(path, train_idx=split.train_idx, val_idx=split.val_idx, test_idx=split.test_idx,
-             val_source=np.array(split.val_source), seed=np.array(split.seed))
+    """Write the split as a plain ``.npz`` of integer arrays (no pickled objects), atomically."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, train_idx=split.train_idx, val_idx=split.val_idx, test_idx=split.test_idx,
+                     val_source=np.array(split.val_source), seed=np.array(split.seed))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_split(path: Path) -> Split:
@@ -106,6 +140,9 @@ def load_split(path: Path) -> Split:
         raise UserError(f"{path} is missing: the run has no saved split; rerun the search that made it")
     try:
         with np.load(path, allow_pickle=False) as f:
-            return Split(f["train_idx"], f["val_idx"], f["test_idx"], str(f["val_source"]), int(f["seed"]))
-    except (OSError, KeyError, ValueError) as exc:
+            split = Split(f["train_idx"], f["val_idx"], f["test_idx"], str(f["val_source"]), int(f["seed"]))
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise UserError(f"{path} is not a readable split file ({exc}); rerun the search with --overwrite") from None
+    if split.val_source not in VAL_SOURCES:
+        raise UserError(f"{path} names validation source {split.val_source!r}; the split file is damaged")
+    return split

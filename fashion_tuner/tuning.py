@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, distributed, runs, spaces, splits
+from fashion_tuner import devices, distributed, fsio, kt_compat, locks, runs, spaces, splits
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -35,8 +35,17 @@ OBJECTIVE = "val_accuracy"
 DIRECTION = "max"
 DEFAULT_PATIENCE = 3
 DEFAULT_MAX_FAILURES = 5
-# Arguments that define a run: resuming with other values would mix two different searches.
-IDENTITY_ARGS = ("space", "tuner", "dataset", "subset", "val_source", "val_size", "seed")
+# Arguments that define a run: resuming with other values would mix two different searches, so a
+# rerun that changes one is refused. Hyperband's oracle also keeps its own max_epochs and factor.
+IDENTITY_ARGS = ("space", "tuner", "dataset", "subset", "val_source", "val_size", "seed", "max_epochs",
+                 "executions_per_trial", "batch_size", "patience", "class_weight", "weights", "mixed_precision",
+                 "deterministic")
+HYPERBAND_IDENTITY_ARGS = ("factor",)
+# Arguments a resume may change: the budget (max_trials may grow, never below the trials already
+# run) and how trials are run. A change is applied and recorded in run.json's "changes".
+BUDGET_ARGS = ("max_trials",)
+RUNTIME_ARGS = ("max_failures", "trial_timeout", "trials_per_process", "strategy", "jit", "input_pipeline",
+                "verbose", "data_dir", "skip_md5")
 SUMMARY_TOP = 5
 
 
@@ -69,8 +78,8 @@ class SearchConfig:
     max_failures: int = DEFAULT_MAX_FAILURES
     trial_timeout: float | None = None
     skip_md5: bool = False
-    weights: str | None = None
-    strategy: str = "none"
+    weights: str | None = "imagenet"  # transfer backbones (the CLI's default too)
+    strategy: str = "auto"
     mixed_precision: bool = False
     jit: str = "auto"  # auto | on | off (devices.apply_jit)
     input_pipeline: str = "auto"  # auto | tfdata | arrays (devices.resolve_input_pipeline)
@@ -140,7 +149,8 @@ def resolve_class_weight(spec: str | None, y: np.ndarray, class_names: list[str]
                 index = int(key)
             except ValueError:
                 raise UserError(f"--class-weight {spec}: {key!r} is neither a class index nor a class name") from None
-        if index not in weights or not isinstance(value, (int, float)) or value <= 0:
+        if (index not in weights or isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value <= 0):
             raise UserError(f"--class-weight {spec}: entry {key!r}: {value!r} must map a class 0-"
                             f"{len(classes) - 1} to a positive number")
         weights[index] = float(value)
@@ -251,15 +261,31 @@ def _tuner_class(name: str):
         def run_trial(self, trial, *args, **kwargs):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
             keras.utils.set_random_seed(self._base_seed + int(trial.trial_id))
-            return super().run_trial(trial, *args, **kwargs)
+            try:
+                return super().run_trial(trial, *args, **kwargs)
+            except Exception as exc:
+                if fsio.is_disk_full(exc):  # stop the search: every further trial would fail the same way
+                    raise kt_compat.fatal_error(f"No space left on device: {exc}", exc) from exc
+                raise
 
         def on_trial_begin(self, trial):
+            # libhdf5 crashes the process when a checkpoint meets a full disk: stop before that
+            fsio.check_free_space(self.project_dir)
             super().on_trial_begin(trial)
+            kt_compat.save_trial_start(self.get_trial_dir(trial.trial_id), trial)
             if self._progress:
                 self._progress.begin(trial)
 
         def on_trial_end(self, trial):
-            super().on_trial_end(trial)
+            try:
+                super().on_trial_end(trial)
+            except RuntimeError as exc:
+                if not kt_compat.is_too_many_failures(exc):
+                    raise
+                trial.save(str(Path(self.get_trial_dir(trial.trial_id)) / kt_compat.TRIAL_FILE))  # see kt_compat
+                if self._progress:
+                    self._progress.end(trial, self.oracle)
+                raise
             keras.backend.clear_session()  # frees the model (and runs gc.collect) before the trim
             release_freed_memory()
             if self._progress:
@@ -337,7 +363,12 @@ class SpaceHyperModel:
 
         class _HyperModel(kt.HyperModel):
             def build(self, hp):
+                import keras
+
                 model = space.build_model(hp)
+                if not isinstance(model, keras.Model):
+                    raise UserError(f"the space's build_model(hp) returned {type(model).__name__}, not a keras.Model; "
+                                    "make it return the compiled model")
                 devices.check_output_dtype(model)  # mixed precision needs a float32 output
                 devices.apply_jit(model, defaults.get("jit", "auto"))
                 return model
@@ -409,11 +440,16 @@ def _duration(seconds: float) -> str:
 
 
 def failure_reason(message: str | None) -> str:
-    """The last meaningful line of a trial's stored traceback."""
+    """The meaningful line of a trial's stored traceback: the last one, unless it is TensorFlow's
+    graph-node trailer (``[[{{node ...}}]]``); a label outside the model's outputs is said briefly."""
     if not message:
         return "unknown reason"
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "unknown reason"
+    useful = [ln for ln in lines if not ln.startswith("[[") and "{{node" not in ln] or lines or ["unknown reason"]
+    label = "Received a label value"  # TensorFlow's text for a model with fewer outputs than classes
+    if label in useful[-1]:
+        return useful[-1][useful[-1].index(label):].split(".  ")[0]
+    return useful[-1]
 
 
 # ---------------------------------------------------------------- the run
@@ -438,36 +474,69 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def prepare_run_dir(cfg: SearchConfig) -> tuple[Path, dict | None]:
-    """Check the run directory: a new run, a resumable one, or one we must not touch.
+@dataclass
+class RunPlan:
+    """What a search will do with its run directory, decided before anything is written."""
 
-    Returns ``(run_dir, previous run.json or None)``; nothing is written here.
+    run_dir: Path
+    previous: dict | None = None  # run.json of the run being resumed
+    overwrite: tuple[list[Path], list[Path]] | None = None  # (delete, keep) when starting over
+    repairs: list = field(default_factory=list)  # kt_compat.Repair: damage fixed before resuming
+    changes: list[dict] = field(default_factory=list)  # budget / runtime changes of a resume
+
+
+def prepare_run_dir(cfg: SearchConfig, check_files: bool = True) -> RunPlan:
+    """Check the run directory: a new run, one to overwrite, a resumable one, or one we must not touch.
+
+    Nothing is written here. ``check_files``: read every Keras Tuner file of a resumed run first
+    (see :func:`fashion_tuner.kt_compat.check_project`); off for distributed workers (the chief does it).
     """
     run_dir = runs.run_dir_for(cfg.results_dir, cfg.run_name)
-    if not run_dir.exists() or cfg.overwrite:
-        return run_dir, None
+    if not run_dir.exists():
+        return RunPlan(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a directory; pick another --name")
+    if cfg.overwrite:
+        return RunPlan(run_dir, overwrite=runs.overwrite_plan(run_dir))
     if not (run_dir / runs.RUN_JSON).is_file():
         if any(run_dir.iterdir()):
             raise UserError(f"{run_dir} exists but is not a fashion_tuner run; pick another --name "
-                            "or pass --overwrite to delete it and start over")
-        return run_dir, None
+                            "(--overwrite only deletes runs made by this tool)")
+        return RunPlan(run_dir)
     previous = runs.read_run(run_dir)
-    current = identity(cfg)
-    before = {k: previous.get("args", {}).get(k) for k in IDENTITY_ARGS}
-    before["space"] = previous.get("space")
-    diffs = [f"{k} {before[k]!r} -> {current[k]!r}" for k in IDENTITY_ARGS if before[k] != current[k]]
-    if diffs:
-        raise UserError(f"run {cfg.run_name} already holds a different search ({'; '.join(diffs)}); "
-                        "use another --name, or --overwrite to delete it and start over")
-    return run_dir, previous
+    changes = resume_changes(previous, cfg, run_dir)
+    repairs = kt_compat.check_project(run_dir) if check_files else []
+    return RunPlan(run_dir, previous, repairs=repairs, changes=changes)
 
 
 def identity(cfg: SearchConfig) -> dict:
-    out = {k: getattr(cfg, k) for k in IDENTITY_ARGS}
+    keys = IDENTITY_ARGS + (HYPERBAND_IDENTITY_ARGS if cfg.tuner == "hyperband" else ())
+    out = {k: getattr(cfg, k) for k in keys}
     out["space"] = spaces.space_reference(cfg.space)
     return out
+
+
+def resume_changes(previous: dict, cfg: SearchConfig, run_dir: Path) -> list[dict]:
+    """Compare a rerun's arguments with the run's: refuse (UserError) a change of identity or a budget
+    below what already ran; return the allowed changes as ``{"arg", "from", "to"}`` dicts."""
+    before = dict(previous.get("args") or {}, space=previous.get("space"))
+    current = identity(cfg)
+    # keys an older run.json lacks are not compared: there is nothing to compare them with
+    diffs = [f"{k} {before[k]!r} -> {v!r}" for k, v in current.items() if k in before and before[k] != v]
+    if diffs:
+        raise UserError(f"run {cfg.run_name} already holds a different search ({'; '.join(diffs)}); "
+                        "use another --name, or --overwrite to delete it and start over")
+    changes = []
+    if cfg.tuner != "hyperband" and before.get("max_trials") not in (None, cfg.max_trials):
+        ran = len(list(run_dir.glob("trial_*")))
+        if cfg.max_trials < ran:
+            raise UserError(f"--max-trials {cfg.max_trials} is below the {ran} trials run {cfg.run_name} already ran; "
+                            f"pass --max-trials {before['max_trials']} to resume it, or more to extend it")
+        changes.append({"arg": "max_trials", "from": before["max_trials"], "to": cfg.max_trials})
+    for key in RUNTIME_ARGS:
+        if key in before and before[key] != getattr(cfg, key):
+            changes.append({"arg": key, "from": before[key], "to": getattr(cfg, key)})
+    return changes
 
 
 def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | None, strategy=None):
@@ -493,13 +562,18 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
 
 def trial_table(run_dir: Path, direction: str = DIRECTION) -> list[dict]:
     """Every trial of a run directory as a dict (id, status, score, best_step, hyperparameters, reason)."""
-    rows = [{"trial_id": t.get("trial_id"), "status": t.get("status"), "score": t.get("score"),
+    rows = [{"trial_id": t.get("trial_id"), "status": t.get("status"), "score": _finite_or_none(t.get("score")),
              "best_step": t.get("best_step"), "hyperparameters": t.get("hyperparameters", {}).get("values", {}),
              "reason": failure_reason(t.get("message")) if t.get("status") in ("FAILED", "INVALID") else ""}
             for t in runs.read_trials(run_dir)]
     sign = -1 if direction == "max" else 1
     rows.sort(key=lambda r: (r["score"] is None, sign * (r["score"] or 0)))
     return rows
+
+
+def _finite_or_none(score):
+    """A trial's score, or None when it is missing or not a finite number (a NaN never ranks as best)."""
+    return float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
 
 
 def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
@@ -527,47 +601,73 @@ def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
 def run_search(cfg: SearchConfig, stream=None) -> Path:
     """Run (or resume) a search; returns the run directory. Raises UserError on bad input.
 
-    Raises ``KeyboardInterrupt`` through after marking the run interrupted.
+    Holds the run's lock (:mod:`fashion_tuner.locks`) for its whole life, except as a distributed
+    worker. Raises ``KeyboardInterrupt`` through after marking the run interrupted.
     """
     stream = stream or sys.stdout
     role = distributed.resolve_role(cfg.role, cfg.oracle_address, cfg.worker_id)
-    worker = role is not None and not role.is_chief
-    if worker:  # the chief makes the split and run.json; a worker reads them (and never writes them)
-        distributed.wait_for_chief(runs.run_dir_for(cfg.results_dir, cfg.run_name), role)
-        run_dir, previous = prepare_run_dir(dataclasses.replace(cfg, overwrite=False))
-    else:
-        run_dir, previous = prepare_run_dir(cfg)
+    run_dir = runs.run_dir_for(cfg.results_dir, cfg.run_name)
+    if role is not None and not role.is_chief:
+        # the chief makes the split and run.json and holds the lock; a worker reads them (and never writes them)
+        distributed.wait_for_chief(run_dir, role)
+        plan = prepare_run_dir(dataclasses.replace(cfg, overwrite=False), check_files=False)
+        return _search(cfg, role, plan, stream)
+    fsio.check_free_space(run_dir)
+    with locks.RunLock(run_dir, "search"):
+        plan = prepare_run_dir(cfg)
         if role is not None:
             distributed.check_port_free(role)
+        return _search(cfg, role, plan, stream)
+
+
+def _load_search_data(cfg: SearchConfig, plan: RunPlan):
+    """The data set, the split (new or the run's own) and the class weights; refuses other data on resume."""
     dataset = data_mod.load_dataset(cfg.dataset, cfg.data_dir, verify_md5=not cfg.skip_md5)
-    if previous:
-        split = splits.load_split(run_dir / runs.SPLIT_FILE)
+    if plan.previous:
+        recorded = (plan.previous.get("data") or {}).get("md5") or {}
+        changed = sorted(f for f in set(recorded) | set(dataset.md5) if recorded.get(f) != dataset.md5.get(f))
+        if recorded and changed:
+            raise UserError(f"the data in {dataset.source} is not the data run {cfg.run_name} was searched on "
+                            f"({changed[0]}: MD5 {dataset.md5.get(changed[0])}, the run recorded "
+                            f"{recorded.get(changed[0])}); pass --data-dir with the original files, or use another --name")
+        split = splits.load_split(plan.run_dir / runs.SPLIT_FILE)
     else:
         split = splits.make_split(dataset.y_train, dataset.y_test, val_source=cfg.val_source,
                                   val_size=cfg.val_size, subset=cfg.subset, seed=cfg.seed)
     (x_tr, y_tr), (x_val, y_val), _ = splits.apply_split(dataset.x_train, dataset.y_train,
                                                           dataset.x_test, dataset.y_test, split)
     class_weight = resolve_class_weight(cfg.class_weight, y_tr, dataset.class_names)
-    x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val)
+    return dataset, split, (runs.to_model_input(x_tr), y_tr), (runs.to_model_input(x_val), y_val), class_weight
 
-    devices.import_tensorflow_quietly()
-    space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
-    device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream,
-                                jit=cfg.jit, input_pipeline=cfg.input_pipeline)
-    spaces.set_data_context(make_data_context(dataset, x_tr, cfg.results_dir, cfg.seed, cfg.weights,
-                                                cfg.max_epochs))
 
-    if worker:
-        return _run_worker(cfg, role, space, run_dir, (x_tr, y_tr), (x_val, y_val), class_weight, stream)
-    if cfg.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not previous:
-        splits.save_split(run_dir / runs.SPLIT_FILE, split)
-    manifest = {
-        "name": run_dir.name, "space": spaces.space_reference(cfg.space), "tuner": cfg.tuner,
-        "objective": OBJECTIVE, "direction": DIRECTION,
-        "args": {k: v for k, v in asdict(cfg).items() if k not in ("command", "debug")},
+def _apply_plan(plan: RunPlan, stream) -> None:
+    """Write what the plan decided: delete an overwritten run (only its own entries), make repairs."""
+    if plan.overwrite is not None:
+        delete, keep = plan.overwrite
+        print(f"--overwrite: deleting run {plan.run_dir}: {', '.join(p.name for p in delete) or 'nothing'}"
+              + (f"; keeping what fashion_tuner did not write: {', '.join(p.name for p in keep)}" if keep else ""),
+              file=stream, flush=True)
+        for path in delete:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    for repair in plan.repairs:
+        repair.apply()
+        print(f"repaired: {repair.what}", file=stream, flush=True)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _new_manifest(cfg: SearchConfig, plan: RunPlan, dataset, split, class_weight, device_info, role) -> dict:
+    previous = plan.previous or {}
+    args = {k: v for k, v in asdict(cfg).items() if k not in ("command", "debug")}
+    if plan.previous:  # how retrain-best trains the winner was decided when the run started
+        args["retrain_defaults"] = (previous.get("args") or {}).get("retrain_defaults")
+    now = _now()
+    return {
+        "name": plan.run_dir.name, "space": spaces.space_reference(cfg.space), "tuner": cfg.tuner,
+        "space_sha256": spaces.space_digest(cfg.space),
+        "objective": OBJECTIVE, "direction": DIRECTION, "args": args,
         "command": cfg.command or sys.argv, "versions": versions(),
         "data": {"dataset": dataset.name, "source": dataset.source, "data_dir": cfg.data_dir,
                  "md5": dataset.md5, "skip_md5": cfg.skip_md5},
@@ -576,32 +676,58 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
         "class_weight": class_weight, "devices": device_info,
         "distributed": role.as_dict() if role else None,
         "max_consecutive_failed_trials": cfg.max_failures,
-        "started": (previous or {}).get("started", _now()), "resumed": _now() if previous else None,
+        "changes": list(previous.get("changes") or []) + [dict(c, at=now) for c in plan.changes],
+        "started": previous.get("started", now), "resumed": now if plan.previous else None,
         "finished": None, "status": "running", "trials": {}, "best": None,
     }
-    runs.write_json(run_dir / runs.RUN_JSON, manifest)
 
+
+def _banner(cfg: SearchConfig, plan: RunPlan, dataset, split, role, stream) -> None:
     total = expected_trials(cfg)
     sizes = split.sizes()
-    print(f"{'Resuming' if previous else 'Starting'} {cfg.tuner} search of space {cfg.space} into {run_dir}\n"
+    budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials)" if cfg.tuner == "hyperband"
+              else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
+    print(f"{'Resuming' if plan.previous else 'Starting'} {cfg.tuner} search of space {cfg.space} into {plan.run_dir}\n"
           f"data: {dataset.name} from {dataset.source}; train {sizes['train']}, val {sizes['val']} "
           f"(from {split.val_source}), held-out test {sizes['test']} (not used by the search)\n"
-          f"budget: {'max_epochs %d, factor %d (~%d trials)' % (cfg.max_epochs, cfg.factor, total) if cfg.tuner == 'hyperband' else '%d trials of up to %d epochs' % (cfg.max_trials, cfg.max_epochs)}; "
-          f"EarlyStopping(val_accuracy, patience {cfg.patience}); search stops after {cfg.max_failures} "
-          f"consecutive failed trials", file=stream, flush=True)
-
+          f"budget: {budget}; EarlyStopping(val_accuracy, patience {cfg.patience}); search stops after "
+          f"{cfg.max_failures} consecutive failed trials", file=stream, flush=True)
+    for change in plan.changes:
+        print(f"changed on resume: {change['arg']} {change['from']!r} -> {change['to']!r} (recorded in run.json)",
+              file=stream, flush=True)
     if role is not None:
         print(f"chief: serving the oracle on {role.address} (no authentication: trusted networks only); "
               f"start workers with the same arguments plus --role worker --oracle-address {role.address} "
               f"--worker-id N; this returns when the budget is spent and every worker has finished",
               file=stream, flush=True)
-    finished_before = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if previous else 0
-    progress = Progress(total, stream, finished_before)
+
+
+def _search(cfg: SearchConfig, role, plan: RunPlan, stream) -> Path:
+    run_dir = plan.run_dir
+    dataset, split, train, val, class_weight = _load_search_data(cfg, plan)
+    devices.import_tensorflow_quietly()
+    kt_compat.install_atomic_json()
+    space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
+    device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream,
+                                jit=cfg.jit, input_pipeline=cfg.input_pipeline)
+    spaces.set_data_context(make_data_context(dataset, train[0], cfg.results_dir, cfg.seed, cfg.weights,
+                                              cfg.max_epochs))
+    if role is not None and not role.is_chief:
+        return _run_worker(cfg, role, space, run_dir, train, val, class_weight, stream)
+    _apply_plan(plan, stream)
+    if not plan.previous:
+        splits.save_split(run_dir / runs.SPLIT_FILE, split)
+    manifest = _new_manifest(cfg, plan, dataset, split, class_weight, device_info, role)
+    runs.write_json(run_dir / runs.RUN_JSON, manifest)
+    _banner(cfg, plan, dataset, split, role, stream)
+    finished_before = (sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir))
+                       if plan.previous else 0)
+    progress = Progress(expected_trials(cfg), stream, finished_before)
     status, stop_error = "finished", None
     try:
         with distributed.role_environment(role), _frozen_heap():
             tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
-            tuner.search(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.max_epochs,
+            tuner.search(*train, validation_data=val, epochs=cfg.max_epochs,
                          batch_size=cfg.batch_size, class_weight=class_weight,
                          callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout), verbose=cfg.verbose)
     except TrialBatchDone:
@@ -612,17 +738,26 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     except KeyboardInterrupt:
         _finish(run_dir, manifest, "interrupted")
         raise
-    except RuntimeError as exc:
-        if "consecutive failures" not in str(exc):
-            _finish(run_dir, manifest, "failed")
+    except Exception as exc:
+        if fsio.is_disk_full(exc):
+            _finish_quietly(run_dir, manifest, "interrupted", "no space left on device")
+            raise fsio.disk_full_error(run_dir) from None
+        if kt_compat.is_too_many_failures(exc):
+            status, stop_error = "failed", exc
+        else:
+            _finish_quietly(run_dir, manifest, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        status, stop_error = "failed", exc
+    return _report(cfg, run_dir, manifest, status, stop_error, stream)
+
+
+def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_error, stream) -> Path:
+    """Mark the run finished (or failed), write best_hyperparameters.json and print the summary."""
     table, summary = _finish(run_dir, manifest, status)
     failed = summary["failed"]
     if summary["best"] is None:
         reasons = sorted({r["reason"] for r in failed}) or ["no trial ran"]
         raise UserError(f"every trial failed ({len(failed)}): " + " | ".join(reasons))
-    (run_dir / runs.BEST_HP_FILE).write_text(json.dumps(summary["best_hyperparameters"], indent=2) + "\n")
+    fsio.atomic_write_text(run_dir / runs.BEST_HP_FILE, json.dumps(summary["best_hyperparameters"], indent=2) + "\n")
     print(f"\nTop {SUMMARY_TOP} trials ({summary['counts'].get('COMPLETED', 0)} completed, "
           f"{len(failed)} failed) in {run_dir}:\n{table}", file=stream)
     for r in failed:
@@ -657,7 +792,7 @@ def _run_worker(cfg: SearchConfig, role, space, run_dir: Path, train: tuple, val
                          class_weight=class_weight, callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout),
                          verbose=cfg.verbose)
         except RuntimeError as exc:
-            if "consecutive failures" not in str(exc):
+            if not kt_compat.is_too_many_failures(exc):
                 raise
             raise UserError(f"worker {role.tuner_id} stopped after {cfg.max_failures} consecutive failed trials "
                             "(--max-failures); see the trial folders for the reasons") from None
@@ -671,3 +806,12 @@ def _finish(run_dir: Path, manifest: dict, status: str):
     manifest.update(status=status, finished=_now(), trials=summary["counts"], best=summary["best"])
     runs.write_json(run_dir / runs.RUN_JSON, manifest)
     return table, summary
+
+
+def _finish_quietly(run_dir: Path, manifest: dict, status: str, reason: str) -> None:
+    """Mark the run stopped on the way out of an error; a second error here (a full disk) must not hide the first."""
+    try:
+        _finish(run_dir, manifest, status)
+        runs.mark_stopped(run_dir, status, reason)
+    except Exception:  # the original error is what the user needs to see
+        pass

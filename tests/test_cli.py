@@ -33,6 +33,8 @@ def bad_data(tmp_path_factory) -> dict:
     (root / "no_project").mkdir()
     (root / "no_project" / "notes.txt").write_text("nothing tuned here")
     dirs["no_project"] = root / "no_project"
+    (root / "nan_weights.json").write_text('{"Shirt": NaN}')
+    dirs["nan_weights"] = root / "nan_weights.json"
     return dirs
 
 
@@ -72,6 +74,11 @@ CASES = [
     (["search", "--data-dir", "{magic}"], "MD5"),
     (["search", "--tuner", "bayesian", "--name", "tiny"], "already holds a different search"),
     (["search", "--class-weight", "nofile.json"], "--class-weight nofile.json"),
+    (["search", "--class-weight", "{nan_weights}"], "must map a class 0-9 to a positive number"),
+    (["search", "--seed", "4294967295"], "--seed: expected a whole number from 0 to 2147483647"),
+    (["search", "--seed", str(2 ** 64)], "--seed: expected a whole number from 0 to 2147483647"),
+    (["retrain-best", "{results}/tiny", "--seed", "-1"], "--seed: expected a whole number from 0"),
+    (["search", "--name", "n" * 300], "300 characters long; use at most 100"),
     (["retrain-best", "{results}/nosuch"], "does not exist"),
     (["retrain-best", "--name", "all-failed"], "no completed trial"),
     (["retrain-best", "{no_project}"], "no run.json"),

@@ -245,8 +245,10 @@ def test_errors_are_user_errors(tiny_run, tmp_path):
     manifest = json.loads((gone / runs.RUN_JSON).read_text())
     manifest["space"] = str(tmp_path / "deleted_space.py")
     (gone / runs.RUN_JSON).write_text(json.dumps(manifest))
-    with pytest.raises(UserError, match="no longer exists"):
-        retrain_best(str(gone))
+    with pytest.raises(UserError, match="never run on its own: pass --space PATH"):
+        retrain_best(str(gone))  # a space file named in run.json is never imported (README: Safe loading)
+    with pytest.raises(UserError, match="deleted_space.py does not exist"):
+        retrain_best(str(gone), space=str(tmp_path / "deleted_space.py"))
 
     plain = copy_run(tiny_run, tmp_path / "plain")
     with pytest.raises(UserError, match="teacher must be another run"):

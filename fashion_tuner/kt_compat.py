@@ -1,0 +1,180 @@
+"""What we rely on inside Keras Tuner's files and private code, in one place.
+
+Written against keras-tuner 1.4.8 (``tests/test_kt_compat.py`` pins the version and fails
+loudly when these internals move):
+
+- ``keras_tuner.src.utils.save_json`` truncates and then writes: a kill or a full disk
+  leaves half a file. :func:`install_atomic_json` replaces it with an atomic write.
+- ``oracle.json`` holds ``ongoing_trials`` ({tuner id: trial id}) and ``retry_queue``
+  (trial ids): the trials that are not finished. On reload Keras Tuner reruns them.
+- ``tuner<ID>.json`` holds no state in 1.4 (``BaseTuner.get_state`` returns ``{}``).
+- ``Oracle.end_trial`` raises "consecutive failures" (a RuntimeError) *before* it saves the
+  failing trial: the tuner saves that trial itself (``FashionTuner.on_trial_end``).
+- ``trial_<ID>/trial.json`` is a trial's state; we keep a copy of it as it was when the trial
+  started (``trial.start.json``), so that a damaged ``trial.json`` of an unfinished trial can
+  be set aside and the trial run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from fashion_tuner import fsio
+from fashion_tuner.errors import UserError
+
+KERAS_TUNER_VERSION = "1.4.8"  # the version these internals were read from
+ORACLE_FILE = "oracle.json"
+TRIAL_FILE = "trial.json"
+TRIAL_START_FILE = "trial.start.json"
+DAMAGED_SUFFIX = ".damaged"
+
+log = logging.getLogger(__name__)
+
+
+def install_atomic_json() -> None:
+    """Make every Keras Tuner JSON write atomic (oracle, tuner and trial files). Idempotent."""
+    from keras_tuner.src import utils
+
+    if getattr(utils.save_json, "_atomic", False):
+        return
+
+    def save_json(path, obj):
+        text = json.dumps(obj)
+        fsio.atomic_write_text(path, text)
+        return text
+
+    save_json._atomic = True
+    utils.save_json = save_json
+
+
+def save_trial_start(trial_dir: str | Path, trial) -> None:
+    """Keep the trial's state as it starts (hyperparameters, id), for :func:`check_project`."""
+    fsio.atomic_write_text(Path(trial_dir) / TRIAL_START_FILE, json.dumps(trial.get_state()))
+
+
+@dataclass
+class Repair:
+    """A fix :func:`check_project` found safe: ``what`` says it, ``apply()`` does it."""
+
+    what: str
+    apply: Callable[[], None]
+
+
+def _load(path: Path):
+    """Parsed JSON, or raise ValueError saying why it is unusable."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{exc.__class__.__name__}: {exc}; {path.stat().st_size} bytes") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"a JSON {type(payload).__name__}, not an object")
+    return payload
+
+
+def unfinished_trials(oracle: dict) -> set[str]:
+    """Trial ids the oracle has not finished (running or queued to run again)."""
+    ongoing = oracle.get("ongoing_trials") or {}
+    queued = oracle.get("retry_queue") or []
+    return {str(t) for t in ongoing.values()} | {str(t) for t in queued}
+
+
+def check_project(run_dir: str | Path) -> list[Repair]:
+    """Read every Keras Tuner file of a run directory before anything is written.
+
+    Returns the repairs to make before resuming (a damaged tuner file, or a damaged
+    ``trial.json`` of an unfinished trial that can be restored from ``trial.start.json`` and
+    rerun). Raises UserError, naming the file, for damage that cannot be repaired (a damaged
+    ``oracle.json``, or a damaged ``trial.json`` of a finished trial: its result is lost).
+    """
+    run_dir = Path(run_dir)
+    oracle_path = run_dir / ORACLE_FILE
+    oracle: dict = {}
+    if oracle_path.exists():
+        try:
+            oracle = _load(oracle_path)
+            if not isinstance(oracle.get("ongoing_trials", {}), dict) or not isinstance(oracle.get("retry_queue", []), list):
+                raise ValueError("ongoing_trials / retry_queue have the wrong types")
+        except ValueError as exc:
+            raise UserError(f"{oracle_path} is damaged ({exc}): the search state cannot be resumed from it; restore "
+                            "it from a copy, or start over with --overwrite") from None
+    unfinished = unfinished_trials(oracle)
+    repairs: list[Repair] = []
+    for tuner_path in sorted(run_dir.glob("tuner*.json")):
+        try:
+            _load(tuner_path)
+        except ValueError as exc:
+            repairs.append(Repair(f"{tuner_path.name} was damaged ({exc}); it holds no state in Keras Tuner "
+                                  f"{KERAS_TUNER_VERSION}: set aside as {tuner_path.name}{DAMAGED_SUFFIX} and rewritten",
+                                  _rewrite_tuner_file(tuner_path)))
+    for trial_path in sorted(run_dir.glob(f"trial_*/{TRIAL_FILE}")):
+        try:
+            _load(trial_path)
+            continue
+        except ValueError as exc:
+            why = str(exc)
+        trial_id = trial_path.parent.name[len("trial_"):]
+        start = trial_path.parent / TRIAL_START_FILE
+        if trial_id in unfinished and start.is_file():
+            try:
+                _load(start)
+            except ValueError:
+                pass
+            else:
+                repairs.append(Repair(f"trial {trial_id} was unfinished and its {TRIAL_FILE} damaged ({why}): set aside "
+                                      f"as {TRIAL_FILE}{DAMAGED_SUFFIX}; the trial runs again from its start",
+                                      _restore_trial(trial_path, start)))
+                continue
+        state = "unfinished, with no start copy to restore" if trial_id in unfinished else "finished; its result is lost"
+        raise UserError(f"{trial_path} is damaged ({why}; trial {state}): restore it from a copy, or start over "
+                        "with --overwrite")
+    return repairs
+
+
+def _rewrite_tuner_file(path: Path) -> Callable[[], None]:
+    def apply():
+        path.replace(path.with_name(path.name + DAMAGED_SUFFIX))
+        fsio.atomic_write_text(path, "{}")
+    return apply
+
+
+def _restore_trial(trial_path: Path, start: Path) -> Callable[[], None]:
+    def apply():
+        trial_path.replace(trial_path.with_name(TRIAL_FILE + DAMAGED_SUFFIX))
+        fsio.atomic_write_text(trial_path, start.read_text())
+    return apply
+
+
+def note_running_trials(run_dir: str | Path, reason: str) -> list[str]:
+    """Write ``reason`` into the message of every trial still RUNNING (a process that ran it died);
+    they stay RUNNING, so a resume runs them again. Returns their ids."""
+    noted = []
+    for path in sorted(Path(run_dir).glob(f"trial_*/{TRIAL_FILE}")):
+        try:
+            trial = _load(path)
+        except ValueError:
+            continue
+        if trial.get("status") == "RUNNING":
+            trial["message"] = f"{reason} ({time.strftime('%Y-%m-%d %H:%M:%S')}); a resume runs this trial again"
+            fsio.atomic_write_text(path, json.dumps(trial))
+            noted.append(str(trial.get("trial_id")))
+    return noted
+
+
+def is_too_many_failures(exc: BaseException) -> bool:
+    """Keras Tuner's way of stopping a search after max_consecutive_failed_trials: a RuntimeError whose
+    text says so (1.4.8 has no exception class of its own for it)."""
+    return isinstance(exc, RuntimeError) and "consecutive failures" in str(exc)
+
+
+def fatal_error(message: str, cause: BaseException):
+    """A Keras Tuner FatalError (it stops the search instead of failing the trial) caused by ``cause``."""
+    import keras_tuner
+
+    err = keras_tuner.errors.FatalError(message)
+    err.__cause__ = cause
+    return err
