@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shlex
 import signal
@@ -10,6 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from fashion_tuner import hints
 from fashion_tuner.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -32,8 +34,8 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument on one line (no usage dump)."""
 
     def error(self, message):
-        raise UserError(f"{message} (see `python main.py {self.prog.split()[-1]} --help`)"
-                        if " " in self.prog else f"{message} (see `python main.py --help`)")
+        raise UserError(f"{message} (see `{hints.command(self.prog.split()[-1], '--help')}`)"
+                        if " " in self.prog else f"{message} (see `{hints.command('--help')}`)")
 
 
 def _number(convert, ok, expected: str):
@@ -60,18 +62,19 @@ _seed = _number(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {M
 def build_parser() -> argparse.ArgumentParser:
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
 
+    PY = hints.main_py()  # noqa: N806 (the examples name the interpreter that is running)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     fmt = argparse.RawDescriptionHelpFormatter
     parser = Parser(prog="main.py", description="Keras Tuner searches, honest splits, retraining and reports "
                     "for Fashion-MNIST classifiers.", parents=[common], formatter_class=fmt,
-                    epilog="example:\n  python main.py search --space mlp --max-epochs 10\n"
-                           "  python main.py retrain-best results/mlp-hyperband\n"
-                           "  python main.py review results/")
+                    epilog=f"example:\n  {PY} search --space mlp --max-epochs 10\n"
+                           f"  {PY} retrain-best results/mlp-hyperband\n"
+                           f"  {PY} review results/")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     s = sub.add_parser("search", parents=[common], formatter_class=fmt, help="run or resume a hyperparameter search",
-                       epilog="example:\n  python main.py search --space cnn --tuner bayesian --max-trials 20 "
+                       epilog=f"example:\n  {PY} search --space cnn --tuner bayesian --max-trials 20 "
                               "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
     s.add_argument("--space", default="mlp", help="mlp | cnn | transfer | path/to/space.py (default mlp)")
     s.add_argument("--tuner", default="hyperband", choices=TUNERS, help="default hyperband")
@@ -130,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("retrain-best", parents=[common], formatter_class=fmt,
                        help="retrain the best trial (or top K), evaluate once on the held-out test set, write a report",
-                       epilog="example:\n  python main.py retrain-best results/cnn-hyperband --top-k 3")
+                       epilog=f"example:\n  {PY} retrain-best results/cnn-hyperband --top-k 3")
     r.add_argument("run", nargs="?", help="run directory (or run name under --results-dir)")
     r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
     r.add_argument("--name", default=None)
@@ -149,24 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None)
 
     p = sub.add_parser("predict", parents=[common], formatter_class=fmt, help="classify images with a saved model",
-                       epilog="example:\n  python main.py predict --model results/mlp-hyperband/report/best_model.keras shoe.png")
+                       epilog=f"example:\n  {PY} predict --model results/mlp-hyperband/report/best_model.keras shoe.png")
     p.add_argument("--model", required=True, help="a .keras file written by retrain-best")
     p.add_argument("images", nargs="+", help="PNG/JPG or .npy images")
     p.add_argument("--top", type=_positive_int, default=3)
 
     v = sub.add_parser("review", parents=[common], formatter_class=fmt,
                        help="summarise and plot any Keras Tuner results directory",
-                       epilog="example:\n  python main.py review results/cnn-hyperband --top 10")
+                       epilog=f"example:\n  {PY} review results/cnn-hyperband --top 10")
     v.add_argument("paths", nargs="+", metavar="PATH")
     v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
     v.add_argument("--top", type=_positive_int, default=10)
 
     ls = sub.add_parser("list", parents=[common], formatter_class=fmt, help="one line per run",
-                        epilog="example:\n  python main.py list --results-dir results")
+                        epilog=f"example:\n  {PY} list --results-dir results")
     ls.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
 
     c = sub.add_parser("compare", parents=[common], formatter_class=fmt, help="runs side by side",
-                       epilog="example:\n  python main.py compare mlp-hyperband cnn-hyperband")
+                       epilog=f"example:\n  {PY} compare mlp-hyperband cnn-hyperband")
     c.add_argument("runs", nargs="+", metavar="RUN")
     c.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
     c.add_argument("--out", default=None)
@@ -183,7 +186,7 @@ def _search(args) -> int:
     cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "argv")})
     apply_space_defaults(cfg)
     runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
-    cfg.command = ["python", "main.py", *args.argv]
+    cfg.command = [*hints.main_py().split(), *args.argv]
     child = SEARCH_PARENT_ENV in os.environ
     if cfg.trials_per_process and cfg.role is None and not child:
         from fashion_tuner.locks import RunLock
@@ -221,8 +224,16 @@ def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
     """
     import subprocess
 
-    env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env()}
-    while True:
+    import time
+
+    from fashion_tuner import runs
+    from fashion_tuner.tuning import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
+
+    done = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if run_dir.is_dir() else 0
+    env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env(),
+           SEARCH_STARTED_ENV: repr(time.time()), SEARCH_DONE_ENV: str(done)}  # one clock for every child
+    for batch in itertools.count():
+        env[SEARCH_BATCH_ENV] = str(batch)
         proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True,
                                 pass_fds=(lock.fd,))
         try:
@@ -246,7 +257,7 @@ def _child_killed(signum: int, pid: int, argv: list[str], run_dir: Path) -> int:
     why = f"search process {pid} was killed by {name}" + (" (out of memory?)" if signum == signal.SIGKILL else "")
     runs.mark_stopped(run_dir, "interrupted", why)
     kt_compat.note_running_trials(run_dir, why)
-    print(f"error: {why}; completed trials are kept. Resume with: python main.py {shlex.join(_resuming(argv))}",
+    print(f"error: {why}; completed trials are kept. Resume with: {hints.command(*_resuming(argv))}",
           file=sys.stderr)
     return 128 + signum
 
@@ -345,6 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''} (a file system error; "
               "rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    except ImportError as exc:
+        if debug:
+            traceback.print_exc()
+        message = hints.missing_requirement(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:  # a bug: short message, traceback on request
         if debug:
             traceback.print_exc()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import locks, report, runs, spaces
+from fashion_tuner import hints, locks, report, runs, spaces
 from fashion_tuner.errors import UserError
 
 TRAIN_ON = ("train", "train+val", "full")
@@ -306,7 +306,7 @@ def load_teacher(teacher_dir: Path, run: dict, test_idx: np.ndarray):
         rep.glob(f"model_*/{MODEL_FILE}"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not files:
         raise UserError(f"teacher run {teacher_dir} has no retrained model in {rep}; "
-                        f"run `python main.py retrain-best {teacher_dir}` first")
+                        f"run `{hints.command('retrain-best', str(teacher_dir))}` first")
     metrics_path = rep / "metrics.json"
     teacher_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     split = splits.load_split(teacher_dir / runs.SPLIT_FILE)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import fsio, splits
+from fashion_tuner import fsio, hints, splits
 from fashion_tuner.errors import UserError
 
 RUN_JSON = "run.json"
@@ -74,12 +74,12 @@ def resolve_run(run: str | None, results_dir: str | os.PathLike = DEFAULT_RESULT
     elif name:
         path = Path(results_dir).expanduser() / check_run_name(name)
     else:
-        raise UserError("name the run: pass RUN_DIR or --name NAME (see `python main.py list`)")
+        raise UserError(f"name the run: pass RUN_DIR or --name NAME (see `{hints.command('list')}`)")
     if not path.is_dir():
-        raise UserError(f"run {path} does not exist; `python main.py list` shows the runs you have")
+        raise UserError(f"run {path} does not exist; `{hints.command('list')}` shows the runs you have")
     if not (path / RUN_JSON).is_file():
         raise UserError(f"{path} has no {RUN_JSON}: it is not a fashion_tuner run "
-                        "(use `python main.py review` for plain Keras Tuner directories)")
+                        f"(use `{hints.main_py()} review` for plain Keras Tuner directories)")
     return path
 
 

@@ -15,7 +15,9 @@ import dataclasses
 import gc
 import hashlib
 import json
+import io
 import math
+import os
 import platform
 import shutil
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, distributed, fsio, kt_compat, locks, runs, spaces, splits
+from fashion_tuner import devices, distributed, fsio, hints, kt_compat, locks, runs, spaces, splits
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -47,6 +49,10 @@ BUDGET_ARGS = ("max_trials",)
 RUNTIME_ARGS = ("max_failures", "trial_timeout", "trials_per_process", "strategy", "jit", "input_pipeline",
                 "verbose", "data_dir", "skip_md5")
 SUMMARY_TOP = 5
+# Set by the CLI's parent process for each child of one search (cli._search_in_fresh_processes).
+SEARCH_STARTED_ENV = "FASHION_TUNER_SEARCH_STARTED"
+SEARCH_DONE_ENV = "FASHION_TUNER_SEARCH_DONE_AT_START"
+SEARCH_BATCH_ENV = "FASHION_TUNER_SEARCH_BATCH"
 
 
 class TrialBatchDone(Exception):
@@ -395,14 +401,38 @@ def expected_trials(cfg: SearchConfig) -> int | None:
                for b in range(brackets) for r in range(b + 1))
 
 
-class Progress:
-    """One line per finished trial: id, key hyperparameters, score, best so far, elapsed, ETA."""
+@dataclass(frozen=True)
+class SearchClock:
+    """When the user's search command started, across the child processes it runs (read from the
+    environment the CLI's parent process sets, see :func:`search_clock`)."""
 
-    def __init__(self, total: int | None, stream=None, done_before: int = 0):
+    started: float  # wall-clock seconds (time.time()) when the command started
+    done_at_start: int  # trials the run had finished when the command started
+    batch: int = 0  # which child process of the command this is (0: the first, or no children)
+
+
+def search_clock(finished_now: int) -> SearchClock:
+    """This process's clock: the parent's (``FASHION_TUNER_SEARCH_*`` variables) or a new one."""
+    try:
+        return SearchClock(float(os.environ[SEARCH_STARTED_ENV]), int(os.environ[SEARCH_DONE_ENV]),
+                           int(os.environ.get(SEARCH_BATCH_ENV, 0)))
+    except (KeyError, ValueError):
+        return SearchClock(time.time(), finished_now, 0)
+
+
+class Progress:
+    """One line per finished trial: id, key hyperparameters, score, best so far, elapsed, ETA.
+
+    Elapsed time and the ETA run on the command's clock, so they continue across the child
+    processes of one search instead of restarting in each.
+    """
+
+    def __init__(self, total: int | None, stream=None, done_before: int = 0, clock: SearchClock | None = None):
         self.total = total
         self.stream = stream or sys.stdout
-        self.started = time.monotonic()
-        self.done_before = done_before  # trials a previous process of this run finished
+        self.clock = clock or SearchClock(time.time(), done_before)
+        self.started = self.clock.started
+        self.done_before = self.clock.done_at_start  # trials finished before this command: not in the ETA
         self.done = done_before
         self.trial_started = {}
 
@@ -411,7 +441,7 @@ class Progress:
 
     def end(self, trial, oracle):
         self.done += 1
-        elapsed = time.monotonic() - self.started
+        elapsed = time.time() - self.started
         score = trial.score
         best = oracle.get_best_trials(1)
         best_score = best[0].score if best else None
@@ -421,7 +451,8 @@ class Progress:
         eta = ""
         if self.total:
             left = max(self.total - self.done, 0)
-            eta = f"  eta {_duration(elapsed / (self.done - self.done_before) * left)}" if left else ""
+            ran = max(self.done - self.done_before, 1)
+            eta = f"  eta {_duration(elapsed / ran * left)}" if left else ""
         count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
         score_s = f"{score:.4f}" if score is not None else "-"
         best_s = f"{best_score:.4f}" if best_score is not None else "-"
@@ -682,11 +713,42 @@ def _new_manifest(cfg: SearchConfig, plan: RunPlan, dataset, split, class_weight
     }
 
 
+def trial_seconds(run_dir: Path) -> list[float]:
+    """Wall seconds of each finished trial of a run, from the start copy and the final trial.json."""
+    out = []
+    for start in sorted(Path(run_dir).glob(f"trial_*/{kt_compat.TRIAL_START_FILE}")):
+        end = start.with_name(kt_compat.TRIAL_FILE)
+        try:
+            if json.loads(end.read_text()).get("status") == "COMPLETED":
+                out.append(end.stat().st_mtime - start.stat().st_mtime)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _budget_left(cfg: SearchConfig, run_dir: Path, finished: int) -> str:
+    """"; N trials left, about T at S per trial so far" once trials of this run have been timed."""
+    seconds = trial_seconds(run_dir)
+    total = expected_trials(cfg)
+    if not seconds or not total:
+        return ""
+    per = float(np.median(seconds))
+    left = max(total - finished, 0)
+    return f"; {left} trial(s) left, about {_duration(per * left)} at {per:.0f} s per trial so far"
+
+
 def _banner(cfg: SearchConfig, plan: RunPlan, dataset, split, role, stream) -> None:
     total = expected_trials(cfg)
     sizes = split.sizes()
     budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials)" if cfg.tuner == "hyperband"
               else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
+    if plan.previous:
+        finished = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(plan.run_dir))
+        budget += _budget_left(cfg, plan.run_dir, finished)
+        if plan.previous.get("status") == "finished" and not plan.changes:
+            print(f"run {plan.run_dir} already finished ({finished} trials): nothing left to run (a larger "
+                  "--max-trials extends a random/Bayesian search; --overwrite starts over)", file=stream, flush=True)
+            return
     print(f"{'Resuming' if plan.previous else 'Starting'} {cfg.tuner} search of space {cfg.space} into {plan.run_dir}\n"
           f"data: {dataset.name} from {dataset.source}; train {sizes['train']}, val {sizes['val']} "
           f"(from {split.val_source}), held-out test {sizes['test']} (not used by the search)\n"
@@ -708,7 +770,11 @@ def _search(cfg: SearchConfig, role, plan: RunPlan, stream) -> Path:
     devices.import_tensorflow_quietly()
     kt_compat.install_atomic_json()
     space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
-    device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=stream,
+    finished_before = (sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir))
+                       if plan.previous else 0)
+    clock = search_clock(finished_before)
+    said = stream if clock.batch == 0 else io.StringIO()  # later child processes do not repeat the header
+    device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, stream=said,
                                 jit=cfg.jit, input_pipeline=cfg.input_pipeline)
     spaces.set_data_context(make_data_context(dataset, train[0], cfg.results_dir, cfg.seed, cfg.weights,
                                               cfg.max_epochs))
@@ -719,14 +785,13 @@ def _search(cfg: SearchConfig, role, plan: RunPlan, stream) -> Path:
         splits.save_split(run_dir / runs.SPLIT_FILE, split)
     manifest = _new_manifest(cfg, plan, dataset, split, class_weight, device_info, role)
     runs.write_json(run_dir / runs.RUN_JSON, manifest)
-    _banner(cfg, plan, dataset, split, role, stream)
-    finished_before = (sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir))
-                       if plan.previous else 0)
-    progress = Progress(expected_trials(cfg), stream, finished_before)
+    _banner(cfg, plan, dataset, split, role, said)
+    progress = Progress(expected_trials(cfg), stream, finished_before, clock)
     status, stop_error = "finished", None
     try:
         with distributed.role_environment(role), _frozen_heap():
-            tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
+            with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner's "Reloading Tuner from ...": our header says it
+                tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
             tuner.search(*train, validation_data=val, epochs=cfg.max_epochs,
                          batch_size=cfg.batch_size, class_weight=class_weight,
                          callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout), verbose=cfg.verbose)
@@ -747,10 +812,11 @@ def _search(cfg: SearchConfig, role, plan: RunPlan, stream) -> Path:
         else:
             _finish_quietly(run_dir, manifest, "failed", f"{type(exc).__name__}: {exc}")
             raise
-    return _report(cfg, run_dir, manifest, status, stop_error, stream)
+    return _report(cfg, run_dir, manifest, status, stop_error, stream, clock)
 
 
-def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_error, stream) -> Path:
+def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_error, stream,
+            clock: SearchClock) -> Path:
     """Mark the run finished (or failed), write best_hyperparameters.json and print the summary."""
     table, summary = _finish(run_dir, manifest, status)
     failed = summary["failed"]
@@ -764,7 +830,8 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
         print(f"trial {r['trial_id']} failed: {r['reason']}", file=stream)
     print(f"best {OBJECTIVE} {summary['best']['score']:.4f} (trial {summary['best']['trial_id']}); "
           f"hyperparameters in {run_dir / runs.BEST_HP_FILE}\n"
-          f"next: python main.py retrain-best {run_dir}", file=stream, flush=True)
+          f"wall time of this search command: {_duration(time.time() - clock.started)}\n"
+          f"next: {hints.command('retrain-best', str(run_dir))}", file=stream, flush=True)
     if stop_error is not None:
         raise UserError(f"search stopped after {cfg.max_failures} consecutive failed trials (--max-failures); "
                         "reasons: " + " | ".join(sorted({r['reason'] for r in failed})))

@@ -184,10 +184,48 @@ def test_search_in_fresh_processes_finishes_the_budget(data_args, tmp_path):
     assert result.returncode == 0, result.stderr
     trials = trials_of(tmp_path / "batches")
     assert len({t["trial_id"] for t in trials}) == 4 and all(t["status"] == "COMPLETED" for t in trials)
-    # process 2 resumed the run; its batch spent the budget, so no third process starts just to find that out
-    assert result.stdout.count("Resuming random search") == 1
-    assert "[4/4]" in result.stdout  # progress counts across processes
+    # process 2 resumed the run silently: one header for the whole search, not one per process
+    out = result.stdout
+    assert out.count("Starting random search") == 1 and "Resuming" not in out and out.count("devices:") == 1
+    assert "Reloading Tuner" not in out
+    assert "[4/4]" in out  # progress counts across processes
+    # elapsed time runs on the command's clock: it never goes backwards when the next process takes over
+    elapsed = [_seconds(line.split("elapsed ")[1].split()[0]) for line in out.splitlines() if " elapsed " in line]
+    assert len(elapsed) == 4 and elapsed == sorted(elapsed) and elapsed[-1] >= 5
+    assert "wall time of this search command:" in out
     assert runs.read_run(tmp_path / "batches")["status"] == "finished"
+    # its trials were timed, so the budget line of a resume says what is left; a finished run says so
+    again = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "4", "--max-epochs", "1",
+                    "--subset", "600", "--results-dir", str(tmp_path), "--name", "batches", "--trials-per-process",
+                    "2", *data_args)
+    assert again.returncode == 0 and "already finished (4 trials)" in again.stdout, again.stderr[-1500:]
+    assert len(tuning.trial_seconds(tmp_path / "batches")) == 4
+
+
+def _seconds(text: str) -> int:
+    minutes, seconds = text.rstrip("s").split("m")
+    return int(minutes) * 60 + int(seconds)
+
+
+def test_printed_next_step_runs_as_printed(tiny_run, tmp_path, data_args):
+    result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "1", "--max-epochs", "1",
+                     "--subset", "300", "--results-dir", str(tmp_path), "--name", "next", *data_args)
+    assert result.returncode == 0, result.stderr[-1500:]
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("next: ")][-1]
+    command = line[len("next: "):] + " --epochs 1"
+    assert not command.startswith("python ")  # the interpreter that ran the search, not whatever `python` is
+    proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert (tmp_path / "next" / "report" / "report.html").is_file()
+
+
+def test_a_python_without_the_requirements_gets_set_up_advice(tmp_path):
+    # -S: no site-packages, as with a system Python that never had `pip install -r requirements.txt`
+    proc = subprocess.run([sys.executable, "-S", str(REPO / "main.py"), "list", "--results-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "does not have the requirements" in lines[0] and "bash scripts/setup.sh" in lines[0]
 
 
 def test_space_defaults_and_the_retraining_they_record():
