@@ -21,7 +21,6 @@ A worker that dies keeps its trial reserved under its id: rerunning it with the 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import socket
@@ -112,6 +111,8 @@ def role_environment(role: Role | None):
     if role is None:
         yield
         return
+    from fashion_tuner.kt_compat import quiet_condition_protos
+
     quiet_condition_protos()
     saved = {k: os.environ.get(k) for k in (ENV_ID, ENV_IP, ENV_PORT)}
     os.environ.update(role.environment())
@@ -123,23 +124,6 @@ def role_environment(role: Role | None):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def quiet_condition_protos() -> None:
-    """Keras Tuner 1.4.8's ``conditions.Parent.to_proto`` has a stray ``print`` of the first
-    condition value, run for every conditional hyperparameter sent over gRPC: silence it."""
-    from keras_tuner.src.engine import conditions
-
-    original = conditions.Parent.to_proto
-    if getattr(original, "_quiet", False):
-        return
-
-    def to_proto(self):
-        with contextlib.redirect_stdout(io.StringIO()):
-            return original(self)
-
-    to_proto._quiet = True
-    conditions.Parent.to_proto = to_proto
 
 
 def check_port_free(role: Role) -> None:

@@ -10,6 +10,10 @@ loudly when these internals move):
 - ``tuner<ID>.json`` holds no state in 1.4 (``BaseTuner.get_state`` returns ``{}``).
 - ``Oracle.end_trial`` raises "consecutive failures" (a RuntimeError) *before* it saves the
   failing trial: the tuner saves that trial itself (``FashionTuner.on_trial_end``).
+- Oracles draw trial values with ``Oracle._random_values()`` and register them with
+  ``Oracle._duplicate(values)`` (:func:`defaults_first` wraps the first); trials to rerun wait in
+  ``Oracle._retry_queue``; ``keras_tuner.src.config.DEBUG`` prints each failed trial's traceback.
+- ``conditions.Parent.to_proto`` prints a stray value (:func:`quiet_condition_protos`).
 - ``trial_<ID>/trial.json`` is a trial's state; we keep a copy of it as it was when the trial
   started (``trial.start.json``), so that a damaged ``trial.json`` of an unfinished trial can
   be set aside and the trial run again.
@@ -178,3 +182,62 @@ def fatal_error(message: str, cause: BaseException):
     err = keras_tuner.errors.FatalError(message)
     err.__cause__ = cause
     return err
+
+
+def defaults_first(oracle) -> None:
+    """Make a new search's first trial the space's defaults (a known-good model), then sample.
+
+    Keras Tuner's Hyperband, random and Bayesian oracles draw every trial at random
+    (``Oracle._random_values``), so a search could end without ever trying the configuration the
+    space's author chose as its default. Only the very first trial of a run is affected; resumed
+    runs and the chief/worker oracle client are left as they are.
+    """
+    sample = getattr(oracle, "_random_values", None)
+    if sample is None:
+        return
+    import keras_tuner as kt
+
+    def values():
+        if oracle.trials:
+            return sample()
+        hps = kt.HyperParameters()
+        for hp in oracle.hyperparameters.space:
+            hps.merge([hp])
+            if hps.is_active(hp):
+                hps.values[hp.name] = hp.default
+        oracle._duplicate(hps.values)  # registers them, so a random draw does not repeat them
+        return hps.values
+
+    oracle._random_values = values
+
+
+def retry_queue(oracle) -> list:
+    """Trial ids the oracle will run again (an empty list for an oracle without a queue, e.g. a client)."""
+    return list(getattr(oracle, "_retry_queue", None) or [])
+
+
+def set_debug(flag: bool) -> None:
+    """Keras Tuner prints every failed trial's traceback when its DEBUG flag is on."""
+    from keras_tuner.src import config
+
+    config.DEBUG = bool(flag)
+
+
+def quiet_condition_protos() -> None:
+    """Keras Tuner 1.4.8's ``conditions.Parent.to_proto`` has a stray ``print`` of the first
+    condition value, run for every conditional hyperparameter sent over gRPC: silence it."""
+    import contextlib
+    import io
+
+    from keras_tuner.src.engine import conditions
+
+    original = conditions.Parent.to_proto
+    if getattr(original, "_quiet", False):
+        return
+
+    def to_proto(self):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return original(self)
+
+    to_proto._quiet = True
+    conditions.Parent.to_proto = to_proto

@@ -262,7 +262,7 @@ def _tuner_class(name: str):
             self._budget_trials = budget_trials
             self._trials_here = 0
             super().__init__(*args, seed=seed, **kwargs)
-            defaults_first(self.oracle)
+            kt_compat.defaults_first(self.oracle)
 
         def run_trial(self, trial, *args, **kwargs):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
@@ -305,37 +305,10 @@ def _tuner_class(name: str):
             only start, find nothing to do and exit (~7 s of imports and data loading). If the count
             is off, this process just runs the extra trials itself; nothing is lost either way."""
             oracle = self.oracle
-            return bool(self._budget_trials and not getattr(oracle, "_retry_queue", None)
+            return bool(self._budget_trials and not kt_compat.retry_queue(oracle)
                         and not oracle.ongoing_trials and len(oracle.trials) >= self._budget_trials)
 
     return FashionTuner
-
-
-def defaults_first(oracle) -> None:
-    """Make a new search's first trial the space's defaults (a known-good model), then sample.
-
-    Keras Tuner's Hyperband, random and Bayesian oracles draw every trial at random
-    (``Oracle._random_values``), so a search could end without ever trying the configuration the
-    space's author chose as its default. Only the very first trial of a run is affected; resumed
-    runs and the chief/worker oracle client are left as they are.
-    """
-    sample = getattr(oracle, "_random_values", None)
-    if sample is None:
-        return
-    import keras_tuner as kt
-
-    def values():
-        if oracle.trials:
-            return sample()
-        hps = kt.HyperParameters()
-        for hp in oracle.hyperparameters.space:
-            hps.merge([hp])
-            if hps.is_active(hp):
-                hps.values[hp.name] = hp.default
-        oracle._duplicate(hps.values)  # registers them, so a random draw does not repeat them
-        return hps.values
-
-    oracle._random_values = values
 
 
 @contextlib.contextmanager
@@ -572,9 +545,8 @@ def resume_changes(previous: dict, cfg: SearchConfig, run_dir: Path) -> list[dic
 
 def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | None, strategy=None):
     import keras_tuner as kt
-    from keras_tuner.src import config as kt_config
 
-    kt_config.DEBUG = cfg.debug  # failure reasons go to trial.json and our progress lines instead
+    kt_compat.set_debug(cfg.debug)  # failure reasons go to trial.json and our progress lines instead
 
     hypermodel = SpaceHyperModel(space, {"batch_size": cfg.batch_size, "epochs": cfg.max_epochs, "jit": cfg.jit,
                                          "input_pipeline": cfg.input_pipeline})
