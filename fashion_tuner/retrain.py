@@ -336,6 +336,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
         raise UserError(f"--epochs must be at least 1, not {epochs}")
     if distill_from and top_k > 1:
         raise UserError("--distill-from trains one student: leave out --top-k (the teacher may be an ensemble)")
+    _check_some_run_exists(run, results_dir)
     run_dir = runs.resolve_run(run, results_dir, name)
     run_info = runs.read_run(run_dir)
     direction = run_info.get("direction", "max")
@@ -420,6 +421,17 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _check_some_run_exists(run: str | None, results_dir: str) -> None:
+    """Before any search has run, say so and give the command that makes one (not "run not found")."""
+    if run and Path(run).expanduser().exists():
+        return
+    root = Path(results_dir).expanduser()
+    if root.is_dir() and any((d / runs.RUN_JSON).is_file() for d in root.iterdir() if d.is_dir()):
+        return
+    raise UserError(f"there are no runs in {root} yet: run a search first, e.g. `python main.py search --space mlp "
+                    f"--results-dir {root}` (about 15 min on 2 CPU cores), then retrain-best its run")
 
 
 def _epochs_for(trial: dict, train_on: str, max_epochs: int, explicit: int | None) -> int:

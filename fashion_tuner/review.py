@@ -20,12 +20,10 @@ What Keras Tuner stores, and what we infer from it:
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +48,7 @@ HYPERBAND_KEYS = {"tuner/epochs": "epochs", "tuner/initial_epoch": "initial_epoc
                   "tuner/bracket": "bracket", "tuner/round": "round", "tuner/trial_id": "parent_trial"}
 CORE_COLUMNS = ["trial_id", "order", "status", "score", "best_step", "epochs_run"]
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", REVIEW_DIR}
+BUDGET_KEYS = ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset")
 PLOTS = ["history", "hp_scores", "parallel", "hyperband", "importance"]
 
 
@@ -126,7 +125,7 @@ def _hp_space(configs: list[dict]) -> dict[str, dict]:
             continue
         entry = {"type": cls, "default": cfg.get("default"), "sampling": cfg.get("sampling"),
                  "min": cfg.get("min_value"), "max": cfg.get("max_value"), "step": cfg.get("step"),
-                 "values": cfg.get("values")}
+                 "values": cfg.get("values"), "conditional": bool(cfg.get("conditions"))}
         if cls == "Boolean":
             entry["values"] = [False, True]
         elif cls == "Fixed":
@@ -256,7 +255,7 @@ def load_project(path: Path, warn=_warn) -> dict:
             if name not in space and name not in HYPERBAND_KEYS:
                 space[name] = {"type": "Float" if isinstance(value, (int, float)) and not isinstance(value, bool)
                                else "Choice", "values": None, "min": None, "max": None, "step": None,
-                               "sampling": None, "default": None}
+                               "sampling": None, "default": None, "conditional": False}
     for name in HYPERBAND_KEYS:
         space.pop(name, None)
 
@@ -327,11 +326,15 @@ def _warn_problems(path: Path, df: pd.DataFrame, trials: list[dict], space: dict
     failed = df.loc[df["status"].isin(["failed", "invalid"]), "trial_id"].tolist()
     if failed:
         warn(f"{path}: trial(s) {_ids(failed)} failed or were invalid; see the message column of trials.csv")
+    # A conditional hyperparameter (declared under a parent's condition, e.g. a block's filters when
+    # the network has that block) is meant to be absent from some trials: that is not a problem.
+    # One without conditions that only some trials have was added to the space during the search.
     readable = [t for t in trials if t["status"] != "unreadable"]
-    partial = [n for n in space if readable and 0 < sum(n in t["values"] for t in readable) < len(readable)]
+    partial = [n for n, hp in space.items() if not hp.get("conditional") and readable
+               and 0 < sum(n in t["values"] for t in readable) < len(readable)]
     if partial:
-        warn(f"{path}: hyperparameter(s) {_ids(partial)} are set in some trials only (conditional or added "
-             "during the search); blank elsewhere")
+        warn(f"{path}: hyperparameter(s) {_ids(partial)} are set in some trials only (added to the space "
+             "during the search?); blank elsewhere")
 
 
 # ----------------------------------------------------------------------------- text summary
@@ -784,10 +787,9 @@ def _resolve(run: str, results_dir: Path) -> Path:
 
 
 def compare_command(runs: list[str], results_dir: str, out: str | None = None) -> int:
-    """``compare RUN...``: runs side by side, plus one overlaid optimisation-history plot.
-
-    Writes ``compare.csv`` and ``history.png`` to ``--out``, default ``<results_dir>/compare-<names>/``
-    (a sibling of the runs, never inside one).
+    """``compare RUN...``: runs side by side; with ``--out DIR`` also ``compare.csv`` and an overlaid
+    optimisation-history plot ``history.png`` in DIR (never inside a run). Without ``--out`` nothing is
+    written, so the results folder holds runs only.
     """
     if not runs:
         raise UserError("name at least one run to compare (`python main.py list` shows them)")
@@ -804,8 +806,10 @@ def compare_command(runs: list[str], results_dir: str, out: str | None = None) -
         df = p["trials"]
         col = {"path": str(p["path"]), "space": _space_name(p["run"]), "tuner": p["tuner"],
                "objective": f"{p['objective']} ({p['direction']})"}
-        for key in ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset"):
-            col[f"budget: {key}"] = args.get(key, "-")
+        for key in BUDGET_KEYS:
+            # a Hyperband budget is max_epochs and factor; --max-trials only counts for the other tuners
+            irrelevant = (key == "factor") != (p["tuner"] == "hyperband") and key in ("factor", "max_trials")
+            col[f"budget: {key}"] = "-" if irrelevant else args.get(key, "-")
         col.update({"trials completed": int((df["status"] == "completed").sum()),
                     "trials failed": int(df["status"].isin(["failed", "invalid"]).sum()),
                     "epochs spent": p["epochs_spent"] if p["epochs_exact"] else f">= {p['epochs_spent']}",
@@ -820,12 +824,9 @@ def compare_command(runs: list[str], results_dir: str, out: str | None = None) -
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(table.to_string())
     if out is None:
-        slug = "-vs-".join(re.sub(r"[^A-Za-z0-9._-]", "_", p["name"]) for p in projects)
-        if len(slug) > 80:
-            slug = slug[:70] + "-" + hashlib.sha1(slug.encode()).hexdigest()[:8]
-        target = root / f"compare-{slug}"
-    else:
-        target = Path(out).expanduser()
+        print("(add --out DIR to save this table as compare.csv with an overlaid optimisation-history plot)")
+        return 0
+    target = Path(out).expanduser()
     if any(target.resolve() == d.resolve() or d.resolve() in target.resolve().parents for d in dirs):
         raise UserError(f"--out {target} is inside a run directory; pick a folder outside the runs")
     try:
