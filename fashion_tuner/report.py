@@ -159,20 +159,28 @@ def best_epoch(history: dict, monitor: str = "val_accuracy", mode: str = "max") 
 def leaderboard_rows(trials: list[dict], direction: str = "max", top: int = LEADERBOARD_ROWS) -> list[dict]:
     """Top completed trials (Keras Tuner ``trial.json`` dicts), best first, flattened for a table.
 
-    Each row: ``rank``, ``trial_id``, ``score``, ``best_step`` and the hyperparameter values
-    (``tuner/*`` bookkeeping values dropped except ``tuner/epochs``).
+    Each row: ``rank``, ``trial_id``, ``score``, ``best_epoch`` (1-based), for Hyperband ``epochs`` (the
+    trial's budget) and ``continues`` (the trial whose checkpoint it resumed), then the hyperparameter
+    values that differ between the rows (all of them for a single row; ``tuner/*`` bookkeeping dropped).
     """
+    from fashion_tuner import tables
+
     done = [t for t in trials if t.get("status") == "COMPLETED" and t.get("score") is not None]
     done.sort(key=lambda t: t["score"], reverse=(direction == "max"))
-    rows = []
+    rows, names = [], []
     for rank, t in enumerate(done[:top], start=1):
         values = (t.get("hyperparameters") or {}).get("values", {})
-        row = {"rank": rank, "trial_id": t.get("trial_id"), "score": t["score"], "best_step": t.get("best_step")}
-        for k, v in values.items():
-            if not k.startswith("tuner/") or k == "tuner/epochs":
-                row[k] = v
-        rows.append(row)
-    return rows
+        step = t.get("best_step")
+        row = {"rank": rank, "trial_id": t.get("trial_id"), "score": t["score"],
+               "best_epoch": step + 1 if isinstance(step, int) else None}
+        if "tuner/epochs" in values:
+            row["epochs"] = values["tuner/epochs"]
+            row["continues"] = values.get(tables.PARENT_KEY) or tables.MISSING
+        hps = tables.hp_values(values)
+        names += [n for n in hps if n not in names]
+        rows.append((row, hps))
+    keep = tables.differing([h for _, h in rows], names) if len(rows) > 1 else names
+    return [{**row, **{n: tables.fmt(h.get(n)) for n in keep}} for row, h in rows]
 
 
 # ----------------------------------------------------------------------------- figures

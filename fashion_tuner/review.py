@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fashion_tuner import tables
 from fashion_tuner.errors import UserError
 
 ORACLE = "oracle.json"
@@ -351,14 +352,37 @@ def describe_hp(name: str, hp: dict) -> str:
 
 
 def leaderboard(project: dict, top: int) -> pd.DataFrame:
+    """The ``top`` completed trials, best first: id, score, best epoch (1-based), epochs run, Hyperband's
+    bracket/round and the trial a continuation resumes (``continues``), then only the hyperparameters
+    that differ between the rows (the full table is trials.csv)."""
     df = project["trials"]
     ok = df[(df["status"] == "completed") & df["score"].notna()]
     ok = ok.sort_values("score", ascending=project["direction"] == "min", kind="stable").head(max(top, 0))
-    cols = ["trial_id", "score", "best_step", "epochs_run"] + \
-        [c for c in ("bracket", "round") if c in df] + list(project["space"])
-    board = ok[cols].reset_index(drop=True)
+    board = ok[["trial_id", "score"]].copy()
+    board["best_epoch"] = (ok["best_step"] + 1).astype("Int64")
+    board["epochs_run"] = ok["epochs_run"].astype("Int64") if ok["epochs_run"].notna().any() else None
+    for col in ("bracket", "round"):
+        if col in ok:
+            board[col] = pd.to_numeric(ok[col], errors="coerce").astype("Int64")
+    if "parent_trial" in ok and ok["parent_trial"].notna().any():
+        board["continues"] = ok["parent_trial"].fillna(tables.MISSING)
+    names = [n for n in project["space"] if n in ok]
+    rows = ok[names].to_dict("records")
+    keep = tables.differing(rows, names) if len(rows) > 1 else names
+    for n in keep:
+        board[n] = ok[n].map(tables.fmt)
+    board = board.reset_index(drop=True)
     board.index += 1
     return board.dropna(axis=1, how="all")
+
+
+def print_board(board: pd.DataFrame) -> None:
+    """The leaderboard as text that fits the terminal (sideways when there are many hyperparameters)."""
+    rows = [{"rank": str(i), **{c: (f"{v:.5g}" if isinstance(v, float) else v) for c, v in r.items()}}
+            for i, r in zip(board.index, board.to_dict("records"))]
+    fixed = ["rank", "trial_id", "score"]
+    text, _ = tables.fit_table(rows, fixed, [c for c in board.columns if c not in fixed], tables.terminal_width())
+    print(text)
 
 
 def summary_lines(project: dict) -> list[str]:
@@ -663,8 +687,11 @@ def review_project(project: dict, out: Path, top: int = 10) -> dict[str, Path]:
     board = leaderboard(project, top)
     print("\n".join(lines))
     print(f"leaderboard (top {len(board)} by {project['objective']}, {project['direction']}):")
-    with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(board.to_string(float_format=lambda v: f"{v:.5g}") if len(board) else "  (no completed trials)")
+    if len(board):
+        print_board(board)
+        print("(hyperparameters that are the same in every row are left out; trials.csv has them all)")
+    else:
+        print("  (no completed trials)")
     written = {"trials.csv": out / "trials.csv"}
     project["trials"].to_csv(written["trials.csv"], index=False)
     images = {"history": plot_history([project], out / "history.png",

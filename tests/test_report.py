@@ -107,7 +107,10 @@ def test_leaderboard_keeps_completed_trials_best_first():
     ]
     rows = report.leaderboard_rows(trials, "max")
     assert [r["trial_id"] for r in rows] == ["2", "0"]
-    assert rows[1]["tuner/epochs"] == 3 and "tuner/trial_id" not in rows[1]
+    assert rows[1]["epochs"] == 3 and rows[1]["continues"] == "x" and "tuner/trial_id" not in rows[1]
+    assert rows[0]["best_epoch"] == 1 and rows[1]["best_epoch"] == 3  # 1-based, as everywhere else
+    trials[0]["hyperparameters"]["values"]["units"] = 128  # the same in every row: says nothing, left out
+    assert "units" not in report.leaderboard_rows(trials, "max")[0]
     assert [r["trial_id"] for r in report.leaderboard_rows(trials, "min")] == ["0", "2"]
 
 
