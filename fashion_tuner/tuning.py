@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, distributed, runs, spaces, splits, tables
+from fashion_tuner import devices, distributed, epochlog, runs, spaces, splits, tables
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -251,6 +251,8 @@ def _tuner_class(name: str):
         def run_trial(self, trial, *args, **kwargs):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
             keras.utils.set_random_seed(self._base_seed + int(trial.trial_id))
+            # per-epoch history for the review's learning curves (Keras Tuner keeps only the best epoch)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(self.get_trial_dir(trial.trial_id))]
             return super().run_trial(trial, *args, **kwargs)
 
         def on_trial_begin(self, trial):
