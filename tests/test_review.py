@@ -107,7 +107,9 @@ def test_review_matches_keras_tuner(kt_dirs, kind, tmp_path, capsys):
     assert "metric:val_accuracy" in csv.columns
     best_row = csv[csv["trial_id"] == info["best_id"]].iloc[0]
     assert best_row["score"] == pytest.approx(info["best_score"])
-    expected = {"history", "hp_scores", "parallel", "importance"} | ({"hyperband"} if kind == "hyperband" else set())
+    expected = {"history", "timeline", "hp_scores", "parallel"} | ({"hyperband"} if kind == "hyperband" else set()) \
+        | ({"importance", "heatmap"} if kind == "random" else set())  # importance needs 8+ trials
+    assert "curves" not in expected and "no per-epoch history" in (out / "review.html").read_text()
     assert {p.stem for p in out.glob("*.png")} == expected
     for png in out.glob("*.png"):
         _assert_png(png)
@@ -309,3 +311,30 @@ def test_conditional_hyperparameters_are_not_problems(tiny_run, tmp_path, capsys
     trial_files[0].write_text(json.dumps(trial))
     assert list_command(str(results)) == 0
     assert "1 problem(s)" in capsys.readouterr().err
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.py"
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="/usr/bin/chromium is not installed (apt-get install -y chromium)")
+def test_review_of_a_search_renders_in_headless_chromium(tiny_run, tmp_path, capsys):
+    """Our own search records every epoch: the page has learning curves and an exact timeline, every
+    figure decodes in Chromium, and no figure is wider than the page's bound."""
+    import subprocess
+    import sys
+
+    assert review_command([str(tiny_run)], out=str(tmp_path / "rev"), top=5) == 0
+    out = tmp_path / "rev"
+    assert {"curves.png", "timeline.png", "parallel.png", "history.png"} <= {p.name for p in out.glob("*.png")}
+    for png in out.glob("*.png"):
+        with Image.open(png) as img:
+            assert img.size[0] <= 1260, (png.name, img.size)
+    project = load_project(tiny_run)
+    assert project["curves"] and all(exact for _, _, exact in project["times"].values())
+    shot = tmp_path / "review.png"
+    proc = subprocess.run([sys.executable, str(SCREENSHOT), str(out / "review.html"), str(shot)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    n = len(list(out.glob("*.png")))
+    assert f'"images": {n}, "rendered": {n}' in proc.stdout
