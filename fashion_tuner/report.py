@@ -418,7 +418,6 @@ def summary_row(name: str, metrics: dict) -> dict:
     facts = metrics.get("model") or {}
     if facts:
         row["parameters"] = f"{facts['parameters']:,}"
-        row["ms_per_image"] = f"{facts['ms_per_image_batched']:.3f}"
     return row
 
 

@@ -227,7 +227,7 @@ def plot_timeline(project: dict, path: Path) -> Figure:
     total = (max(end for _, end, _ in times.values()) - t0) / 60
     ax.set_title(f"{project['name']}: trial timeline, {total:.1f} min ({how})", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     return _save(fig, path), ""
 
@@ -437,7 +437,12 @@ def _bins(hp: dict, col: pd.Series) -> tuple[pd.Series, list[str]]:
     edges = np.linspace(t.min(), t.max(), HEATMAP_BINS + 1)
     index = pd.Series(np.clip(np.digitize(t, edges[1:-1]), 0, HEATMAP_BINS - 1), index=x.index).where(x.notna())
     bounds = 10 ** edges if _is_log(hp) else edges
-    return index, [f"{tables.fmt(float(a))}-{tables.fmt(float(b))}" for a, b in zip(bounds[:-1], bounds[1:])]
+    return index, [f"{_short(a)}-{_short(b)}" for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _short(v: float) -> str:
+    """A bin edge to 2 significant digits (``0.00015``, ``2.6e-05``, ``130``)."""
+    return f"{float(v):.2g}"
 
 
 def plot_heatmap(project: dict, table: pd.DataFrame | None, path: Path) -> Figure:
