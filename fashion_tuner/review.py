@@ -45,6 +45,7 @@ HYPERBAND_KEYS = {"tuner/epochs": "epochs", "tuner/initial_epoch": "initial_epoc
 CORE_COLUMNS = ["trial_id", "order", "status", "score", "best_step", "epochs_run"]
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", REVIEW_DIR}
 BUDGET_KEYS = ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset")
+MAX_BOARD_COLUMNS = 12  # a wider leaderboard is shown sideways on the page (one row per column)
 # The review's figures in page order: file stem -> heading.
 FIGURES = {"history": "Optimisation history", "curves": "Learning curves of every trial",
            "timeline": "Trial timeline", "hp_scores": "Score against each hyperparameter",
@@ -465,7 +466,8 @@ def _html_page(project: dict, lines: list[str], board: pd.DataFrame, images: dic
              "<h2>Summary</h2><pre>" + html.escape("\n".join(lines)) + "</pre>",
              f"<h2>Leaderboard (top {len(board)})</h2>",
              ("<p>Hyperparameters that are the same in every row are left out; trials.csv has them all.</p>"
-              "<div class='scroll'>" + board.to_html(float_format=lambda v: f"{v:.6g}", na_rep="") + "</div>")
+              "<div class='scroll'>" + (board if board.shape[1] <= MAX_BOARD_COLUMNS else board.T.rename(
+                  columns=lambda rank: f"#{rank}")).to_html(float_format=lambda v: f"{v:.6g}", na_rep="") + "</div>")
              if len(board) else "<p>no completed trials</p>"]
     for name, title in FIGURES.items():
         if name not in images and name not in notes:
