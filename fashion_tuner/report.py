@@ -173,7 +173,7 @@ def leaderboard_rows(trials: list[dict], direction: str = "max", top: int = LEAD
         values = (t.get("hyperparameters") or {}).get("values", {})
         step = t.get("best_step")
         row = {"rank": rank, "trial_id": t.get("trial_id"), "score": t["score"],
-               "best_epoch": step + 1 if isinstance(step, int) else None}
+               "best_epoch": tables.best_epoch(step, values) if isinstance(step, int) else None}
         if "tuner/epochs" in values:
             row["epochs"] = values["tuner/epochs"]
             row["continues"] = values.get(tables.PARENT_KEY) or tables.MISSING

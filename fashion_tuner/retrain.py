@@ -63,11 +63,15 @@ def completed_trials(trials: list[dict], direction: str = "max") -> list[dict]:
 
 
 def trial_epochs(trial: dict, fallback: int) -> int:
-    """Epochs the trial needed to reach its best score: ``best_step + 1``, else ``tuner/epochs``."""
+    """Epochs the trial's configuration needed to reach its best score, counted from the start of
+    training (a Hyperband continuation adds its parent's ``tuner/initial_epoch``), else ``tuner/epochs``."""
+    from fashion_tuner.tables import best_epoch
+
     step = trial.get("best_step")
+    values = (trial.get("hyperparameters") or {}).get("values", {})
     if isinstance(step, int) and step >= 0:
-        return step + 1
-    epochs = (trial.get("hyperparameters") or {}).get("values", {}).get("tuner/epochs")
+        return best_epoch(step, values)
+    epochs = values.get("tuner/epochs")
     return int(epochs) if epochs else fallback
 
 

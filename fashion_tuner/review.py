@@ -378,7 +378,8 @@ def leaderboard(project: dict, top: int) -> pd.DataFrame:
     ok = df[(df["status"] == "completed") & df["score"].notna()]
     ok = ok.sort_values("score", ascending=project["direction"] == "min", kind="stable").head(max(top, 0))
     board = ok[["trial_id", "score"]].copy()
-    board["best_epoch"] = (ok["best_step"] + 1).astype("Int64")
+    initial = ok["initial_epoch"].fillna(0) if "initial_epoch" in ok else 0
+    board["best_epoch"] = (ok["best_step"] + 1 + initial).astype("Int64")  # 1-based, from the start of training
     board["epochs_run"] = ok["epochs_run"].astype("Int64") if ok["epochs_run"].notna().any() else None
     for col in ("bracket", "round"):
         if col in ok:

@@ -66,6 +66,17 @@ def differing(rows: list[dict], names: list[str]) -> list[str]:
     return [n for n in names if len({fmt(r.get(n)) for r in rows}) > 1]
 
 
+def best_epoch(best_step, values: dict) -> int | None:
+    """The 1-based epoch, counted from the start of training, whose weights Keras Tuner kept.
+
+    Keras Tuner's ``best_step`` is a 0-based index into the trial's own fit; a Hyperband continuation's
+    fit starts after ``tuner/initial_epoch`` epochs of its parent, so those are added."""
+    if best_step is None or (isinstance(best_step, float) and math.isnan(best_step)):
+        return None
+    initial = (values or {}).get("tuner/initial_epoch") or 0
+    return int(initial) + int(best_step) + 1
+
+
 def changed_from_defaults(values: dict, defaults: dict) -> dict:
     """The active values that differ from the space's defaults, in the trial's order."""
     return {k: v for k, v in hp_values(values).items() if k not in defaults or fmt(defaults[k]) != fmt(v)}

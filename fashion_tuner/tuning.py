@@ -540,7 +540,7 @@ def top_table(completed: list[dict], defaults: dict, top: int = SUMMARY_TOP, wid
     for r in shown:
         values = tables.hp_values(r["hyperparameters"])
         names += [n for n in values if n not in names]
-        rows.append({"trial": r["trial_id"], OBJECTIVE: f"{r['score']:.4f}", "epoch": (r["best_step"] or 0) + 1,
+        rows.append({"trial": r["trial_id"], OBJECTIVE: f"{r['score']:.4f}", "epoch": tables.best_epoch(r["best_step"] or 0, r["hyperparameters"]),
                      "continues": r.get("parent") or tables.MISSING, **values})
     fixed = ["trial", OBJECTIVE, "epoch"] + (["continues"] if any(r.get("parent") for r in shown) else [])
     varying = tables.differing(rows, names) if len(rows) > 1 else list(

@@ -227,6 +227,9 @@ def test_trial_epochs():
     assert trial_epochs({"best_step": 4}, 10) == 5
     assert trial_epochs({"best_step": None, "hyperparameters": {"values": {"tuner/epochs": 7}}}, 10) == 7
     assert trial_epochs({}, 10) == 10
+    # a Hyperband continuation's best_step counts from its own fit, which began after its parent's epochs
+    continued = {"best_step": 1, "hyperparameters": {"values": {"tuner/initial_epoch": 2, "tuner/epochs": 4}}}
+    assert trial_epochs(continued, 10) == 4
 
 
 def test_errors_are_user_errors(tiny_run, tmp_path):

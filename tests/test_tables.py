@@ -38,6 +38,22 @@ def test_hyperband_continuations_are_one_row():
     assert [r["trial_id"] for r in tables.one_per_configuration(rows)] == ["0003", "0005"]
 
 
+def test_top_table_collapses_a_lineage_and_counts_epochs_from_the_start():
+    completed = [
+        {"trial_id": "0003", "score": 0.9, "best_step": 1, "parent": "0000",
+         "hyperparameters": {"units": 64, "act": "relu", "tuner/initial_epoch": 2, "tuner/trial_id": "0000"}},
+        {"trial_id": "0000", "score": 0.8, "best_step": 1, "parent": None,
+         "hyperparameters": {"units": 64, "act": "relu"}},
+        {"trial_id": "0001", "score": 0.7, "best_step": 0, "parent": None,
+         "hyperparameters": {"units": 128, "act": "relu"}},
+    ]
+    lines = tuning.top_table(completed, {"units": 64, "act": "relu"}, width=100).splitlines()
+    assert lines[0].split() == ["trial", "val_accuracy", "epoch", "continues", "units"]
+    assert lines[1].split() == ["0003", "0.9000", "4", "0000", "64"]  # best of epochs 3-4 after 2 of 0000
+    assert lines[2].split()[0] == "0001" and len(lines) == 4  # 0000 is 0003's lineage; act is the same
+    assert "the same in every row" in lines[3]
+
+
 def test_restored_checkpoint_carries_the_optimizer_state(tmp_path):
     """The cause of Hyperband's "Skipping variable loading for optimizer" warning, fixed: the moments and
     step count of the parent trial load into the continuation's optimizer."""
