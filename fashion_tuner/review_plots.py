@@ -316,8 +316,13 @@ def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame 
     data = np.column_stack(cols)
     cmap = plt.get_cmap("viridis" if project["direction"] == "max" else "viridis_r")
     norm = plt.Normalize(s.min(), s.max() if s.max() > s.min() else s.min() + 1e-9)
-    for row, score in zip(data, s):
-        ax.plot(range(len(cols)), row, color=cmap(norm(score)), alpha=0.8, marker="o", ms=3)
+    b = budgets(project, ok)
+    top_budget = b.max() if b is not None else None
+    for row, score, budget in zip(data, s, b if b is not None else [None] * len(s)):
+        # a score measured on a smaller Hyperband budget is drawn dashed: it is not comparable
+        dashed = budget is not None and budget < top_budget
+        ax.plot(range(len(cols)), row, color=cmap(norm(score)), alpha=0.8, marker="o", ms=3,
+                ls="--" if dashed else "-")
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=str(project["objective"]))
     labels = []
     for n in names:
@@ -336,6 +341,8 @@ def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame 
                  fontsize=10)
     fig.tight_layout()
     note = "a gap: the trial did not use that hyperparameter (conditional)"
+    if b is not None and b.nunique() > 1:
+        note += f"; dashed: a score after fewer epochs than the largest budget ({tables.fmt(top_budget)})"
     if left_out:
         note += f"; {len(left_out)} more differ and are left out: {', '.join(left_out)}"
     return _save(fig, path), note
