@@ -46,7 +46,7 @@ SCHEMA = 1
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results.json"
 DEFAULT_WORK = REPO / "results" / "benchmarks"
-README = REPO / "README.md"
+README = REPO / "docs" / "benchmarks.md"  # where --update-readme splices the table
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 SUITES = ("smoke", "quick", "full")
@@ -565,7 +565,7 @@ def _reliability_rows(figures: dict) -> list[str]:
 
 
 def update_readme(table: str, readme: Path = README) -> bool:
-    """Replace the text between the bench markers of README.md; False when the markers are missing."""
+    """Replace the text between the bench markers of docs/benchmarks.md (or ``readme``); False when the markers are missing."""
     if not readme.is_file():
         return False
     text = readme.read_text()
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
     parser.add_argument("--render-only", action="store_true", help="only re-render the table from --out")
     parser.add_argument("--update-readme", action="store_true",
-                        help=f"also splice the table into README.md between {MARK_START} and {MARK_END}")
+                        help=f"also splice the table into docs/benchmarks.md between {MARK_START} and {MARK_END}")
     args = parser.parse_args(argv)
 
     out = Path(args.out) if args.out else (DEFAULT_OUT if args.suite == "full" else HERE / f"results-{args.suite}.json")
@@ -645,9 +645,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"results: {out}; table: {table_file}")
     if args.update_readme:
         if update_readme(table):
-            say(f"README.md updated between {MARK_START} and {MARK_END}")
+            say(f"{README.relative_to(REPO)} updated between {MARK_START} and {MARK_END}")
         else:
-            say(f"README.md has no {MARK_START} ... {MARK_END} markers; not changed")
+            say(f"{README.relative_to(REPO)} has no {MARK_START} ... {MARK_END} markers; not changed")
     return 1 if failed else 0
 
 

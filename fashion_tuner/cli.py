@@ -59,6 +59,13 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _seed = _number(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
+def _space(text: str) -> str:
+    """A built-in space name in any case (``CNN`` -> ``cnn``); anything else is kept as typed (a path)."""
+    from fashion_tuner.spaces import BUILTIN_SPACES
+
+    return text.lower() if text.lower() in BUILTIN_SPACES else text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
 
@@ -76,25 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", parents=[common], formatter_class=fmt, help="run or resume a hyperparameter search",
                        epilog=f"example:\n  {PY} search --space cnn --tuner bayesian --max-trials 20 "
                               "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
-    s.add_argument("--space", default="mlp", help="mlp | cnn | transfer | path/to/space.py (default mlp)")
+    s.add_argument("--space", default="mlp", type=_space, help="mlp | cnn | transfer | path/to/space.py (default mlp)")
     s.add_argument("--tuner", default="hyperband", choices=TUNERS, help="default hyperband")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
                    help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")
     s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (default 3)")
     s.add_argument("--max-trials", type=_positive_int, default=20, help="trials for bayesian/random (default 20)")
-    s.add_argument("--executions-per-trial", type=_positive_int, default=1)
+    s.add_argument("--executions-per-trial", type=_positive_int, default=1,
+                   help="fits per trial, score averaged (default 1; 2+ lowers the noise, costs that many times more)")
     s.add_argument("--subset", type=_positive_int, default=None,
                    help="stratified subsample of N training images (default: all for mlp, 10000 for cnn, 15000 for transfer)")
     s.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="output root (default results/)")
     s.add_argument("--name", default=None, help="run name (default <space>-<tuner>)")
     s.add_argument("--seed", type=_seed, default=42,
-                   help=f"seeds the split, the search and every trial (trial k: seed + k); 0-{MAX_SEED} (default 42)")
+                   help=f"seed of the split, the tuner's draws and each trial's training (trial k: seed + k); "
+                        f"0-{MAX_SEED} (default 42)")
     s.add_argument("--overwrite", action="store_true",
                    help="delete an existing run of that name and start over (only a run made by this tool; "
                         "files it did not write are kept)")
     s.add_argument("--data-dir", default=None, help="folder holding the four IDX .gz files")
     s.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
-    s.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
+    s.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
+                   help="fashion_mnist (default) or mnist (same IDX format, digits)")
     s.add_argument("--val-source", default="test", choices=("test", "train"),
                    help="carve validation from the official test set (default, 60/40) or from the training set")
     s.add_argument("--val-size", type=_fraction, default=None,
@@ -110,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the search in fresh processes of at most this many trials each, so memory that "
                         "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"
                         % DEFAULT_TRIALS_PER_PROCESS)
-    s.add_argument("--weights", default="imagenet", help="transfer space backbones: imagenet | PATH | none")
+    s.add_argument("--weights", default="auto",
+                   help="transfer space backbones: auto (default: ImageNet weights when cached or downloadable, "
+                        "else the in-domain autoencoder family only; one line says which) | imagenet | PATH | none")
     s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
                    help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
     s.add_argument("--mixed-precision", action="store_true",
@@ -135,44 +147,50 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retrain the best trial (or top K), evaluate once on the held-out test set, write a report",
                        epilog=f"example:\n  {PY} retrain-best results/cnn-hyperband --top-k 3")
     r.add_argument("run", nargs="?", help="run directory (or run name under --results-dir)")
-    r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
-    r.add_argument("--name", default=None)
+    r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where runs live (default results/)")
+    r.add_argument("--name", default=None, help="run name under --results-dir (instead of RUN)")
     r.add_argument("--epochs", type=_positive_int, default=None,
                    help="epochs at most (default: the search's max; mlp 50, cnn 30 and transfer 20 after a default search)")
-    r.add_argument("--top-k", type=_positive_int, default=1)
+    r.add_argument("--top-k", type=_positive_int, default=1,
+                   help="retrain the K best trials and report their ensemble too (default 1; costs K retrainings)")
     r.add_argument("--train-on", default=None, choices=("train", "train+val", "full"),
                    help="train: the run's training images (default); full: the whole training set even when "
                         "the search used --subset (default after a default cnn/transfer search); train+val: "
                         "add the validation images, fixed epoch count")
-    r.add_argument("--seed", type=_seed, default=42, help=f"seed of the retraining, 0-{MAX_SEED} (default 42)")
+    r.add_argument("--seed", type=_seed, default=42,
+                   help=f"seed of the retraining (weights, shuffling, augmentation), 0-{MAX_SEED} (default 42)")
     r.add_argument("--space", default=None, metavar="PATH",
                    help="for a run searched with --space PATH: the space file to run. Code named in a run "
-                        "directory is never run unless you name it here (README: Safe loading)")
+                        "directory is never run unless you name it here (docs/design.md: Safe loading)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
-    r.add_argument("--data-dir", default=None)
+    r.add_argument("--data-dir", default=None,
+                   help="folder holding the IDX files (default: where the search read them)")
 
     p = sub.add_parser("predict", parents=[common], formatter_class=fmt, help="classify images with a saved model",
                        epilog=f"example:\n  {PY} predict --model results/mlp-hyperband/report/best_model.keras shoe.png")
     p.add_argument("--model", required=True, help="a .keras file written by retrain-best")
     p.add_argument("images", nargs="+", help="PNG/JPG or .npy images")
-    p.add_argument("--top", type=_positive_int, default=3)
+    p.add_argument("--top", type=_positive_int, default=3, help="classes shown per image, most likely first (default 3)")
 
     v = sub.add_parser("review", parents=[common], formatter_class=fmt,
                        help="summarise and plot any Keras Tuner results directory",
                        epilog=f"example:\n  {PY} review results/cnn-hyperband --top 10")
-    v.add_argument("paths", nargs="+", metavar="PATH")
+    v.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a Keras Tuner project directory (holds oracle.json) or a folder holding several")
     v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
-    v.add_argument("--top", type=_positive_int, default=10)
+    v.add_argument("--top", type=_positive_int, default=10, help="trials in the leaderboard (default 10)")
 
     ls = sub.add_parser("list", parents=[common], formatter_class=fmt, help="one line per run",
                         epilog=f"example:\n  {PY} list --results-dir results")
-    ls.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
+    ls.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where runs live (default results/)")
 
     c = sub.add_parser("compare", parents=[common], formatter_class=fmt, help="runs side by side",
                        epilog=f"example:\n  {PY} compare mlp-hyperband cnn-hyperband")
-    c.add_argument("runs", nargs="+", metavar="RUN")
-    c.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
-    c.add_argument("--out", default=None)
+    c.add_argument("runs", nargs="+", metavar="RUN", help="run names under --results-dir, or run directories")
+    c.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where runs live (default results/)")
+    c.add_argument("--out", default=None,
+                   help="also write compare.csv and an overlaid optimisation-history plot into this folder "
+                        "(default: print the table only)")
     return parser
 
 

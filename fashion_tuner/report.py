@@ -22,6 +22,7 @@ CI_LEVEL = 0.95
 TOP_CONFUSED = 3
 MISCLASSIFIED_GRID = (5, 5)
 LEADERBOARD_ROWS = 10
+MAX_TABLE_COLUMNS = 12  # wider tables are shown sideways in the report (one row per column)
 FIG_DPI = 100
 REPORT_CSV_COLUMNS = ["class", "precision", "recall", "f1-score", "support"]
 # Figures in the order the report shows them: file name -> caption.
@@ -159,20 +160,28 @@ def best_epoch(history: dict, monitor: str = "val_accuracy", mode: str = "max") 
 def leaderboard_rows(trials: list[dict], direction: str = "max", top: int = LEADERBOARD_ROWS) -> list[dict]:
     """Top completed trials (Keras Tuner ``trial.json`` dicts), best first, flattened for a table.
 
-    Each row: ``rank``, ``trial_id``, ``score``, ``best_step`` and the hyperparameter values
-    (``tuner/*`` bookkeeping values dropped except ``tuner/epochs``).
+    Each row: ``rank``, ``trial_id``, ``score``, ``best_epoch`` (1-based), for Hyperband ``epochs`` (the
+    trial's budget) and ``continues`` (the trial whose checkpoint it resumed), then the hyperparameter
+    values that differ between the rows (all of them for a single row; ``tuner/*`` bookkeeping dropped).
     """
+    from fashion_tuner import tables
+
     done = [t for t in trials if t.get("status") == "COMPLETED" and t.get("score") is not None]
     done.sort(key=lambda t: t["score"], reverse=(direction == "max"))
-    rows = []
+    rows, names = [], []
     for rank, t in enumerate(done[:top], start=1):
         values = (t.get("hyperparameters") or {}).get("values", {})
-        row = {"rank": rank, "trial_id": t.get("trial_id"), "score": t["score"], "best_step": t.get("best_step")}
-        for k, v in values.items():
-            if not k.startswith("tuner/") or k == "tuner/epochs":
-                row[k] = v
-        rows.append(row)
-    return rows
+        step = t.get("best_step")
+        row = {"rank": rank, "trial_id": t.get("trial_id"), "score": t["score"],
+               "best_epoch": tables.best_epoch(step, values) if isinstance(step, int) else None}
+        if "tuner/epochs" in values:
+            row["epochs"] = values["tuner/epochs"]
+            row["continues"] = values.get(tables.PARENT_KEY) or tables.MISSING
+        hps = tables.hp_values(values)
+        names += [n for n in hps if n not in names]
+        rows.append((row, hps))
+    keep = tables.differing([h for _, h in rows], names) if len(rows) > 1 else names
+    return [{**row, **{n: tables.fmt(h.get(n)) for n in keep}} for row, h in rows]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -341,6 +350,14 @@ img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}figcaption{color:#5
 """
 
 
+def fmt_number(v) -> str:
+    """A setting as a person writes it: ints as ints, other numbers to 4 significant digits."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return str(v)
+    v = float(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3g}"
@@ -359,6 +376,15 @@ def html_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
+def sideways(rows: list[dict], key: str = "trial_id", max_columns: int = MAX_TABLE_COLUMNS) -> list[dict]:
+    """``rows`` unchanged when they have at most ``max_columns`` columns, else turned sideways: one row per
+    column, one column per original row headed by its ``key`` (a page then never scrolls sideways)."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    if len(columns) <= max_columns:
+        return rows
+    return [{"": c, **{f"trial {r.get(key)}": r.get(c, "") for r in rows}} for c in columns if c != key]
+
+
 def md_table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "_none_\n"
@@ -375,14 +401,37 @@ def png_data_uri(path: Path) -> str:
 
 SUMMARY_KEYS = ["test_accuracy", "test_accuracy_ci95", "macro_f1", "test_loss", "n_test", "epochs_trained",
                 "best_epoch", "wall_s"]
+MODEL_FACTS = {"parameters": "parameters", "size_mb": "size on disk (MB, .keras)",
+               "ms_per_image_batched": "inference, ms per image (batches of 1024)",
+               "ms_per_image_single": "inference, ms for one image alone"}
+LR_FACTS = {"optimizer": "optimizer", "learning_rate_schedule": "learning-rate schedule",
+            "final_learning_rate": "learning rate at the end"}
 
 
 def summary_row(name: str, metrics: dict) -> dict:
+    """One row of the test-results table: the metrics, training time in seconds (one decimal), and the
+    model's size and speed when measured."""
     row = {"model": name}
     for k in SUMMARY_KEYS:
         if k in metrics:
-            row[k] = metrics[k]
+            row[k] = f"{metrics[k]:.1f}" if k == "wall_s" else metrics[k]
+    facts = metrics.get("model") or {}
+    if facts:
+        row["parameters"] = f"{facts['parameters']:,}"
     return row
+
+
+def model_rows(metrics: dict) -> list[dict]:
+    """``[{"": label, "value": text}]``: the model's size and speed and the learning rate it trained with."""
+    rows = []
+    facts = metrics.get("model") or {}
+    for key, label in MODEL_FACTS.items():
+        if key in facts:
+            rows.append({"": label, "value": f"{facts[key]:,}" if key == "parameters" else fmt_number(facts[key])})
+    for key, label in LR_FACTS.items():
+        if key in metrics:
+            rows.append({"": label, "value": fmt_number(metrics[key])})
+    return rows
 
 
 def _read_table(path: Path) -> list[dict]:
@@ -392,13 +441,15 @@ def _read_table(path: Path) -> list[dict]:
 
 
 def write_report_pages(report_dir: Path, *, title: str, run: dict, leaderboard: list[dict],
-                       summary: list[dict], sections: list[dict], notes: list[str] | None = None) -> tuple[Path, Path]:
+                       summary: list[dict], sections: list[dict], notes: list[str] | None = None,
+                       review_link: str | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained, figures base64-embedded) and ``report.md`` in ``report_dir``.
 
     ``summary``: rows for the comparison table (see :func:`summary_row`). ``sections``: one per
     model, dicts with ``name``, ``subdir`` (relative to ``report_dir``, "" for the top),
     ``hyperparameters`` (dict) and ``metrics`` (dict); its figures and classification report are
-    read from that folder. ``run``: the run manifest (run.json) shown verbatim.
+    read from that folder. ``run``: the run manifest (run.json) shown verbatim. ``review_link``: a path,
+    relative to ``report_dir``, of the search's review page, linked under the leaderboard.
     """
     report_dir = Path(report_dir)
     manifest = json.dumps({k: v for k, v in run.items() if k != "run_dir"}, indent=2, default=str)
@@ -410,8 +461,12 @@ def write_report_pages(report_dir: Path, *, title: str, run: dict, leaderboard: 
         md.append(f"> {note}\n")
     h += ["<h2>Test results</h2>", html_table(summary)]
     md += ["## Test results\n", md_table(summary)]
-    h += ["<h2>Search leaderboard</h2>", html_table(leaderboard)]
-    md += ["## Search leaderboard\n", md_table(leaderboard)]
+    h += ["<h2>Search leaderboard</h2>", html_table(sideways(leaderboard))]
+    md += ["## Search leaderboard\n", md_table(sideways(leaderboard))]
+    if review_link:
+        what = "every trial, plots of the search, which hyperparameters mattered"
+        h.append(f"<p>The whole search: <a href='{html.escape(review_link)}'>review page</a> ({what}).</p>")
+        md.append(f"The whole search: [review page]({review_link}) ({what}).\n")
     for sec in sections:
         sub = Path(report_dir) / sec.get("subdir", "")
         rel = f"{sec['subdir']}/" if sec.get("subdir") else ""
@@ -420,8 +475,13 @@ def write_report_pages(report_dir: Path, *, title: str, run: dict, leaderboard: 
         md.append(f"## {name}\n")
         m = sec.get("metrics", {})
         confused = m.get("most_confused", [])
+        facts = model_rows(m)
+        if facts:
+            h += ["<h3>Model</h3>", html_table(facts)]
+            md += ["### Model\n", md_table(facts)]
         if sec.get("hyperparameters") is not None:
-            hp_rows = [{"hyperparameter": k, "value": v} for k, v in sec["hyperparameters"].items()]
+            hp_rows = [{"hyperparameter": k, "value": fmt_number(v)} for k, v in sec["hyperparameters"].items()
+                       if not str(k).startswith("tuner/")]  # Keras Tuner's Hyperband bookkeeping
             h += ["<h3>Hyperparameters</h3>", html_table(hp_rows)]
             md += ["### Hyperparameters\n", md_table(hp_rows)]
         if confused:

@@ -39,6 +39,7 @@ DEFAULT_EPOCHS = 10
 DEFAULT_PATIENCE = 3
 DEFAULT_BATCH_SIZE = 128
 PREDICT_BATCH = 1024
+LATENCY_REPEATS = 20  # single-image inference calls timed for the report (median)
 # Knowledge distillation (Hinton et al. 2015): softened targets at temperature T, loss
 # alpha * CE(labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T).
 DISTILL_TEMPERATURE = 4.0
@@ -62,11 +63,15 @@ def completed_trials(trials: list[dict], direction: str = "max") -> list[dict]:
 
 
 def trial_epochs(trial: dict, fallback: int) -> int:
-    """Epochs the trial needed to reach its best score: ``best_step + 1``, else ``tuner/epochs``."""
+    """Epochs the trial's configuration needed to reach its best score, counted from the start of
+    training (a Hyperband continuation adds its parent's ``tuner/initial_epoch``), else ``tuner/epochs``."""
+    from fashion_tuner.tables import best_epoch
+
     step = trial.get("best_step")
+    values = (trial.get("hyperparameters") or {}).get("values", {})
     if isinstance(step, int) and step >= 0:
-        return step + 1
-    epochs = (trial.get("hyperparameters") or {}).get("values", {}).get("tuner/epochs")
+        return best_epoch(step, values)
+    epochs = values.get("tuner/epochs")
     return int(epochs) if epochs else fallback
 
 
@@ -167,6 +172,52 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
     return probs
 
 
+def describe_learning_rate(model, history: dict) -> dict:
+    """The learning rate the fit actually used: the optimizer, its schedule (a Keras schedule's class and
+    settings, or a constant), the rate per epoch when a callback changed it (ReduceLROnPlateau logs
+    ``learning_rate``) and the rate at the end."""
+    opt = model.optimizer
+    opt = getattr(opt, "inner_optimizer", opt)  # mixed precision wraps the real optimizer
+    lr = opt.get_config().get("learning_rate")
+    if isinstance(lr, dict):
+        settings = {k: v for k, v in (lr.get("config") or {}).items() if k != "name" and v is not None}
+        schedule = f"{lr.get('class_name')}(" + ", ".join(f"{k}={report.fmt_number(v)}" for k, v in settings.items()) + ")"
+    else:
+        schedule = f"constant {report.fmt_number(lr)}"
+    per_epoch = [float(v) for v in history.get("learning_rate", [])]
+    changes = [f"epoch {i + 1}: {report.fmt_number(b)}" for i, (a, b) in enumerate(zip(per_epoch, per_epoch[1:]), start=1)
+               if not np.isclose(a, b)]
+    if changes:
+        schedule += f", reduced on plateau to {'; '.join(changes)}"
+    return {"optimizer": type(opt).__name__, "learning_rate_schedule": schedule,
+            "final_learning_rate": float(np.asarray(opt.learning_rate))}
+
+
+def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float) -> dict:
+    """Size and speed of a saved model: parameters, the .keras file's size on disk (MB), and inference
+    time per image in milliseconds, batched (``batch_seconds`` to predict ``x`` in batches of
+    PREDICT_BATCH) and for one image alone (median of LATENCY_REPEATS calls after a warm-up), both on
+    this machine's devices."""
+    one = x[:1]
+    model(one, training=False)  # warm-up: the first call traces the graph
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        started = time.perf_counter()
+        model(one, training=False)
+        times.append(time.perf_counter() - started)
+    return {"parameters": int(model.count_params()),
+            "trainable_parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
+            "size_mb": round(Path(path).stat().st_size / 1e6, 2),
+            "ms_per_image_batched": round(1000.0 * batch_seconds / max(len(x), 1), 4),
+            "ms_per_image_single": round(1000.0 * float(np.median(times)), 3)}
+
+
+def _timed_predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    probs = _predict(model, x)
+    return probs, time.perf_counter() - started
+
+
 def _save_model_files(out: Path, model, hp_values: dict, history: dict, class_names: list[str]) -> None:
     import pandas as pd
 
@@ -181,8 +232,11 @@ def _save_model_files(out: Path, model, hp_values: dict, history: dict, class_na
 
 def _model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, data: dict, extra: dict,
                    compare: dict | None = None) -> dict:
-    """Figures + classification report in ``out``; returns metrics (also written as metrics.json)."""
+    """Figures + classification report in ``out``; returns metrics (also written as metrics.json).
+    Figure titles name the run, the model and its test accuracy."""
     train_on = extra.get("train_on", "train")
+    accuracy = float(np.mean(np.asarray(probs).argmax(axis=1) == np.asarray(data["y_te"])))
+    title = f"{data['run_name']}: {title}, test accuracy {accuracy:.4f}" if data.get("run_name") else title
     best = report.best_epoch(history) if history and train_on != "train+val" else (
         len(history.get("loss", [])) - 1 if history else None)
     metrics = report.write_model_figures(out, history=history, best=best, x_test=data["x_te"],
@@ -355,6 +409,7 @@ def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DI
         raise UserError(f"--epochs must be at least 1, not {epochs}")
     if distill_from and top_k > 1:
         raise UserError("--distill-from trains one student: leave out --top-k (the teacher may be an ensemble)")
+    _check_some_run_exists(run, results_dir)
     run_dir = runs.resolve_run(run, results_dir, name)
     with locks.RunLock(run_dir, "retrain-best"):  # one writer per run: not during its search or another retrain
         return _retrain_best(run_dir, results_dir, epochs, top_k, train_on, seed, distill_from, data_dir, space)
@@ -410,6 +465,7 @@ def _retrain_best(run_dir: Path, results_dir: str, epochs: int | None, top_k: in
                                                      args.get("weights"), max_epochs))
     data = {
         "x_fit": x_fit, "y_fit": y_fit, "val": val, "x_te": x_te, "y_te": y_te, "class_names": class_names,
+        "run_name": run_info.get("name", run_dir.name),
         "class_weight": _class_weight(run_info, y_tr, class_names),
         "provenance": {
             "class_names": class_names,
@@ -436,15 +492,45 @@ def _retrain_best(run_dir: Path, results_dir: str, epochs: int | None, top_k: in
                                                                      max_epochs, epochs, train_on, seed, patience)
         runs.write_json(tmp / "metrics.json", top_metrics)
         leaderboard = report.leaderboard_rows(trials, direction)
+        review_link = _write_review(run_dir, tmp)
         report.write_report_pages(tmp, title=f"fashion_tuner report: {run_info.get('name', run_dir.name)}",
                                   run={k: v for k, v in run_info.items()}, leaderboard=leaderboard,
-                                  summary=summary, sections=sections, notes=notes)
+                                  summary=summary, sections=sections, notes=notes, review_link=review_link)
         final = run_dir / runs.REPORT_DIR
         swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _write_review(run_dir: Path, report_dir: Path) -> str | None:
+    """The search's review page (``review`` command) in ``report_dir/review/``, so the report can link to a
+    page of the same moment; returns the link relative to the report, or None when it cannot be made."""
+    import contextlib
+    import io
+
+    from fashion_tuner import review
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            review.review_project(review.load_project(run_dir, warn=lambda msg: None), report_dir / "review")
+    except (UserError, OSError, ValueError) as exc:
+        say(f"note: no review page in the report ({exc})")
+        return None
+    return "review/review.html"
+
+
+def _check_some_run_exists(run: str | None, results_dir: str) -> None:
+    """Before any search has run, say so and give the command that makes one (not "run not found")."""
+    if run and (os.sep in run or Path(run).expanduser().exists()):
+        return  # a path: resolve_run says whether it exists
+    root = Path(results_dir).expanduser()
+    if root.is_dir() and any((d / runs.RUN_JSON).is_file() for d in root.iterdir() if d.is_dir()):
+        return
+    raise UserError(f"there are no runs in {root} yet: run a search first, e.g. "
+                    f"`{hints.command('search', '--space', 'mlp', '--results-dir', str(root))}` "
+                    "(about 15 min on 2 CPU cores), then retrain-best its run")
 
 
 def _epochs_for(trial: dict, train_on: str, max_epochs: int, explicit: int | None) -> int:
@@ -471,11 +557,12 @@ def _retrain_members(space, chosen, data, run, out, max_epochs, explicit, train_
         model, hp, history, wall = train_member(space, trial, data=data, run=run, epochs=n_epochs,
                                                 train_on=train_on, seed=seed, patience=patience, label=label)
         say(f"[{i}/{k}] evaluating {label} on the held-out test split")
-        probs = _predict(model, data["x_te"])
+        probs, seconds = _timed_predict(model, data["x_te"])
         _save_model_files(sub, model, dict(hp.values), history, data["class_names"])
         title = f"trial {trial['trial_id']}" if k == 1 else f"model_{i} (trial {trial['trial_id']})"
-        metrics = _model_metrics(sub, title=title, history=history, probs=probs, data=data,
-                                 extra=_member_extra(trial, hp, train_on, seed, wall))
+        extra = {**_member_extra(trial, hp, train_on, seed, wall), **describe_learning_rate(model, history),
+                 "model": model_facts(model, sub / MODEL_FILE, data["x_te"], seconds)}
+        metrics = _model_metrics(sub, title=title, history=history, probs=probs, data=data, extra=extra)
         say(f"[{i}/{k}] {label}: test accuracy {metrics['test_accuracy']:.4f} "
             f"(95% CI {metrics['test_accuracy_ci95'][0]:.4f}-{metrics['test_accuracy_ci95'][1]:.4f}), "
             f"{metrics['epochs_trained']} epochs, {wall:.1f} s")
@@ -498,7 +585,10 @@ def _retrain_members(space, chosen, data, run, out, max_epochs, explicit, train_
     ens = _model_metrics(out, title=f"ensemble of {k}", history={}, probs=ens_probs, data=data,
                          extra={"members": [f"model_{i}" for i in range(1, k + 1)],
                                 "trial_ids": [t["trial_id"] for t in chosen], "train_on": train_on, "seed": seed,
-                                "wall_s": round(sum(m["wall_s"] for m in members), 2)},
+                                "wall_s": round(sum(m["wall_s"] for m in members), 2),
+                                "model": {key: round(sum(m["model"][key] for m in members), 4) for key in
+                                          ("parameters", "trainable_parameters", "size_mb", "ms_per_image_batched",
+                                           "ms_per_image_single")}},
                          compare=compare)
     say(f"ensemble: test accuracy {ens['test_accuracy']:.4f} (best member "
         f"{max(m['test_accuracy'] for m in members):.4f})")
@@ -543,9 +633,10 @@ def _distill(space, trial, teacher_dir, data, run, out, max_epochs, explicit, tr
         model, hp, history, wall = train_member(space, trial, data=data, run=run, epochs=n_epochs,
                                                 train_on=train_on, seed=seed, patience=patience, label=label,
                                                 targets=tg)
-        probs = _predict(model, data["x_te"])
+        probs, seconds = _timed_predict(model, data["x_te"])
         _save_model_files(sub, model, dict(hp.values), history, data["class_names"])
-        extra = _member_extra(trial, hp, train_on, seed, wall)
+        extra = {**_member_extra(trial, hp, train_on, seed, wall), **describe_learning_rate(model, history),
+                 "model": model_facts(model, sub / MODEL_FILE, data["x_te"], seconds)}
         if key == "student":
             extra.update(distilled_from=info, temperature=DISTILL_TEMPERATURE, alpha=DISTILL_ALPHA)
         results[key] = _model_metrics(sub, title=what, history=history, probs=probs, data=data, extra=extra)

@@ -20,12 +20,10 @@ What Keras Tuner stores, and what we infer from it:
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fashion_tuner import epochlog, hints, tables
+from fashion_tuner import review_plots as rp
 from fashion_tuner.errors import UserError
 
 ORACLE = "oracle.json"
@@ -40,17 +40,17 @@ RUN_JSON = "run.json"
 TRIAL_JSON = "trial.json"
 METRICS_JSON = Path("report") / "metrics.json"
 REVIEW_DIR = "review"
-MIN_TRIALS_FOR_IMPORTANCE = 8
-PARALLEL_MAX_TRIALS = 20
-SEED = 0
-FOREST_TREES = 100
-PERMUTATION_REPEATS = 10
-DPI = 90
 HYPERBAND_KEYS = {"tuner/epochs": "epochs", "tuner/initial_epoch": "initial_epoch",
                   "tuner/bracket": "bracket", "tuner/round": "round", "tuner/trial_id": "parent_trial"}
 CORE_COLUMNS = ["trial_id", "order", "status", "score", "best_step", "epochs_run"]
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", REVIEW_DIR}
-PLOTS = ["history", "hp_scores", "parallel", "hyperband", "importance"]
+BUDGET_KEYS = ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset")
+MAX_BOARD_COLUMNS = 12  # a wider leaderboard is shown sideways on the page (one row per column)
+# The review's figures in page order: file stem -> heading.
+FIGURES = {"history": "Optimisation history", "curves": "Learning curves of every trial",
+           "timeline": "Trial timeline", "hp_scores": "Score against each hyperparameter",
+           "parallel": "Parallel coordinates of the top trials", "hyperband": "Hyperband brackets",
+           "importance": "Hyperparameter importance", "heatmap": "The two most important hyperparameters"}
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -126,7 +126,7 @@ def _hp_space(configs: list[dict]) -> dict[str, dict]:
             continue
         entry = {"type": cls, "default": cfg.get("default"), "sampling": cfg.get("sampling"),
                  "min": cfg.get("min_value"), "max": cfg.get("max_value"), "step": cfg.get("step"),
-                 "values": cfg.get("values")}
+                 "values": cfg.get("values"), "conditional": bool(cfg.get("conditions"))}
         if cls == "Boolean":
             entry["values"] = [False, True]
         elif cls == "Fixed":
@@ -177,7 +177,8 @@ def _read_trial(trial_dir: Path, warn) -> dict:
     except (OSError, ValueError) as exc:
         warn(f"{trial_dir / TRIAL_JSON}: unreadable ({type(exc).__name__}: {exc}); reviewed as 'unreadable'")
         return {"trial_id": trial_id, "status": "unreadable", "score": math.nan, "best_step": None,
-                "values": {}, "space": [], "metrics": {}, "message": None, "mtime": 0.0}
+                "values": {}, "space": [], "metrics": {}, "message": None, "mtime": 0.0, "begin": None,
+                "epochs": []}
     hps = state.get("hyperparameters") or {}
     metrics = {}
     for name, hist in ((state.get("metrics") or {}).get("metrics") or {}).items():
@@ -192,7 +193,8 @@ def _read_trial(trial_dir: Path, warn) -> dict:
     return {"trial_id": str(state.get("trial_id", trial_id)), "status": str(state.get("status", "?")).lower(),
             "score": _float(state.get("score")), "best_step": state.get("best_step"),
             "values": hps.get("values") or {}, "space": hps.get("space") or [], "metrics": metrics,
-            "message": message, "mtime": (trial_dir / TRIAL_JSON).stat().st_mtime}
+            "message": message, "mtime": (trial_dir / TRIAL_JSON).stat().st_mtime,
+            **dict(zip(("begin", "epochs"), epochlog.read_epochs(trial_dir)))}
 
 
 def _infer_objective(trials: list[dict]) -> tuple[str, str, str]:
@@ -259,7 +261,7 @@ def load_project(path: Path, warn=_warn) -> dict:
             if name not in space and name not in HYPERBAND_KEYS:
                 space[name] = {"type": "Float" if isinstance(value, (int, float)) and not isinstance(value, bool)
                                else "Choice", "values": None, "min": None, "max": None, "step": None,
-                               "sampling": None, "default": None}
+                               "sampling": None, "default": None, "conditional": False}
     for name in HYPERBAND_KEYS:
         space.pop(name, None)
 
@@ -290,7 +292,24 @@ def load_project(path: Path, warn=_warn) -> dict:
     return {"path": path, "name": name, "run": run, "oracle": oracle, "tuner": tuner, "tuner_detail": detail,
             "objective": objective, "direction": direction, "objective_how": how, "space": space,
             "trials": df, "best": best, "epochs_spent": epochs_spent, "epochs_exact": epochs_exact,
-            "mtime": mtime}
+            "mtime": mtime, "curves": {t["trial_id"]: t["epochs"] for t in trials if t.get("epochs")},
+            "times": _trial_times(trials)}
+
+
+def _trial_times(trials: list[dict]) -> dict[str, tuple[float, float, bool]]:
+    """``{trial_id: (start, end, exact)}`` in Unix seconds. Exact from ``epochs.jsonl`` (fashion_tuner
+    searches); otherwise approximate, for trials run one after another: a trial ends when its trial.json
+    was last written and starts when the previous one (in start order) ended."""
+    out, previous_end = {}, None
+    for t in trials:
+        if t["status"] == "unreadable":
+            continue
+        if t.get("begin") and t.get("epochs"):
+            out[t["trial_id"]] = (float(t["begin"]), float(t["epochs"][-1]["time"]), True)
+        elif previous_end is not None and t["mtime"] > previous_end:
+            out[t["trial_id"]] = (previous_end, t["mtime"], False)
+        previous_end = t["mtime"]
+    return out
 
 
 def trials_frame(trials: list[dict], space: dict, tuner: str) -> pd.DataFrame:
@@ -330,11 +349,15 @@ def _warn_problems(path: Path, df: pd.DataFrame, trials: list[dict], space: dict
     failed = df.loc[df["status"].isin(["failed", "invalid"]), "trial_id"].tolist()
     if failed:
         warn(f"{path}: trial(s) {_ids(failed)} failed or were invalid; see the message column of trials.csv")
+    # A conditional hyperparameter (declared under a parent's condition, e.g. a block's filters when
+    # the network has that block) is meant to be absent from some trials: that is not a problem.
+    # One without conditions that only some trials have was added to the space during the search.
     readable = [t for t in trials if t["status"] != "unreadable"]
-    partial = [n for n in space if readable and 0 < sum(n in t["values"] for t in readable) < len(readable)]
+    partial = [n for n, hp in space.items() if not hp.get("conditional") and readable
+               and 0 < sum(n in t["values"] for t in readable) < len(readable)]
     if partial:
-        warn(f"{path}: hyperparameter(s) {_ids(partial)} are set in some trials only (conditional or added "
-             "during the search); blank elsewhere")
+        warn(f"{path}: hyperparameter(s) {_ids(partial)} are set in some trials only (added to the space "
+             "during the search?); blank elsewhere")
 
 
 # ----------------------------------------------------------------------------- text summary
@@ -351,14 +374,38 @@ def describe_hp(name: str, hp: dict) -> str:
 
 
 def leaderboard(project: dict, top: int) -> pd.DataFrame:
+    """The ``top`` completed trials, best first: id, score, best epoch (1-based), epochs run, Hyperband's
+    bracket/round and the trial a continuation resumes (``continues``), then only the hyperparameters
+    that differ between the rows (the full table is trials.csv)."""
     df = project["trials"]
     ok = df[(df["status"] == "completed") & df["score"].notna()]
     ok = ok.sort_values("score", ascending=project["direction"] == "min", kind="stable").head(max(top, 0))
-    cols = ["trial_id", "score", "best_step", "epochs_run"] + \
-        [c for c in ("bracket", "round") if c in df] + list(project["space"])
-    board = ok[cols].reset_index(drop=True)
+    board = ok[["trial_id", "score"]].copy()
+    initial = ok["initial_epoch"].fillna(0) if "initial_epoch" in ok else 0
+    board["best_epoch"] = (ok["best_step"] + 1 + initial).astype("Int64")  # 1-based, from the start of training
+    board["epochs_run"] = ok["epochs_run"].astype("Int64") if ok["epochs_run"].notna().any() else None
+    for col in ("bracket", "round"):
+        if col in ok:
+            board[col] = pd.to_numeric(ok[col], errors="coerce").astype("Int64")
+    if "parent_trial" in ok and ok["parent_trial"].notna().any():
+        board["continues"] = ok["parent_trial"].fillna(tables.MISSING)
+    names = [n for n in project["space"] if n in ok]
+    rows = ok[names].to_dict("records")
+    keep = tables.differing(rows, names) if len(rows) > 1 else names
+    for n in keep:
+        board[n] = ok[n].map(tables.fmt)
+    board = board.reset_index(drop=True)
     board.index += 1
     return board.dropna(axis=1, how="all")
+
+
+def print_board(board: pd.DataFrame) -> None:
+    """The leaderboard as text that fits the terminal (sideways when there are many hyperparameters)."""
+    rows = [{"rank": str(i), **{c: (f"{v:.5g}" if isinstance(v, float) else v) for c, v in r.items()}}
+            for i, r in zip(board.index, board.to_dict("records"))]
+    fixed = ["rank", "trial_id", "score"]
+    text, _ = tables.fit_table(rows, fixed, [c for c in board.columns if c not in fixed], tables.terminal_width())
+    print(text)
 
 
 def summary_lines(project: dict) -> list[str]:
@@ -382,225 +429,6 @@ def summary_lines(project: dict) -> list[str]:
              "hyperparameters:"]
     lines += ["  " + describe_hp(n, hp) for n, hp in project["space"].items()] or ["  (none)"]
     return lines
-
-
-# ----------------------------------------------------------------------------- plots
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
-    return path
-
-
-def _completed(project: dict) -> pd.DataFrame:
-    df = project["trials"]
-    return df[(df["status"] == "completed") & df["score"].notna()]
-
-
-def plot_history(projects: list[dict], path: Path, title: str) -> Path:
-    """Score per trial in start order and the running best, for one or several projects."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, p in enumerate(projects):
-        ok = _completed(p)
-        color = f"C{i}"
-        label = p["name"] if len(projects) > 1 else "trial score"
-        ax.scatter(ok["order"], ok["score"], s=14, color=color, alpha=0.6, label=label)
-        best = ok["score"].cummax() if p["direction"] == "max" else ok["score"].cummin()
-        ax.step(ok["order"], best, where="post", color=color,
-                label=f"{p['name']} running best" if len(projects) > 1 else "running best")
-    ax.set_xlabel("trial (start order)")
-    ax.set_ylabel(" / ".join(sorted({str(p["objective"]) for p in projects})))
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _is_numeric(hp: dict, values: pd.Series) -> bool:
-    if hp["type"] in ("Int", "Float"):
-        return True
-    if hp["type"] in ("Choice", "Boolean", "Fixed"):
-        return False
-    return pd.to_numeric(values.dropna(), errors="coerce").notna().all()
-
-
-def _categories(hp: dict, values: pd.Series) -> list:
-    cats = list(hp.get("values") or [])
-    cats += [v for v in pd.unique(values.dropna()) if v not in cats]
-    return cats
-
-
-def plot_hp_scores(project: dict, path: Path) -> Path:
-    """Score against each hyperparameter: scatter for Int/Float, box + points for choices."""
-    plt = _plt()
-    ok = _completed(project)
-    names = [n for n, hp in project["space"].items() if hp["type"] != "Fixed"] or list(project["space"])
-    ncols = min(3, max(len(names), 1))
-    nrows = max(1, math.ceil(len(names) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
-    rng = np.random.default_rng(SEED)
-    for ax, name in zip(axes.flat, names):
-        hp, col = project["space"][name], ok[name] if name in ok else pd.Series(dtype=object)
-        have = col.notna()
-        if _is_numeric(hp, col):
-            ax.scatter(pd.to_numeric(col[have]), ok.loc[have, "score"], s=14, alpha=0.7)
-            if hp.get("sampling") in ("log", "reverse_log"):
-                ax.set_xscale("log")
-        else:
-            cats = _categories(hp, col)
-            groups = [ok.loc[col == c, "score"].to_numpy() for c in cats]
-            if any(len(g) for g in groups):
-                ax.boxplot([g if len(g) else [np.nan] for g in groups], positions=range(len(cats)),
-                           widths=0.5, showfliers=False)
-            for i, g in enumerate(groups):
-                ax.scatter(i + rng.uniform(-0.12, 0.12, len(g)), g, s=12, alpha=0.7, color="C1")
-            ax.set_xticks(range(len(cats)))
-            ax.set_xticklabels([str(c) for c in cats], rotation=30 if len(cats) > 4 else 0, fontsize=8)
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel(str(project["objective"]), fontsize=8)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    if not names:
-        axes.flat[0].text(0.5, 0.5, "no hyperparameters", ha="center", va="center")
-    fig.suptitle(f"{project['name']}: score against each hyperparameter", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _scaled(hp: dict, col: pd.Series) -> pd.Series:
-    """A hyperparameter column mapped to 0..1 (log scale where sampled so, choices by position)."""
-    if _is_numeric(hp, col):
-        x = pd.to_numeric(col, errors="coerce").astype(float)
-        lo = hp.get("min") if hp.get("min") is not None else x.min()
-        hi = hp.get("max") if hp.get("max") is not None else x.max()
-        if hp.get("sampling") in ("log", "reverse_log") and lo and lo > 0:
-            x, lo, hi = np.log10(x), math.log10(lo), math.log10(hi)
-        return (x - lo) / (hi - lo) if hi and hi != lo else x * 0 + 0.5
-    cats = _categories(hp, col)
-    index = {c: i for i, c in enumerate(cats)}
-    return col.map(lambda v: index.get(v, np.nan) / max(len(cats) - 1, 1) if v is not None else np.nan)
-
-
-def plot_parallel(project: dict, path: Path, top: int) -> Path:
-    """Parallel coordinates of the top trials: each hyperparameter scaled to 0..1, colour = score."""
-    plt = _plt()
-    ok = _completed(project)
-    ok = ok.sort_values("score", ascending=project["direction"] == "min", kind="stable")
-    ok = ok.head(max(2, min(top, PARALLEL_MAX_TRIALS)))
-    names = [n for n, hp in project["space"].items() if hp["type"] != "Fixed"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * (len(names) + 1)), 4.5))
-    if len(ok) and names:
-        cols = [_scaled(project["space"][n], ok[n]) for n in names]
-        s = ok["score"]
-        cols.append((s - s.min()) / (s.max() - s.min()) if s.max() > s.min() else s * 0 + 0.5)
-        data = np.column_stack(cols)
-        cmap = plt.get_cmap("viridis" if project["direction"] == "max" else "viridis_r")
-        norm = plt.Normalize(s.min(), s.max() if s.max() > s.min() else s.min() + 1e-9)
-        for row, score in zip(data, s):
-            ax.plot(range(len(cols)), row, color=cmap(norm(score)), alpha=0.8, marker="o", ms=3)
-        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=str(project["objective"]))
-        labels = []
-        for n in names:
-            hp = project["space"][n]
-            if _is_numeric(hp, ok[n]):
-                labels.append(f"{n}\n{_fmt(hp.get('min'))}..{_fmt(hp.get('max'))}")
-            else:
-                labels.append(f"{n}\n" + "|".join(map(str, _categories(hp, ok[n])))[:30])
-        ax.set_xticks(range(len(cols)))
-        ax.set_xticklabels(labels + ["score"], fontsize=7)
-        ax.set_ylabel("scaled value (0 = low / first choice)")
-    else:
-        ax.text(0.5, 0.5, "no completed trials or no tunable hyperparameters", ha="center", va="center")
-        ax.axis("off")
-    ax.set_title(f"{project['name']}: top {len(ok)} trials", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_hyperband(project: dict, path: Path) -> Path:
-    """Epochs per trial coloured by bracket, and score against the epoch budget by bracket/round."""
-    plt = _plt()
-    df = project["trials"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    brackets = sorted(df["bracket"].dropna().unique()) if "bracket" in df else []
-    for i, b in enumerate(brackets):
-        sub = df[df["bracket"] == b]
-        ax1.bar(sub["order"], sub["epochs_run"], color=f"C{i}", label=f"bracket {int(b)}")
-        ok = sub[(sub["status"] == "completed") & sub["score"].notna()]
-        for r in sorted(ok["round"].dropna().unique()):
-            rr = ok[ok["round"] == r]
-            ax2.scatter(rr["epochs"], rr["score"], color=f"C{i}", marker="osD^v<>"[int(r) % 7], s=22,
-                        alpha=0.75, label=f"bracket {int(b)} round {int(r)}")
-    ax1.set_xlabel("trial (start order)")
-    ax1.set_ylabel("epochs trained in the trial")
-    ax1.set_title("epochs per trial")
-    ax2.set_xlabel("epoch budget (tuner/epochs)")
-    ax2.set_ylabel(str(project["objective"]))
-    ax2.set_title("score by bracket and round")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.suptitle(f"{project['name']}: Hyperband", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def hp_importance(project: dict) -> tuple[pd.DataFrame | None, str]:
-    """Permutation importance of a random forest fitted on the completed trials (in-sample, seeded).
-
-    Returns (DataFrame ``hyperparameter, importance, std`` sorted, or None; a note for the page).
-    """
-    ok = _completed(project)
-    names = [n for n, hp in project["space"].items() if hp["type"] != "Fixed" and n in ok
-             and ok[n].nunique(dropna=False) > 1]
-    if len(ok) < MIN_TRIALS_FOR_IMPORTANCE:
-        return None, (f"too few completed trials ({len(ok)} < {MIN_TRIALS_FOR_IMPORTANCE}) to say which "
-                      "hyperparameters matter")
-    if not names:
-        return None, "no hyperparameter varies across the completed trials"
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
-    cols = []
-    for n in names:
-        x = _scaled(project["space"][n], ok[n]).astype(float)
-        cols.append(x.fillna(-1.0).to_numpy())  # -1: hyperparameter inactive in that trial
-    X, y = np.column_stack(cols), ok["score"].to_numpy(float)
-    forest = RandomForestRegressor(n_estimators=FOREST_TREES, random_state=SEED, min_samples_leaf=2, n_jobs=1)
-    forest.fit(X, y)
-    result = permutation_importance(forest, X, y, n_repeats=PERMUTATION_REPEATS, random_state=SEED, n_jobs=1)
-    table = pd.DataFrame({"hyperparameter": names, "importance": result.importances_mean,
-                          "std": result.importances_std}).sort_values("importance", ascending=False)
-    note = (f"permutation importance of a random forest ({FOREST_TREES} trees, seed {SEED}) fitted on "
-            f"{len(ok)} completed trials, measured in-sample: a ranking, not a causal measure")
-    return table.reset_index(drop=True), note
-
-
-def plot_importance(project: dict, table: pd.DataFrame | None, note: str, path: Path) -> Path:
-    plt = _plt()
-    n = 0 if table is None else len(table)
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.4 * n + 1.5)))
-    if table is None:
-        ax.text(0.5, 0.5, note, ha="center", va="center", wrap=True, fontsize=10)
-        ax.axis("off")
-    else:
-        t = table.iloc[::-1]
-        ax.barh(t["hyperparameter"], t["importance"], xerr=t["std"], color="C0")
-        ax.set_xlabel("drop in R² when the hyperparameter is shuffled")
-        ax.grid(alpha=0.3, axis="x")
-    ax.set_title(f"{project['name']}: hyperparameter importance", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
 
 
 # ----------------------------------------------------------------------------- review
@@ -631,29 +459,65 @@ def _unique(name: str, taken: set) -> str:
 
 def _html_page(project: dict, lines: list[str], board: pd.DataFrame, images: dict[str, Path],
                notes: dict[str, str]) -> str:
+    """The self-contained review page: summary, leaderboard, then each figure (or, for a figure with
+    nothing to show, why not) with its note."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>review: {html.escape(project['name'])}"
              "</title><style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "pre{background:#f6f6f6;padding:1em}img{max-width:100%;margin:1em 0}.note{color:#a60}</style>"
+             ".scroll{overflow-x:auto}pre{background:#f6f6f6;padding:1em;overflow-x:auto}"
+             "img{max-width:100%;margin:0.5em 0 1.5em}.note{color:#a60}</style>"
              f"</head><body><h1>Keras Tuner review: {html.escape(project['name'])}</h1>",
              "<h2>Summary</h2><pre>" + html.escape("\n".join(lines)) + "</pre>",
              f"<h2>Leaderboard (top {len(board)})</h2>",
-             board.to_html(float_format=lambda v: f"{v:.6g}", na_rep="") if len(board) else "<p>no completed trials</p>"]
-    for name, png in images.items():
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>")
-        if name in notes:
+             ("<p>Hyperparameters that are the same in every row are left out; trials.csv has them all.</p>"
+              "<div class='scroll'>" + (board if board.shape[1] <= MAX_BOARD_COLUMNS else board.T.rename(
+                  columns=lambda rank: f"#{rank}")).to_html(float_format=lambda v: f"{v:.6g}", na_rep="") + "</div>")
+             if len(board) else "<p>no completed trials</p>"]
+    for name, title in FIGURES.items():
+        if name not in images and name not in notes:
+            continue
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        if notes.get(name):
             parts.append(f"<p class='note'>{html.escape(notes[name])}</p>")
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
+        if name in images:
+            data = base64.b64encode(images[name].read_bytes()).decode("ascii")
+            parts.append(f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
     parts.append(f"<p><small>written {time.strftime('%Y-%m-%d %H:%M')} by fashion_tuner review; "
                  "the per-trial table is trials.csv</small></p></body></html>")
     return "\n".join(parts)
 
 
+def review_figures(project: dict, out: Path, top: int) -> tuple[dict[str, Path], dict[str, str], pd.DataFrame | None]:
+    """Write the review's PNGs into ``out``: ``({name: png}, {name: note}, importance table or None)``.
+    A figure with nothing to show is not written; its note says why."""
+    images, notes = {}, {}
+
+    def add(name, result):
+        png, note = result if isinstance(result, tuple) else (result, "")
+        if png is not None:
+            images[name] = png
+        if note:
+            notes[name] = note
+
+    table, importance_note = rp.hp_importance(project)
+    add("history", rp.plot_history([project], out / "history.png",
+                                    f"{project['name']}: optimisation history ({project['tuner']})"))
+    add("curves", rp.plot_curves(project, out / "curves.png"))
+    add("timeline", rp.plot_timeline(project, out / "timeline.png"))
+    add("hp_scores", rp.plot_hp_scores(project, out / "hp_scores.png"))
+    add("parallel", rp.plot_parallel(project, out / "parallel.png", top, table))
+    if project["tuner"] == "hyperband" and "bracket" in project["trials"]:
+        add("hyperband", rp.plot_hyperband(project, out / "hyperband.png"))
+    add("importance", (rp.plot_importance(project, table, out / "importance.png") if table is not None else None,
+                       importance_note))
+    add("heatmap", rp.plot_heatmap(project, table, out / "heatmap.png") if table is not None else (None, ""))
+    return images, notes, table
+
+
 def review_project(project: dict, out: Path, top: int = 10) -> dict[str, Path]:
     """Print the summary and leaderboard of one loaded project; write trials.csv, plots and review.html.
 
-    Returns ``{"trials.csv": path, "review.html": path, <plot name>: png path, ...}``.
+    Returns ``{"trials.csv": path, "review.html": path, "<plot name>.png": path, ...}``.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -663,26 +527,24 @@ def review_project(project: dict, out: Path, top: int = 10) -> dict[str, Path]:
     board = leaderboard(project, top)
     print("\n".join(lines))
     print(f"leaderboard (top {len(board)} by {project['objective']}, {project['direction']}):")
-    with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(board.to_string(float_format=lambda v: f"{v:.5g}") if len(board) else "  (no completed trials)")
+    if len(board):
+        print_board(board)
+        print("(hyperparameters that are the same in every row are left out; trials.csv has them all)")
+    else:
+        print("  (no completed trials)")
     written = {"trials.csv": out / "trials.csv"}
     project["trials"].to_csv(written["trials.csv"], index=False)
-    images = {"history": plot_history([project], out / "history.png",
-                                      f"{project['name']}: optimisation history ({project['tuner']})"),
-              "hp_scores": plot_hp_scores(project, out / "hp_scores.png"),
-              "parallel": plot_parallel(project, out / "parallel.png", top)}
-    if project["tuner"] == "hyperband" and "bracket" in project["trials"]:
-        images["hyperband"] = plot_hyperband(project, out / "hyperband.png")
-    table, note = hp_importance(project)
-    images["importance"] = plot_importance(project, table, note, out / "importance.png")
+    for stale in FIGURES:  # a figure this review does not draw must not survive from an earlier one
+        (out / f"{stale}.png").unlink(missing_ok=True)
+    images, notes, table = review_figures(project, out, top)
     if table is not None:
         print("hyperparameter importance: " + ", ".join(
             f"{r.hyperparameter} {r.importance:.3g}" for r in table.itertuples()))
     else:
-        print(f"hyperparameter importance: {note}")
+        print(f"hyperparameter importance: {notes.get('importance', '')}")
     written.update({f"{k}.png": v for k, v in images.items()})
     written["review.html"] = out / "review.html"
-    written["review.html"].write_text(_html_page(project, lines, board, images, {"importance": note}))
+    written["review.html"].write_text(_html_page(project, lines, board, images, notes))
     print(f"written: {written['review.html']} (+ trials.csv, {len(images)} plots in {out})")
     return written
 
@@ -729,7 +591,7 @@ def _quiet_load(path: Path) -> dict:
     problems = []
     project = load_project(path, warn=problems.append)
     if problems:
-        _warn(f"{path.name}: {len(problems)} problem(s) reading it; `python main.py review {path}` lists them")
+        _warn(f"{path.name}: {len(problems)} problem(s) reading it; `{hints.command('review', str(path))}` lists them")
     return project
 
 
@@ -750,7 +612,7 @@ def list_command(results_dir: str) -> int:
     if root.exists() and not root.is_dir():
         raise UserError(f"--results-dir {root} is a file, not a directory; pass the folder holding your runs")
     if not root.is_dir():
-        print(f"no runs: {root} does not exist yet (`python main.py search` creates runs there)")
+        print(f"no runs: {root} does not exist yet (`{hints.main_py()} search` creates runs there)")
         return 0
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and ((d / ORACLE).is_file() or (d / RUN_JSON).is_file()))
     if not dirs:
@@ -780,20 +642,19 @@ def _resolve(run: str, results_dir: Path) -> Path:
         path = results_dir / run
     if not path.is_dir():
         raise UserError(f"run {run!r} not found (neither a directory nor a run under {results_dir}); "
-                        "`python main.py list` shows the runs")
+                        f"`{hints.command('list')}` shows the runs")
     if not _is_project(path):
         raise UserError(f"{path} is not a Keras Tuner project (no oracle.json or trial_*/trial.json)")
     return path
 
 
 def compare_command(runs: list[str], results_dir: str, out: str | None = None) -> int:
-    """``compare RUN...``: runs side by side, plus one overlaid optimisation-history plot.
-
-    Writes ``compare.csv`` and ``history.png`` to ``--out``, default ``<results_dir>/compare-<names>/``
-    (a sibling of the runs, never inside one).
+    """``compare RUN...``: runs side by side; with ``--out DIR`` also ``compare.csv`` and an overlaid
+    optimisation-history plot ``history.png`` in DIR (never inside a run). Without ``--out`` nothing is
+    written, so the results folder holds runs only.
     """
     if not runs:
-        raise UserError("name at least one run to compare (`python main.py list` shows them)")
+        raise UserError(f"name at least one run to compare (`{hints.command('list')}` shows them)")
     root = Path(results_dir).expanduser()
     dirs = [_resolve(r, root) for r in runs]
     projects = [_quiet_load(d) for d in dirs]
@@ -807,8 +668,10 @@ def compare_command(runs: list[str], results_dir: str, out: str | None = None) -
         df = p["trials"]
         col = {"path": str(p["path"]), "space": _space_name(p["run"]), "tuner": p["tuner"],
                "objective": f"{p['objective']} ({p['direction']})"}
-        for key in ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset"):
-            col[f"budget: {key}"] = args.get(key, "-")
+        for key in BUDGET_KEYS:
+            # a Hyperband budget is max_epochs and factor; --max-trials only counts for the other tuners
+            irrelevant = (key == "factor") != (p["tuner"] == "hyperband") and key in ("factor", "max_trials")
+            col[f"budget: {key}"] = "-" if irrelevant else args.get(key, "-")
         col.update({"trials completed": int((df["status"] == "completed").sum()),
                     "trials failed": int(df["status"].isin(["failed", "invalid"]).sum()),
                     "epochs spent": p["epochs_spent"] if p["epochs_exact"] else f">= {p['epochs_spent']}",
@@ -823,12 +686,9 @@ def compare_command(runs: list[str], results_dir: str, out: str | None = None) -
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(table.to_string())
     if out is None:
-        slug = "-vs-".join(re.sub(r"[^A-Za-z0-9._-]", "_", p["name"]) for p in projects)
-        if len(slug) > 80:
-            slug = slug[:70] + "-" + hashlib.sha1(slug.encode()).hexdigest()[:8]
-        target = root / f"compare-{slug}"
-    else:
-        target = Path(out).expanduser()
+        print("(add --out DIR to save this table as compare.csv with an overlaid optimisation-history plot)")
+        return 0
+    target = Path(out).expanduser()
     if any(target.resolve() == d.resolve() or d.resolve() in target.resolve().parents for d in dirs):
         raise UserError(f"--out {target} is inside a run directory; pick a folder outside the runs")
     try:
@@ -836,6 +696,6 @@ def compare_command(runs: list[str], results_dir: str, out: str | None = None) -
     except OSError as exc:
         raise UserError(f"cannot create {target} ({exc.strerror}); pass --out DIR") from None
     table.to_csv(target / "compare.csv")
-    plot_history(projects, target / "history.png", "optimisation history: " + ", ".join(p["name"] for p in projects))
+    rp.plot_history(projects, target / "history.png", "optimisation history: " + ", ".join(p["name"] for p in projects))
     print(f"written: {target / 'compare.csv'}, {target / 'history.png'}")
     return 0

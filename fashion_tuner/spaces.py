@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # winner of such a default search (--epochs, --train-on, patience). mlp: Hyperband over the full
 # data, ~15 min on 2 cores. cnn/transfer search a stratified subset (10,000 / 15,000 images) so a CPU
 # search stays short, then retrain the chosen architecture on every training image for longer
-# (README benchmarks).
+# (docs/benchmarks.md).
 SPACE_DEFAULTS: dict[str, dict] = {
     # the winner retrains for longer and more patiently than a trial: MLPs on the full data still
     # gain after epoch 20 once the learning rate has been cut (search_spaces/mlp.py)

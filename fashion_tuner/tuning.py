@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, distributed, fsio, hints, kt_compat, locks, runs, spaces, splits
+from fashion_tuner import devices, distributed, epochlog, fsio, hints, kt_compat, locks, runs, spaces, splits, tables
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -267,6 +267,8 @@ def _tuner_class(name: str):
         def run_trial(self, trial, *args, **kwargs):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
             keras.utils.set_random_seed(self._base_seed + int(trial.trial_id))
+            # per-epoch history for the review's learning curves (Keras Tuner keeps only the best epoch)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(self.get_trial_dir(trial.trial_id))]
             try:
                 return super().run_trial(trial, *args, **kwargs)
             except Exception as exc:
@@ -334,6 +336,21 @@ def release_freed_memory() -> None:
         pass
 
 
+def build_optimizer(model) -> None:
+    """Create the optimizer's slot variables now, so a checkpoint's optimizer state loads into them.
+
+    Keras Tuner's Hyperband continues a trial by loading its parent's checkpoint into a freshly built
+    model. A freshly compiled optimizer has only its iteration counter, so Keras skipped the saved
+    moments and step count ("Skipping variable loading for optimizer 'adam', because it has 1
+    variables whereas the saved optimizer has 39 variables"): the continuation restarted Adam's
+    moments and, worse, a step-based learning-rate schedule (cosine decay) from step 0. Built here,
+    the optimizer state loads and the continuation resumes where the parent stopped.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and model.built and model.trainable_variables and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+
+
 class SpaceHyperModel:
     """Adapter from a space module to Keras Tuner's HyperModel protocol."""
 
@@ -350,6 +367,8 @@ class SpaceHyperModel:
                                     "make it return the compiled model")
                 devices.check_output_dtype(model)  # mixed precision needs a float32 output
                 devices.apply_jit(model, defaults.get("jit", "auto"))
+                if tables.PARENT_KEY in hp.values:
+                    build_optimizer(model)
                 return model
 
             def fit(self, hp, model, x, y, **kwargs):
@@ -418,8 +437,6 @@ class Progress:
         score = trial.score
         best = oracle.get_best_trials(1)
         best_score = best[0].score if best else None
-        hps = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(hps.items())[:6])
         status = trial.status if trial.status != "COMPLETED" else ""
         eta = ""
         if self.total:
@@ -430,12 +447,21 @@ class Progress:
         score_s = f"{score:.4f}" if score is not None else "-"
         best_s = f"{best_score:.4f}" if best_score is not None else "-"
         reason = f"  FAILED: {failure_reason(trial.message)}" if status else ""
-        print(f"[{count}] trial {trial.trial_id}  {OBJECTIVE}={score_s}  best={best_s}  "
-              f"elapsed {_duration(elapsed)}{eta}  {shown}{reason}", file=self.stream, flush=True)
+        line = (f"[{count}] trial {trial.trial_id}  {OBJECTIVE}={score_s}  best={best_s}  "
+                f"elapsed {_duration(elapsed)}{eta}  ")
+        shown = trial_changes(trial.hyperparameters, tables.terminal_width() - len(line) - len(reason))
+        print(f"{line}{shown}{reason}", file=self.stream, flush=True)
 
 
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+def trial_changes(hps, width: int) -> str:
+    """What sets a trial apart, in ``width`` characters: "continues trial P (epochs a->b)" for a Hyperband
+    continuation, else the values that differ from the space's defaults (``hps``: HyperParameters)."""
+    values = hps.values
+    parent = values.get(tables.PARENT_KEY)
+    if parent:
+        return f"continues trial {parent} (epochs {values.get('tuner/initial_epoch')}->{values.get('tuner/epochs')})"
+    defaults = {hp.name: hp.default for hp in hps.space}
+    return tables.short_summary(tables.changed_from_defaults(values, defaults), max(width, 30))
 
 
 def _duration(seconds: float) -> str:
@@ -564,9 +590,11 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
 
 
 def trial_table(run_dir: Path, direction: str = DIRECTION) -> list[dict]:
-    """Every trial of a run directory as a dict (id, status, score, best_step, hyperparameters, reason)."""
+    """Every trial of a run directory as a dict (id, status, score, best_step, hyperparameters, reason,
+    ``parent``: the trial a Hyperband continuation resumes, else None), best first."""
     rows = [{"trial_id": t.get("trial_id"), "status": t.get("status"), "score": _finite_or_none(t.get("score")),
              "best_step": t.get("best_step"), "hyperparameters": t.get("hyperparameters", {}).get("values", {}),
+             "parent": t.get("hyperparameters", {}).get("values", {}).get(tables.PARENT_KEY),
              "reason": failure_reason(t.get("message")) if t.get("status") in ("FAILED", "INVALID") else ""}
             for t in runs.read_trials(run_dir)]
     sign = -1 if direction == "max" else 1
@@ -579,10 +607,35 @@ def _finite_or_none(score):
     return float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
 
 
-def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
-    """The top-N table as text and the counts/best for run.json."""
-    import pandas as pd
+def top_table(completed: list[dict], defaults: dict, top: int = SUMMARY_TOP, width: int | None = None) -> str:
+    """The best ``top`` configurations (completed trials, best first; a Hyperband continuation stands for
+    its lineage and names the trial it continues) with the hyperparameters that differ between them --
+    or, for a single row, from the space's defaults -- as many as fit ``width`` (default: the terminal)."""
+    width = width or tables.terminal_width()
+    shown = tables.one_per_configuration(completed)[:top]
+    rows, names = [], []
+    for r in shown:
+        values = tables.hp_values(r["hyperparameters"])
+        names += [n for n in values if n not in names]
+        rows.append({"trial": r["trial_id"], OBJECTIVE: f"{r['score']:.4f}", "epoch": tables.best_epoch(r["best_step"] or 0, r["hyperparameters"]),
+                     "continues": r.get("parent") or tables.MISSING, **values})
+    fixed = ["trial", OBJECTIVE, "epoch"] + (["continues"] if any(r.get("parent") for r in shown) else [])
+    varying = tables.differing(rows, names) if len(rows) > 1 else list(
+        tables.changed_from_defaults(shown[0]["hyperparameters"], defaults))
+    text, left_out = tables.fit_table(rows, fixed, varying, width)
+    same = len(names) - len(varying)
+    notes = []
+    if left_out:
+        notes.append(f"+{len(left_out)} more that differ ({', '.join(left_out)})")
+    if same and len(rows) > 1:
+        notes.append(f"{same} hyperparameter(s) the same in every row")
+    if notes:
+        text += "\n(" + "; ".join(notes) + f"; every value: trials.csv of `{hints.command('review', 'RUN_DIR')}`)"
+    return text
 
+
+def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
+    """The top-N table as text (see :func:`top_table`) and the counts/best for run.json."""
     rows = trial_table(run_dir)
     counts: dict[str, int] = {}
     for r in rows:
@@ -591,12 +644,8 @@ def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
     best = {"trial_id": completed[0]["trial_id"], "score": completed[0]["score"]} if completed else None
     table = ""
     if completed:
-        frame = pd.DataFrame([{"trial": r["trial_id"], OBJECTIVE: round(r["score"], 4),
-                               "epoch": (r["best_step"] or 0) + 1,
-                               **{k: v for k, v in r["hyperparameters"].items() if not k.startswith("tuner/")}}
-                              for r in completed[:top]])
-        with pd.option_context("display.max_columns", 30, "display.width", 200, "display.float_format", "{:.4g}".format):
-            table = frame.to_string(index=False)
+        stored = runs.read_trials(run_dir)
+        table = top_table(completed, tables.space_defaults(stored[0].get("hyperparameters", {}).get("space")), top)
     return table, {"counts": counts, "best": best, "failed": [r for r in rows if r["status"] in ("FAILED", "INVALID")],
                    "best_hyperparameters": completed[0]["hyperparameters"] if completed else None}
 

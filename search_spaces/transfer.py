@@ -22,6 +22,8 @@ Two backbone families, chosen by ``backbone_family``:
     on replicated gray channels). The backbone runs with ``training=False`` so its batch-norm
     statistics stay frozen while fine-tuning.
     Weights come from ``data_context().weights``:
+    ``"auto"`` (the CLI's default): ``"imagenet"`` when MobileNetV2's ImageNet weights load (cached or
+    downloadable), else ``"none"``; one printed line says which (:func:`resolve_weights`).
     ``"imagenet"``: the Keras cache (``~/.keras/models``), downloading when online; if that
     fails, :class:`WeightsUnavailable` (a ``UserError`` that Keras Tuner also treats as fatal)
     says how to provide them. A file path: loaded with ``backbone.load_weights(PATH)``; the
@@ -90,6 +92,9 @@ MOBILENET_ALPHA = 0.35
 INPUT_SIZES = (32, 64, 96)
 UNFREEZE_FRACTIONS = (0.25, 0.5, 1.0)
 NO_WEIGHTS = (None, "", "none", "None")
+AUTO_WEIGHTS = "auto"  # ImageNet when the weights load (cache or download), else no applications family
+PROBE_BACKBONE = "mobilenetv2"  # the smallest download (~2 MB): probes the cache / network for "auto"
+_AUTO_RESOLVED: dict[str, str] = {}  # Keras models folder -> "imagenet" | "none", once per process
 
 # How many autoencoder pretrainings this process ran (tests check the cache prevents reruns).
 PRETRAIN_RUNS = 0
@@ -192,9 +197,29 @@ def _backbones_fitting(path: str) -> list[str]:
     return _FITTING_CACHE[key]
 
 
+def resolve_weights(weights):
+    """``"auto"`` -> ``"imagenet"`` when the probe backbone's ImageNet weights load (Keras cache, else a
+    download), otherwise ``"none"`` (the in-domain autoencoder family only); one printed line says which,
+    once per process. Any other value is returned as it is."""
+    if weights != AUTO_WEIGHTS:
+        return weights
+    where = _keras_models_dir()
+    if where not in _AUTO_RESOLVED:
+        try:
+            make_backbone(PROBE_BACKBONE, INPUT_SIZES[0], "imagenet")
+            _AUTO_RESOLVED[where] = "imagenet"
+            print(f"transfer: ImageNet weights available (Keras cache {where}, or downloaded): searching the "
+                  "autoencoder and ImageNet-backbone families", flush=True)
+        except WeightsUnavailable:
+            _AUTO_RESOLVED[where] = "none"
+            print(f"transfer: ImageNet weights neither in the Keras cache ({where}) nor downloadable: searching "
+                  "the in-domain autoencoder family only (--weights PATH or imagenet to use a backbone)", flush=True)
+    return _AUTO_RESOLVED[where]
+
+
 def available_backbones(weights=None) -> list[str]:
     """Backbones the applications family may use with ``weights`` (data_context().weights by default)."""
-    weights = data_context().weights if weights is None else weights
+    weights = resolve_weights(data_context().weights if weights is None else weights)
     if weights in NO_WEIGHTS:
         return []
     if weights == "imagenet":
@@ -321,7 +346,7 @@ def build_model(hp) -> keras.Model:
         x = keras.layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
         if preprocess is not None:
             x = preprocess()(x)
-        backbone = make_backbone(backbone_name, input_size, ctx.weights)
+        backbone = make_backbone(backbone_name, input_size, resolve_weights(ctx.weights))
         if fine_tune == "full":
             _unfreeze_top(backbone, unfreeze_fraction)
         else:

@@ -122,3 +122,22 @@ def test_every_subcommand_has_help_with_an_example():
     top = run_cli("--help")
     for command in ("search", "retrain-best", "review"):
         assert command in top.stdout
+
+
+def test_retrain_best_before_any_search_says_to_search_first(tmp_path):
+    result = run_cli("retrain-best", "--results-dir", str(tmp_path / "empty"))
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "no runs" in lines[0] and "run a search first" in lines[0] and "main.py search --space mlp" in lines[0]
+
+
+def test_space_names_are_case_insensitive_and_options_have_help():
+    from fashion_tuner.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["search", "--space", "CNN"]).space == "cnn"
+    assert parser.parse_args(["search", "--space", "Mlp"]).space == "mlp"
+    for command in ("search", "retrain-best", "predict", "review", "list", "compare"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        missing = [a.option_strings or a.dest for a in sub._actions if not a.help]
+        assert not missing, (command, missing)

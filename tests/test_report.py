@@ -99,15 +99,20 @@ def test_best_epoch_follows_val_accuracy():
 
 def test_leaderboard_keeps_completed_trials_best_first():
     trials = [
-        {"trial_id": "0", "status": "COMPLETED", "score": 0.7, "best_step": 2,
-         "hyperparameters": {"values": {"units": 64, "tuner/epochs": 3, "tuner/trial_id": "x"}}},
+        {"trial_id": "0", "status": "COMPLETED", "score": 0.7, "best_step": 1,
+         "hyperparameters": {"values": {"units": 64, "tuner/epochs": 3, "tuner/initial_epoch": 1,
+                                        "tuner/trial_id": "x"}}},
         {"trial_id": "1", "status": "FAILED", "score": None, "hyperparameters": {"values": {"units": 8}}},
         {"trial_id": "2", "status": "COMPLETED", "score": 0.9, "best_step": 0,
          "hyperparameters": {"values": {"units": 128}}},
     ]
     rows = report.leaderboard_rows(trials, "max")
     assert [r["trial_id"] for r in rows] == ["2", "0"]
-    assert rows[1]["tuner/epochs"] == 3 and "tuner/trial_id" not in rows[1]
+    assert rows[1]["epochs"] == 3 and rows[1]["continues"] == "x" and "tuner/trial_id" not in rows[1]
+    # 1-based and counted from the start of training: the continuation's best_step 1 follows 1 parent epoch
+    assert rows[0]["best_epoch"] == 1 and rows[1]["best_epoch"] == 3
+    trials[0]["hyperparameters"]["values"]["units"] = 128  # the same in every row: says nothing, left out
+    assert "units" not in report.leaderboard_rows(trials, "max")[0]
     assert [r["trial_id"] for r in report.leaderboard_rows(trials, "min")] == ["0", "2"]
 
 

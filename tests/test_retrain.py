@@ -227,6 +227,9 @@ def test_trial_epochs():
     assert trial_epochs({"best_step": 4}, 10) == 5
     assert trial_epochs({"best_step": None, "hyperparameters": {"values": {"tuner/epochs": 7}}}, 10) == 7
     assert trial_epochs({}, 10) == 10
+    # a Hyperband continuation's best_step counts from its own fit, which began after its parent's epochs
+    continued = {"best_step": 1, "hyperparameters": {"values": {"tuner/initial_epoch": 2, "tuner/epochs": 4}}}
+    assert trial_epochs(continued, 10) == 4
 
 
 def test_errors_are_user_errors(tiny_run, tmp_path):
@@ -263,3 +266,22 @@ def test_cli_reports_a_missing_run_on_one_line(tmp_path):
     proc = run_cli("retrain-best", str(tmp_path / "missing"))
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_report_says_size_speed_schedule_and_links_the_review(ensemble_run):
+    out, m = ensemble_run["report"], ensemble_run["metrics"]
+    for i, member in enumerate(m["members"], start=1):
+        facts = member["model"]
+        saved = out / f"model_{i}" / "best_model.keras"
+        assert facts["size_mb"] == pytest.approx(saved.stat().st_size / 1e6, abs=0.01)
+        import keras
+
+        assert facts["parameters"] == keras.models.load_model(saved).count_params() > 0
+        assert 0 < facts["ms_per_image_batched"] < 1000 and 0 < facts["ms_per_image_single"] < 10000
+        assert member["optimizer"] and "learning_rate_schedule" in member and member["final_learning_rate"] > 0
+    assert m["ensemble"]["model"]["parameters"] == sum(x["model"]["parameters"] for x in m["members"])
+    page = (out / "report.html").read_text()
+    assert "href='review/review.html'" in page and (out / "review" / "review.html").is_file()
+    assert "tuner/" not in page.split("Run manifest", 1)[0]  # Keras Tuner bookkeeping stays out of the tables
+    wall = m["members"][0]["wall_s"]
+    assert f"<td>{wall:.1f}</td>" in page and "learning-rate schedule" in page and "parameters" in page

@@ -107,7 +107,9 @@ def test_review_matches_keras_tuner(kt_dirs, kind, tmp_path, capsys):
     assert "metric:val_accuracy" in csv.columns
     best_row = csv[csv["trial_id"] == info["best_id"]].iloc[0]
     assert best_row["score"] == pytest.approx(info["best_score"])
-    expected = {"history", "hp_scores", "parallel", "importance"} | ({"hyperband"} if kind == "hyperband" else set())
+    expected = {"history", "timeline", "hp_scores", "parallel"} | ({"hyperband"} if kind == "hyperband" else set()) \
+        | ({"importance", "heatmap"} if kind == "random" else set())  # importance needs 8+ trials
+    assert "curves" not in expected and "no per-epoch history" in (out / "review.html").read_text()
     assert {p.stem for p in out.glob("*.png")} == expected
     for png in out.glob("*.png"):
         _assert_png(png)
@@ -253,13 +255,19 @@ def test_list_and_compare(kt_dirs, tmp_path, capsys):
     assert "hyperband" in hb_line and "0.8123" in hb_line and "mlp" in hb_line
     assert f"{kt_dirs['hyperband']['best_score']:.4f}" in hb_line
 
+    before = sorted(p.name for p in results.iterdir())
     assert compare_command(["hb-run", str(results / "bo-run")], str(results)) == 0
     out = capsys.readouterr().out
     assert "hb-run" in out and "bo-run" in out and "best score" in out and "0.8123" in out
-    target = results / "compare-hb-run-vs-bo-run"
+    assert sorted(p.name for p in results.iterdir()) == before  # no --out: nothing written among the runs
+    target = tmp_path / "cmp"
+    assert compare_command(["hb-run", str(results / "bo-run")], str(results), out=str(target)) == 0
+    capsys.readouterr()
     table = pd.read_csv(target / "compare.csv", index_col=0)
     assert list(table.columns) == ["hb-run", "bo-run"]
     assert table.loc["best trial", "hb-run"].lstrip("0") == kt_dirs["hyperband"]["best_id"].lstrip("0")
+    # a Hyperband budget has no max_trials, the others no factor
+    assert table.loc["budget: max_trials", "hb-run"] == "-" and table.loc["budget: factor", "bo-run"] == "-"
     _assert_png(target / "history.png")
     # compare folders are not runs
     assert list_command(str(results)) == 0
@@ -278,3 +286,55 @@ def test_list_missing_or_empty(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError):
         list_command(str(tmp_path / "file"))
+
+
+def test_conditional_hyperparameters_are_not_problems(tiny_run, tmp_path, capsys):
+    """A trial without a conditional hyperparameter (units_3 of a 2-layer MLP) is normal; one without an
+    unconditional hyperparameter is reported."""
+    results = tmp_path / "results"
+    shutil.copytree(tiny_run, results / "tiny")
+    trial_files = sorted((results / "tiny").glob("trial_*/trial.json"))
+    trial = json.loads(trial_files[0].read_text())
+    values = trial["hyperparameters"]["values"]
+    conditional = [h["config"]["name"] for h in trial["hyperparameters"]["space"] if h["config"].get("conditions")]
+    assert conditional, "the mlp space has per-layer units under a condition"
+    values["hidden_layers"] = 1
+    for name in conditional:
+        if name != "units_1":
+            values.pop(name, None)
+    trial_files[0].write_text(json.dumps(trial))
+    assert list_command(str(results)) == 0
+    assert compare_command(["tiny"], str(results)) == 0
+    assert "problem" not in capsys.readouterr().err
+
+    values.pop("activation")  # not conditional: a trial without it is worth a warning
+    trial_files[0].write_text(json.dumps(trial))
+    assert list_command(str(results)) == 0
+    assert "1 problem(s)" in capsys.readouterr().err
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.py"
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="/usr/bin/chromium is not installed (apt-get install -y chromium)")
+def test_review_of_a_search_renders_in_headless_chromium(tiny_run, tmp_path, capsys):
+    """Our own search records every epoch: the page has learning curves and an exact timeline, every
+    figure decodes in Chromium, and no figure is wider than the page's bound."""
+    import subprocess
+    import sys
+
+    assert review_command([str(tiny_run)], out=str(tmp_path / "rev"), top=5) == 0
+    out = tmp_path / "rev"
+    assert {"curves.png", "timeline.png", "parallel.png", "history.png"} <= {p.name for p in out.glob("*.png")}
+    for png in out.glob("*.png"):
+        with Image.open(png) as img:
+            assert img.size[0] <= 1260, (png.name, img.size)
+    project = load_project(tiny_run)
+    assert project["curves"] and all(exact for _, _, exact in project["times"].values())
+    shot = tmp_path / "review.png"
+    proc = subprocess.run([sys.executable, str(SCREENSHOT), str(out / "review.html"), str(shot)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    n = len(list(out.glob("*.png")))
+    assert f'"images": {n}, "rendered": {n}' in proc.stdout

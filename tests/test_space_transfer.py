@@ -215,3 +215,22 @@ def test_search_through_the_engine(data_source, tmp_path):
     trials = [json.loads(p.read_text()) for p in run_dir.glob("trial_*/trial.json")]
     assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
     assert list((tmp_path / "pretrained").glob("ae-*.keras"))  # cached under results/pretrained
+
+
+def test_auto_weights_offline_fall_back_to_the_autoencoder_with_one_line(monkeypatch, images, cache_dir, tmp_path,
+                                                                         capsys):
+    from keras.src.backend import config as keras_config
+
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras-home"))  # an empty cache
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens: offline, even where online
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    set_context(monkeypatch, images[0], cache_dir, weights="auto")
+    assert transfer.available_backbones() == []
+    assert transfer.available_backbones() == []  # decided once per process
+    printed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("transfer:")]
+    assert len(printed) == 1 and "autoencoder family only" in printed[0]
+    hp = kt.HyperParameters()
+    transfer.build_model(hp)
+    assert hp.values["backbone_family"] == "autoencoder" and "backbone" not in hp.values
