@@ -84,7 +84,7 @@ class SearchConfig:
     max_failures: int = DEFAULT_MAX_FAILURES
     trial_timeout: float | None = None
     skip_md5: bool = False
-    weights: str | None = "imagenet"  # transfer backbones (the CLI's default too)
+    weights: str | None = "auto"  # transfer backbones (the CLI's default too: see search_spaces/transfer.py)
     strategy: str = "auto"
     mixed_precision: bool = False
     jit: str = "auto"  # auto | on | off (devices.apply_jit)
