@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, distributed, runs, spaces, splits
+from fashion_tuner import backend, devices, distributed, runs, spaces, splits
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -71,7 +71,8 @@ class SearchConfig:
     skip_md5: bool = False
     weights: str | None = None
     strategy: str = "none"
-    mixed_precision: bool = False
+    mixed_precision: str | None = None  # None | float16 | bfloat16 (devices.policy_for)
+    backend: str | None = None  # tensorflow | jax | torch; None: $KERAS_BACKEND or tensorflow (fashion_tuner.backend)
     jit: str = "auto"  # auto | on | off (devices.apply_jit)
     input_pipeline: str = "auto"  # auto | tfdata | arrays (devices.resolve_input_pipeline)
     role: str | None = None  # None | chief | worker (distributed search; see fashion_tuner.distributed)
@@ -337,6 +338,9 @@ class SpaceHyperModel:
 
         class _HyperModel(kt.HyperModel):
             def build(self, hp):
+                # Keras Tuner cleared the session just before this call, which reset the dtype policy
+                # (--mixed-precision) and the JAX distribution to their defaults: set them again.
+                devices.apply_trial_settings()
                 model = space.build_model(hp)
                 devices.check_output_dtype(model)  # mixed precision needs a float32 output
                 devices.apply_jit(model, defaults.get("jit", "auto"))
@@ -420,12 +424,15 @@ def failure_reason(message: str | None) -> str:
 
 
 def versions() -> dict:
+    """Versions for run.json: the Keras backend and its framework's version (TensorFlow is not
+    imported on the other backends), Keras, Keras Tuner, NumPy, Python and this package."""
     import keras
     import keras_tuner
-    import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "keras_tuner": keras_tuner.__version__, "numpy": np.__version__, "fashion_tuner": _own_version()}
+    name = backend.current()
+    return {"python": platform.python_version(), "backend": name, name: backend.version(name),
+            "keras": keras.__version__, "keras_tuner": keras_tuner.__version__, "numpy": np.__version__,
+            "fashion_tuner": _own_version()}
 
 
 def _own_version() -> str:
@@ -530,6 +537,8 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     Raises ``KeyboardInterrupt`` through after marking the run interrupted.
     """
     stream = stream or sys.stdout
+    if cfg.backend:
+        backend.select(cfg.backend)  # before Keras loads; UserError when it already runs on another
     role = distributed.resolve_role(cfg.role, cfg.oracle_address, cfg.worker_id)
     worker = role is not None and not role.is_chief
     if worker:  # the chief makes the split and run.json; a worker reads them (and never writes them)
@@ -574,6 +583,7 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
         "split": {"val_source": split.val_source, "val_size": cfg.val_size, "subset": cfg.subset,
                   "seed": split.seed, "sizes": split.sizes()},
         "class_weight": class_weight, "devices": device_info,
+        "backend": {"name": device_info["backend"], "version": device_info["backend_version"]},
         "distributed": role.as_dict() if role else None,
         "max_consecutive_failed_trials": cfg.max_failures,
         "started": (previous or {}).get("started", _now()), "resumed": _now() if previous else None,
