@@ -241,3 +241,16 @@ print(keras.backend.backend())
     assert got.shape == expected.shape == (64, 10)
     assert np.abs(got - expected).max() < 1e-4
     assert (got.argmax(1) == expected.argmax(1)).all()
+
+
+# ----------------------------------------------------------------------------- the GPU check
+
+def test_gpu_check_without_a_cuda_device_stops_with_one_line(tmp_path):
+    """scripts/gpu_check.sh on this CPU machine (installed Keras, no wheels): JAX sees no CUDA device."""
+    env = {**os.environ, "GPU_CHECK_WHEELS": str(tmp_path / "no-wheels"), "PYTHON": sys.executable}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--out", str(tmp_path / "results.json")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("gpu_check: no CUDA device visible to JAX")
+    assert not (tmp_path / "results.json").exists()
