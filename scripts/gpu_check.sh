@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu_check.sh --prepare   # here (network): wheels -> .whl/, the data -> .gpu_data/, carry size
 #   bash scripts/gpu_check.sh [ARGS]      # there: install the wheels to a temp folder, KERAS_BACKEND=jax,
-#                                         # python -m benchmarks.gpu_check ARGS (e.g. --budget-s 330)
+#                                         # python -m benchmarks.gpu_check ARGS (e.g. --budget-s 300)
 #
 # Both folders are git-ignored; name them in the device tool's carry: [".whl", ".gpu_data"].
 set -euo pipefail
