@@ -166,7 +166,8 @@ def test_search_resume_retrain_predict_keep_the_policy(name, tmp_path, data_args
 
 @pytest.mark.slow
 def test_mixup_and_cutmix_batches_on_jax(no_tensorflow, data_source):
-    """The CNN space's MixUp/CutMix path without TensorFlow: soft labels, full batches, a fit that learns."""
+    """The CNN space's MixUp/CutMix path without TensorFlow: soft labels, full batches, a fit that
+    learns; tf.data is refused and no TensorFlow strategy is made."""
     script = """
 import json, sys
 import keras, keras_tuner as kt, numpy as np
@@ -175,6 +176,14 @@ ds = data.load_dataset("fashion_mnist", sys.argv[1], verify_md5=False)
 x, y = runs.to_model_input(ds.x_train[:512]), ds.y_train[:512]
 cnn = spaces.load_space("cnn")
 out = {"backend": keras.backend.backend()}
+from fashion_tuner import devices
+from fashion_tuner.errors import UserError
+try:
+    out["tfdata"] = devices.resolve_input_pipeline("tfdata")
+except UserError as exc:
+    out["tfdata"] = str(exc)
+out["auto"] = devices.resolve_input_pipeline("auto")
+out["strategy"] = devices.strategy_for("auto")
 for mixing in ("mixup", "cutmix"):
     batches = cnn._mixed_dataset(x, y, 64, mixing, 0.5, 10, 0)
     images, labels = batches[0]
@@ -192,7 +201,8 @@ print(json.dumps(out))
                                                        **no_tensorflow})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["backend"] == "jax"
+    assert out["backend"] == "jax" and out["auto"] == "arrays" and out["strategy"] is None
+    assert out["tfdata"].startswith("--input-pipeline tfdata needs the tensorflow backend (this is jax)")
     for mixing in ("mixup", "cutmix"):
         got = out[mixing]
         assert got["type"] == "MixedBatches" and got["batches"] == 8 and got["images"] == [64, 28, 28, 1]
