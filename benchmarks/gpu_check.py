@@ -214,6 +214,13 @@ def step_cnn(c: Check) -> None:
              **fields, error=None if s["rc"] == 0 else _error(s))
 
 
+def _relative_dir(md5: dict) -> dict:
+    """The data folder relative to the repository (the GPU machine's absolute paths mean nothing here)."""
+    if md5.get("dir") and Path(md5["dir"]).is_relative_to(REPO):
+        md5["dir"] = os.path.relpath(md5["dir"], REPO)
+    return md5
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GPU check on the JAX backend (see scripts/gpu_check.sh)")
     parser.add_argument("--budget-s", type=float, default=BUDGET_S, help="seconds for all steps (default %d)" % BUDGET_S)
@@ -257,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
              "status": "ok" if statuses and all(s == "ok" for s in statuses.values()) else "partial",
              "commands": ["bash scripts/gpu_check.sh"], "rerun": "bash scripts/gpu_check.sh",
              "machine": {**common.machine(), "jax_devices": gpus}, "versions": common.versions(),
-             "data_md5": common.data_md5(args.data_dir), "data_dir": args.data_dir, "backend": "jax",
+             "data_md5": _relative_dir(common.data_md5(args.data_dir)), "data_dir": args.data_dir and
+             os.path.relpath(args.data_dir, REPO), "backend": "jax",
              "steps": check.steps, "step_status": statuses, "wall_s": round(time.monotonic() - started, 1)}
     from benchmarks import run as bench
 

@@ -264,3 +264,26 @@ def test_gpu_check_without_a_cuda_device_stops_with_one_line(tmp_path):
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("gpu_check: no CUDA device visible to JAX")
     assert not (tmp_path / "results.json").exists()
+
+
+def test_benchmark_table_has_backend_and_gpu_rows():
+    from benchmarks import run as bench
+
+    machine = {"device": "CPU only (2 cores)", "cpu": "EPYC"}
+    cpu = {"suite": "full", "date": "2026-01-01", "status": "ok", "machine": machine, "versions": {"python": "3.11"},
+           "rerun": "python -m benchmarks.backend_epoch",
+           "measurements": [{"backend": "tensorflow", "policy": "float32", "epoch_s": 4.2, "images": 10000,
+                             "status": "ok"},
+                            {"backend": "jax", "policy": "float32", "epoch_s": 25.0, "images": 10000, "status": "ok"},
+                            {"backend": "torch", "status": "failed", "error": "not installed"}]}
+    gpu = {"suite": "gpu", "date": "2026-02-01", "status": "partial", "rerun": "bash scripts/gpu_check.sh",
+           "machine": {"device": "NVIDIA H100", "cpu": "Xeon"}, "versions": {"python": "3.12"},
+           "step_status": {"mlp": "ok", "cnn_default": "partial"},
+           "steps": {"cnn_epoch": {"measurements": [{"policy": "float32", "epoch_s": 1.5, "status": "ok"},
+                                                    {"policy": "mixed_float16", "epoch_s": 0.9, "status": "ok"}]}}}
+    table = bench.render({"schema": bench.SCHEMA, "figures": {"backends": cpu, "gpu": gpu}})
+    assert ("| seconds per epoch, default CNN, 10000 images, by Keras backend (one run; CPU only (2 cores)) | "
+            "tensorflow 4.2 s (float32), jax 25.0 s (float32) |") in table
+    assert ("| GPU check on JAX (NVIDIA H100): mlp ok, cnn_default partial | CNN s/epoch: float32 1.50 s, "
+            "mixed_float16 0.90 s |") in table
+    assert "Machine: CPU only (2 cores), EPYC" in table  # the machine line stays the CPU's
