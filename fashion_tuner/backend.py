@@ -97,8 +97,7 @@ def version(name: str | None = None) -> str | None:
 def import_quietly() -> None:
     """Import the backend's framework with its C++ start-up chatter (printed before logging is set
     up) silenced, then Keras. TensorFlow is imported on the tensorflow backend only."""
-    name = requested(os.environ.get(ENV))
-    module = MODULES[name]
+    module = MODULES[current()]
     if module not in sys.modules:
         sys.stderr.flush()
         saved = os.dup(2)
