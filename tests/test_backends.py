@@ -287,3 +287,45 @@ def test_benchmark_table_has_backend_and_gpu_rows():
     assert ("| GPU check on JAX (NVIDIA H100): mlp ok, cnn_default partial | CNN s/epoch: float32 1.50 s, "
             "mixed_float16 0.90 s |") in table
     assert "Machine: CPU only (2 cores), EPYC" in table  # the machine line stays the CPU's
+
+
+def test_strategy_names_per_backend():
+    assert devices.strategy_name("auto", 2, "tensorflow") == "mirrored"
+    assert devices.strategy_name("auto", 2, "jax") == devices.strategy_name("mirrored", 1, "jax") == "data_parallel"
+    assert devices.strategy_name("auto", 4, "torch") == "none"  # one device, said once by setup()
+    assert devices.strategy_name("auto", 1, "jax") == "none"
+    assert devices.strategy_replicas("auto", 4, "jax") == 4 and devices.strategy_replicas("auto", 4, "torch") == 1
+
+
+def test_jax_data_parallel_survives_clear_session_and_fits(no_tensorflow):
+    """Two XLA host devices stand in for two GPUs: the DataParallel distribution is set again after
+    clear_session (as before every trial's build), the global batch is per-device batch x 2, and a
+    model fits under it."""
+    script = """
+import json
+import keras, keras_tuner as kt, numpy as np
+from fashion_tuner import backend, devices, spaces
+backend.import_quietly()
+devices._STATE.update(policy="float32", distribution=devices._make_distribution("data_parallel", "jax"))
+devices.apply_trial_settings()
+keras.backend.clear_session()
+cleared = keras.distribution.distribution()
+devices.apply_trial_settings()
+dist = keras.distribution.distribution()
+model = spaces.load_space("mlp").build_model(kt.HyperParameters())
+replicas = devices.replicas_of(model)
+rng = np.random.default_rng(0)
+x = rng.integers(0, 255, (256, 28, 28, 1)).astype("float32"); y = rng.integers(0, 10, 256)
+history = model.fit(x, y, batch_size=32 * replicas, epochs=1, verbose=0)
+print(json.dumps({"cleared": repr(cleared), "distribution": type(dist).__name__, "replicas": replicas,
+                  "devices": len(np.ravel(dist.device_mesh.devices)), "loss": history.history["loss"]}))
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           **no_tensorflow}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["cleared"] == "None"  # what Keras Tuner's clear_session leaves
+    assert out["distribution"] == "DataParallel" and out["devices"] == out["replicas"] == 2
+    assert np.isfinite(out["loss"]).all()
