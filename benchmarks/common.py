@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SEED = 42
 RSS_LOG: list[dict] = []  # filled by benchmarks/space_rss_mlp.py during the memory benchmark
-PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "keras-tuner", "numpy", "optuna", "scikit-learn")
+PACKAGES = ("tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "keras", "keras-tuner", "numpy", "optuna",
+            "scikit-learn")
 
 
 def emit(result: dict) -> None:

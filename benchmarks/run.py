@@ -441,8 +441,9 @@ def render(results: dict) -> str:
     lines = ["## Benchmarks", ""]
     stamps = [e for e in _entries(figures) if e.get("machine")]
     machines = {(e["machine"].get("device"), e["machine"].get("cpu")) for e in stamps}
+    cpu_stamps = [e for e in stamps if e.get("suite") != "gpu"] or stamps  # the GPU check has its own row
     if stamps:
-        latest = max(stamps, key=lambda e: e.get("date", ""))
+        latest = max(cpu_stamps, key=lambda e: e.get("date", ""))
         m, v = latest["machine"], latest["versions"]
         lines.append(f"Machine: {m.get('device')}, {m.get('cpu')}, {m.get('memory_gib')} GiB RAM; Python "
                      f"{v.get('python')}, TensorFlow {v.get('tensorflow') or v.get('tensorflow-cpu')}, Keras "
@@ -561,7 +562,29 @@ def _reliability_rows(figures: dict) -> list[str]:
                         f"{_code(d['rerun'])} |")
         else:
             rows.append(_failed_row("deterministic", d))
+    rows += _backend_rows(figures)
     return rows or ["| (no figures yet) | | | | |"]
+
+
+def _backend_rows(figures: dict) -> list[str]:
+    """Seconds per epoch per Keras backend (benchmarks/backend_epoch.py) and the GPU check's steps."""
+    rows = []
+    b = figures.get("backends")
+    if b:
+        ok = [m for m in b.get("measurements", []) if m.get("status") == "ok"]
+        value = ", ".join(f"{m['backend']} {m['epoch_s']:.1f} s ({m['policy']})" for m in ok) or "none measured"
+        rows.append(f"| seconds per epoch, default CNN, {ok[0]['images'] if ok else '?'} images, by Keras backend "
+                    f"(one run; {b['machine'].get('device')}) | {value} | TensorFlow the CPU default | {_suite(b)} | "
+                    f"{_code(b.get('rerun', ''))} |")
+    g = figures.get("gpu")
+    if g:
+        steps = g.get("steps", {})
+        epochs = ", ".join(f"{m['policy']} {m['epoch_s']:.2f} s" for m in steps.get("cnn_epoch", {}).get("measurements", [])
+                           if m.get("status") == "ok")
+        value = ", ".join(f"{k} {v}" for k, v in (g.get("step_status") or {}).items())
+        rows.append(f"| GPU check on JAX ({g['machine'].get('device')}): {value} | CNN s/epoch: {epochs or '-'} | "
+                    f"every step ok | {g.get('suite')} | {_code(g.get('rerun', ''))} |")
+    return rows
 
 
 def update_readme(table: str, readme: Path = README) -> bool:

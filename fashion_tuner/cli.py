@@ -23,6 +23,7 @@ DEFAULT_TRIALS_PER_PROCESS = 5
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
 TUNERS = ("hyperband", "bayesian", "random")
+BACKENDS = ("tensorflow", "jax", "torch")  # fashion_tuner.backend.BACKENDS (not imported: keep start-up light)
 DATASETS = ("fashion_mnist", "mnist")
 # Seeds: NumPy, Keras and scikit-learn take 0 .. 2**32 - 1, and trial k of a search is seeded with
 # seed + k, so half that range leaves room for any number of trials.
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     PY = hints.main_py()  # noqa: N806 (the examples name the interpreter that is running)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    # SUPPRESS: given before or after the command, neither parser's default overwrites the other's value
+    common.add_argument("--backend", default=argparse.SUPPRESS, choices=BACKENDS,
+                        help="Keras backend: tensorflow | jax | torch (default: $KERAS_BACKEND, else tensorflow)")
     fmt = argparse.RawDescriptionHelpFormatter
     parser = Parser(prog="main.py", description="Keras Tuner searches, honest splits, retraining and reports "
                     "for Fashion-MNIST classifiers.", parents=[common], formatter_class=fmt,
@@ -125,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "else the in-domain autoencoder family only; one line says which) | imagenet | PATH | none")
     s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
                    help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
-    s.add_argument("--mixed-precision", action="store_true",
-                   help="mixed_float16 on GPU (the model's output layer must be float32); ignored on CPU")
+    s.add_argument("--mixed-precision", nargs="?", const="float16", default=None, choices=("float16", "bfloat16"),
+                   help="train in mixed precision: float16 (the default when no value is given; GPU only, "
+                        "float32 on a CPU) or bfloat16 (also on a CPU); the model's output layer must be float32")
     s.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
                    help="XLA jit_compile: auto = Keras' rule (on for one GPU, off on CPU/under a strategy)")
     s.add_argument("--input-pipeline", default="auto", choices=("auto", "tfdata", "arrays"),
@@ -354,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.command:
             build_parser().print_help()
             return EXIT_USER_ERROR
+        from fashion_tuner import backend
+
+        # before any command imports Keras; search children inherit it through the environment
+        args.backend = backend.select(getattr(args, "backend", None),
+                                      require=args.command in ("search", "retrain-best", "predict"))
         return HANDLERS[args.command](args)
     except UserError as exc:
         if debug:

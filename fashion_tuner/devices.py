@@ -1,12 +1,17 @@
 """Devices, distribution strategy, precision, XLA, threads and the input pipeline for fits.
 
+Works on every Keras backend (fashion_tuner.backend): TensorFlow-only pieces (tf.data, the
+mirrored strategy, op determinism, thread pools) are used on TensorFlow only; JAX spreads a batch
+over several devices with ``keras.distribution.DataParallel``; torch uses one device.
+
 Defaults are chosen per device because they were measured to differ (benchmarks/):
 
 - CPU: no strategy, float32, XLA off (``jit_compile`` was 2x slower on the 2-core CPU,
   mixed bfloat16 gave nothing), plain in-memory arrays unless tf.data measured no slower.
 - GPU: memory growth on; ``--strategy auto`` mirrors over the GPUs when there are several
   (global batch = per-replica batch x replicas); ``--mixed-precision`` trains in
-  mixed_float16 and every model must end in a float32 output layer; ``--jit auto`` is Keras'
+  mixed_float16 (``--mixed-precision bfloat16``: mixed_bfloat16, also on a CPU) and every model
+  must end in a float32 output layer; ``--jit auto`` is Keras'
   own rule (XLA on one GPU, off under a distribution strategy).
 - Input pipeline: ``--input-pipeline auto`` is plain arrays on both until tf.data is measured
   faster (benchmarks/tfdata_epoch.py: equal within noise on the CPU, not yet run on a GPU).
@@ -22,92 +27,151 @@ import sys
 
 import numpy as np
 
+from fashion_tuner import backend
 from fashion_tuner.errors import UserError
 
 STRATEGIES = ("none", "auto", "mirrored")
 INPUT_PIPELINES = ("auto", "tfdata", "arrays")
 JIT_MODES = ("auto", "on", "off")
+MIXED_PRECISION = ("float16", "bfloat16")
 THREAD_ENV = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_THREADS"}
 # "auto" input pipeline per device: tf.data only where benchmarks/tfdata_epoch.py measured it no
 # slower. CPU (2 cores): 1.01x (MLP, 60k) and 1.02x (CNN, 10k) the arrays' s/epoch; GPU: not measured.
 AUTO_PIPELINE = {"cpu": "arrays", "gpu": "arrays"}
+# What setup() chose; apply_trial_settings() restores it after keras.backend.clear_session().
+_STATE: dict = {"policy": "float32", "distribution": None}
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up chatter (printed before logging is set up) silenced."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    """Import the selected backend's framework (TensorFlow only on the tensorflow backend) and Keras,
+    with the C++ start-up chatter silenced. Kept under its old name; see backend.import_quietly."""
+    backend.import_quietly()
 
 
-def gpus() -> list:
-    import tensorflow as tf
+def gpus() -> list[str]:
+    """Names of the GPUs the current Keras backend sees."""
+    return backend.accelerators()
 
-    return tf.config.list_physical_devices("GPU")
+
+def mixed_policy(choice) -> str | None:
+    """``--mixed-precision`` value -> "float16" | "bfloat16" | None (True, from runs before the
+    flag took a value, means float16)."""
+    if choice in (None, False, "", "none", "float32"):
+        return None
+    if choice is True:
+        return "float16"
+    if choice not in MIXED_PRECISION:
+        raise UserError(f"--mixed-precision {choice!r}: choose one of {', '.join(MIXED_PRECISION)}")
+    return choice
 
 
-def setup(strategy: str = "none", mixed_precision: bool = False, deterministic: bool = False,
+def policy_for(choice, on_gpu: bool, stream=None) -> str:
+    """The Keras dtype policy for ``--mixed-precision choice`` on this device: float16 needs a GPU
+    (CPUs have no fast float16 matmul; it falls back to float32 with a note), bfloat16 runs anywhere."""
+    mixed = mixed_policy(choice)
+    if mixed == "float16" and not on_gpu:
+        print("note: --mixed-precision float16 needs a GPU; training in float32 on CPU "
+              "(--mixed-precision bfloat16 runs on a CPU)", file=stream or sys.stdout)
+        return "float32"
+    return f"mixed_{mixed}" if mixed else "float32"
+
+
+def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = False,
           stream=None, jit: str = "auto", input_pipeline: str = "auto") -> dict:
-    """Configure TensorFlow for this process and say what is used. Returns a dict for run.json.
+    """Configure the Keras backend for this process and say what is used. Returns a dict for run.json.
 
+    ``mixed_precision``: None, "float16" (GPU only) or "bfloat16" (True means float16).
     Raises UserError for ``strategy="mirrored"`` without a GPU (mirroring one CPU is only slower).
-    Sets the Keras global dtype policy (float32 or mixed_float16): callers restore it if needed.
+    Sets the Keras global dtype policy and, on JAX with several devices, the distribution; both are
+    remembered, and :func:`apply_trial_settings` re-applies them after ``clear_session`` (Keras
+    Tuner clears the session before every trial's build, which resets them).
     """
     stream = stream or sys.stdout
-    import_tensorflow_quietly()
-    import keras
-    import tensorflow as tf
-
-    threads = _apply_thread_limits(tf)
+    backend.import_quietly()
+    name = backend.current()
+    threads = _apply_thread_limits(name)
     found = gpus()
     if strategy == "mirrored" and not found:
-        raise UserError("--strategy mirrored needs GPUs and TensorFlow sees none; use --strategy auto or none "
-                        "(check CUDA_VISIBLE_DEVICES and that the CUDA build of TensorFlow is installed)")
-    for gpu in found:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process
-            pass
-    policy = "float32"
-    if mixed_precision:
-        if found:
-            policy = "mixed_float16"
-        else:
-            print("note: --mixed-precision needs a GPU; training in float32 on CPU", file=stream)
-    keras.mixed_precision.set_global_policy(policy)
+        raise UserError(f"--strategy mirrored needs GPUs and the {name} backend sees none; use --strategy auto or "
+                        "none (check CUDA_VISIBLE_DEVICES and that the CUDA build of the backend is installed)")
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # already initialised in this process
+                pass
+    policy = policy_for(mixed_precision, bool(found), stream)
     if deterministic:
-        tf.config.experimental.enable_op_determinism()
+        _enable_determinism(name, stream)
     if jit == "on" and not found:
         print("note: --jit on: XLA was measured about 2x slower than plain TensorFlow on this CPU", file=stream)
-    name = strategy_name(strategy, len(found))
-    replicas = len(found) if name == "mirrored" else 1
+    replicas = strategy_replicas(strategy, len(found), name)
+    strat = strategy_name(strategy, len(found), name)
+    _STATE.update(policy=policy, distribution=_make_distribution(strat, name))
+    apply_trial_settings()
+    if name == "torch" and len(found) > 1:
+        print(f"note: the torch backend trains on one device ({found[0]}); Keras has no multi-GPU data "
+              "parallelism for torch: use --backend jax or tensorflow for several GPUs", file=stream)
     pipeline = resolve_input_pipeline(input_pipeline, bool(found))
     jit_s = {"auto": "auto (Keras: on for one GPU, off on CPU and under a strategy)", "on": "on", "off": "off"}[jit]
     if found:
-        print(f"devices: {len(found)} GPU(s) {', '.join(g.name for g in found)}; policy {policy}; "
-              f"strategy {name} ({replicas} replica(s)); jit {jit_s}; input {pipeline}", file=stream)
+        print(f"devices: {len(found)} GPU(s) {', '.join(found)}; backend {name}; policy {policy}; "
+              f"strategy {strat} ({replicas} replica(s)); jit {jit_s}; input {pipeline}", file=stream)
     else:
         limits = "".join(f"; {k} threads {v}" for k, v in threads.items() if v)
-        print(f"devices: CPU only ({os.cpu_count()} cores{limits}); policy {policy}; jit {jit_s}; "
+        print(f"devices: CPU only ({os.cpu_count()} cores{limits}); backend {name}; policy {policy}; jit {jit_s}; "
               f"input {pipeline}", file=stream)
-    return {"gpus": [g.name for g in found], "cpu_count": os.cpu_count(), "policy": policy,
-            "strategy": name, "replicas": replicas, "jit": jit, "input_pipeline": pipeline,
-            "threads": threads, "deterministic": deterministic,
+    return {"backend": name, "backend_version": backend.version(name), "gpus": found,
+            "cpu_count": os.cpu_count(), "policy": policy, "strategy": strat, "replicas": replicas, "jit": jit,
+            "input_pipeline": pipeline, "threads": threads, "deterministic": deterministic,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
-def _apply_thread_limits(tf) -> dict:
-    """Apply TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS through tf.config (0 = TensorFlow's default)."""
+def apply_trial_settings() -> None:
+    """Set the dtype policy and distribution chosen by :func:`setup` again.
+
+    ``keras.backend.clear_session()`` (Keras Tuner runs it before every trial's build, retrain-best
+    between models) resets both to float32 / no distribution; call this right before building a model.
+    """
+    import keras
+
+    keras.config.set_dtype_policy(_STATE["policy"])
+    if backend.current() == "jax":
+        keras.distribution.set_distribution(_STATE["distribution"])
+
+
+def _make_distribution(strategy: str, name: str):
+    """A ``keras.distribution.DataParallel`` over every JAX device for a data-parallel strategy on JAX."""
+    if name != "jax" or strategy != "data_parallel":
+        return None
+    import keras
+
+    return keras.distribution.DataParallel(devices=backend.jax_devices())
+
+
+def _enable_determinism(name: str, stream) -> None:
+    """Deterministic kernels: TensorFlow op determinism, torch deterministic algorithms; JAX on a GPU
+    needs ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` before it starts (said, not set: too late here)."""
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif name == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", "") and gpus():
+        print("note: --deterministic on JAX GPUs needs XLA_FLAGS=--xla_gpu_deterministic_ops=true in the "
+              "environment before the search starts", file=stream)
+
+
+def _apply_thread_limits(name) -> dict:
+    """Apply TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (0 = the backend's default): through
+    tf.config on TensorFlow, torch.set_num_threads on torch; JAX/XLA has no such setting at run time.
+
+    ``name`` may also be the ``tensorflow`` module itself (older callers)."""
     out = {}
     for key, env in THREAD_ENV.items():
         raw = os.environ.get(env, "").strip()
@@ -116,44 +180,71 @@ def _apply_thread_limits(tf) -> dict:
         except ValueError:
             raise UserError(f"{env}={raw!r} is not a whole number of threads") from None
         out[key] = value
-        if value > 0:
+        if value <= 0:
+            continue
+        if not isinstance(name, str) or name == "tensorflow":
+            import tensorflow as tf
+
             setter = getattr(tf.config.threading, f"set_{key}_parallelism_threads")
-            try:
-                setter(value)
-            except RuntimeError:  # TensorFlow already started in this process: its pools are fixed
-                pass
+        elif name == "torch":
+            import torch
+
+            setter = torch.set_num_threads if key == "intra_op" else torch.set_num_interop_threads
+        else:
+            continue
+        try:
+            setter(value)
+        except RuntimeError:  # the framework already started its pools in this process
+            pass
     return out
 
 
-def strategy_name(strategy: str, n_gpus: int) -> str:
-    if (strategy == "mirrored" and n_gpus) or (strategy == "auto" and n_gpus > 1):
-        return "mirrored"
-    return "none"
+def strategy_name(strategy: str, n_gpus: int, name: str = "tensorflow") -> str:
+    """"mirrored" (TensorFlow), "data_parallel" (JAX) or "none" for ``--strategy`` and the GPU count."""
+    several = (strategy == "mirrored" and n_gpus) or (strategy == "auto" and n_gpus > 1)
+    if not several or name == "torch":
+        return "none"
+    return "mirrored" if name == "tensorflow" else "data_parallel"
+
+
+def strategy_replicas(strategy: str, n_gpus: int, name: str = "tensorflow") -> int:
+    return n_gpus if strategy_name(strategy, n_gpus, name) != "none" else 1
 
 
 def strategy_for(strategy: str):
     """A ``tf.distribute.MirroredStrategy`` over the visible GPUs for "mirrored" (or "auto" with
-    more than one GPU), else None. Raises UserError for "mirrored" without a GPU."""
+    more than one GPU) on TensorFlow, else None (JAX distributes through keras.distribution, see
+    :func:`setup`). Raises UserError for "mirrored" without a GPU."""
     found = gpus()
+    name = backend.current()
     if strategy == "mirrored" and not found:
-        raise UserError("--strategy mirrored needs GPUs and TensorFlow sees none; use --strategy auto or none")
-    if strategy_name(strategy, len(found)) != "mirrored":
+        raise UserError(f"--strategy mirrored needs GPUs and the {name} backend sees none; "
+                        "use --strategy auto or none")
+    if strategy_name(strategy, len(found), name) != "mirrored":
         return None
     import tensorflow as tf
 
-    return tf.distribute.MirroredStrategy([g.name.replace("physical_device:", "") for g in found])
+    return tf.distribute.MirroredStrategy([g.replace("physical_device:", "") for g in found])
 
 
 def replicas_of(model) -> int:
-    """How many replicas fit ``model`` in sync (1 without a distribution strategy)."""
+    """How many replicas fit ``model`` in sync: a TensorFlow strategy's, the devices of a JAX
+    DataParallel distribution, else 1."""
     strategy = getattr(model, "distribute_strategy", None)
-    return int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+    replicas = int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+    distribution = _STATE["distribution"]
+    if replicas == 1 and distribution is not None and backend.current() == "jax":
+        replicas = int(np.size(distribution.device_mesh.devices))
+    return replicas
 
 
 def resolve_input_pipeline(choice: str = "auto", on_gpu: bool | None = None) -> str:
     """"tfdata" or "arrays": the choice itself, or for "auto" the measured default of the device."""
     if choice not in INPUT_PIPELINES:
         raise UserError(f"input pipeline {choice!r}: choose one of {', '.join(INPUT_PIPELINES)}")
+    if choice == "tfdata" and backend.current() != "tensorflow":
+        raise UserError(f"--input-pipeline tfdata needs the tensorflow backend (this is {backend.current()}); "
+                        "use --input-pipeline arrays or auto")
     if choice != "auto":
         return choice
     if on_gpu is None:

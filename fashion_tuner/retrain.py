@@ -264,9 +264,12 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, trai
     import keras
     import keras_tuner
 
+    from fashion_tuner import devices
+
     # from_config turns the nested condition dicts into objects in place: give it a copy.
     hp = keras_tuner.HyperParameters.from_config(copy.deepcopy(trial["hyperparameters"]))
     keras.utils.set_random_seed(seed)
+    devices.apply_trial_settings()  # the policy and distribution, reset by every clear_session()
     model = space.build_model(hp)
     x, y = data["x_fit"], data["y_fit"]
     val = data["val"]
@@ -445,7 +448,7 @@ def _retrain_best(run_dir: Path, results_dir: str, epochs: int | None, top_k: in
         + ", ".join(f"trial {t['trial_id']} ({t['score']:.4f})" for t in chosen))
     from fashion_tuner import devices, tuning
 
-    devices.setup("none", bool(args.get("mixed_precision")), bool(args.get("deterministic")))
+    device_info = devices.setup("none", args.get("mixed_precision"), bool(args.get("deterministic")))
     space = spaces.load_space(space_name)
     say("loading data and the saved split")
     dataset, split, (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = runs.load_run_data(run_info, data_dir)
@@ -472,6 +475,8 @@ def _retrain_best(run_dir: Path, results_dir: str, epochs: int | None, top_k: in
             "test_indices_sha256": report.array_sha256(np.asarray(split.test_idx, dtype=np.int64)),
             "test_labels_sha256": report.array_sha256(np.asarray(y_te, dtype=np.int64)),
             "split_file": str(run_dir / runs.SPLIT_FILE),
+            "backend": {"name": device_info["backend"], "version": device_info["backend_version"],
+                        "policy": device_info["policy"]},
         },
     }
     if train_on == "train" and len(y_tr) < dataset.y_train.size - (len(y_val) if split.val_source == "train" else 0):

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import devices, distributed, epochlog, fsio, hints, kt_compat, locks, runs, spaces, splits, tables
+from fashion_tuner import (backend, devices, distributed, epochlog, fsio, hints, kt_compat, locks, runs, spaces, splits,
+                           tables)
 from fashion_tuner.errors import UserError
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -86,7 +87,8 @@ class SearchConfig:
     skip_md5: bool = False
     weights: str | None = "auto"  # transfer backbones (the CLI's default too: see search_spaces/transfer.py)
     strategy: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: str | None = None  # None | float16 | bfloat16 (devices.policy_for)
+    backend: str | None = None  # tensorflow | jax | torch; None: $KERAS_BACKEND or tensorflow (fashion_tuner.backend)
     jit: str = "auto"  # auto | on | off (devices.apply_jit)
     input_pipeline: str = "auto"  # auto | tfdata | arrays (devices.resolve_input_pipeline)
     role: str | None = None  # None | chief | worker (distributed search; see fashion_tuner.distributed)
@@ -361,6 +363,9 @@ class SpaceHyperModel:
             def build(self, hp):
                 import keras
 
+                # Keras Tuner cleared the session just before this call, which reset the dtype policy
+                # (--mixed-precision) and the JAX distribution to their defaults: set them again.
+                devices.apply_trial_settings()
                 model = space.build_model(hp)
                 if not isinstance(model, keras.Model):
                     raise UserError(f"the space's build_model(hp) returned {type(model).__name__}, not a keras.Model; "
@@ -486,12 +491,15 @@ def failure_reason(message: str | None) -> str:
 
 
 def versions() -> dict:
+    """Versions for run.json: the Keras backend and its framework's version (TensorFlow is not
+    imported on the other backends), Keras, Keras Tuner, NumPy, Python and this package."""
     import keras
     import keras_tuner
-    import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "keras_tuner": keras_tuner.__version__, "numpy": np.__version__, "fashion_tuner": _own_version()}
+    name = backend.current()
+    return {"python": platform.python_version(), "backend": name, name: backend.version(name),
+            "keras": keras.__version__, "keras_tuner": keras_tuner.__version__, "numpy": np.__version__,
+            "fashion_tuner": _own_version()}
 
 
 def _own_version() -> str:
@@ -657,6 +665,8 @@ def run_search(cfg: SearchConfig, stream=None) -> Path:
     worker. Raises ``KeyboardInterrupt`` through after marking the run interrupted.
     """
     stream = stream or sys.stdout
+    if cfg.backend:
+        backend.select(cfg.backend)  # before Keras loads; UserError when it already runs on another
     role = distributed.resolve_role(cfg.role, cfg.oracle_address, cfg.worker_id)
     run_dir = runs.run_dir_for(cfg.results_dir, cfg.run_name)
     if role is not None and not role.is_chief:
@@ -726,6 +736,7 @@ def _new_manifest(cfg: SearchConfig, plan: RunPlan, dataset, split, class_weight
         "split": {"val_source": split.val_source, "val_size": cfg.val_size, "subset": cfg.subset,
                   "seed": split.seed, "sizes": split.sizes()},
         "class_weight": class_weight, "devices": device_info,
+        "backend": {"name": device_info["backend"], "version": device_info["backend_version"]},
         "distributed": role.as_dict() if role else None,
         "max_consecutive_failed_trials": cfg.max_failures,
         "changes": list(previous.get("changes") or []) + [dict(c, at=now) for c in plan.changes],

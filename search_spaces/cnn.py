@@ -67,8 +67,8 @@ Hyperparameters (name: range, default -- why):
 - ``label_smoothing``: 0.0-0.2 step 0.05, 0.0 -- targets ``(1-e) * onehot + e / classes``.
 - ``mixing``: none | mixup | cutmix, none; ``mixing_alpha`` 0.1-1.0 step 0.1, 0.2 (only when
   mixing). MixUp/CutMix need the labels, so :func:`fit` applies ``keras.layers.MixUp`` /
-  ``CutMix`` to training batches in a ``tf.data`` pipeline that one-hot encodes the integer
-  labels. The model is then compiled with :class:`LabelCrossentropy` and :class:`LabelAccuracy`
+  ``CutMix`` to training batches that it one-hot encodes: a ``tf.data`` pipeline on TensorFlow, a
+  ``keras.utils.PyDataset`` (:class:`MixedBatches`) on JAX and torch. The model is then compiled with :class:`LabelCrossentropy` and :class:`LabelAccuracy`
   (named "accuracy"), which take integer labels *or* one-hot/soft labels, so validation,
   ``evaluate`` and the report keep using plain integer labels. Training "accuracy" under mixing
   compares against the dominant label of each mixed image.
@@ -207,12 +207,22 @@ def cosine_schedule(learning_rate: float, batch_size: int) -> keras.optimizers.s
                                                   alpha=COSINE_FINAL_FRACTION)
 
 
+def _mixing_layer(mixing: str, alpha: float, seed: int):
+    return (keras.layers.MixUp(alpha=alpha, seed=seed) if mixing == "mixup"
+            else keras.layers.CutMix(factor=alpha, seed=seed))
+
+
 def _mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes: int, seed: int):
-    """(images, one-hot labels) batches with MixUp or CutMix applied, shuffled each epoch."""
+    """(images, one-hot labels) batches with MixUp or CutMix applied, shuffled each epoch.
+
+    On TensorFlow a ``tf.data`` pipeline (``x`` may already be a dataset of batches); on the other
+    backends a :class:`MixedBatches` ``keras.utils.PyDataset`` over the arrays.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return MixedBatches(x, y, batch_size, _mixing_layer(mixing, alpha, seed), num_classes, seed)
     import tensorflow as tf
 
-    layer = (keras.layers.MixUp(alpha=alpha, seed=seed) if mixing == "mixup"
-             else keras.layers.CutMix(factor=alpha, seed=seed))
+    layer = _mixing_layer(mixing, alpha, seed)
 
     def mix(images, labels):
         onehot = tf.one_hot(tf.cast(tf.reshape(labels, (-1,)), tf.int32), num_classes)
@@ -226,6 +236,37 @@ def _mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes
               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
               .batch(batch_size))
     return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+class MixedBatches(keras.utils.PyDataset):
+    """Batches of ``(images, one-hot labels)`` with a MixUp/CutMix layer applied, for any backend.
+
+    ``x``: (N, H, W, C) float32 pixels, ``y``: (N,) integer labels. The order is reshuffled at
+    the end of every epoch from ``seed``; the layer mixes each batch through ``keras.ops``.
+    """
+
+    def __init__(self, x, y, batch_size: int, layer, num_classes: int, seed: int):
+        super().__init__()
+        self.x = np.asarray(x, "float32")
+        self.y = np.asarray(y).reshape(-1).astype("int32")
+        self.batch_size = int(batch_size)
+        self.layer = layer
+        self.num_classes = int(num_classes)
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        onehot = keras.ops.one_hot(self.y[rows], self.num_classes)
+        out = self.layer({"images": self.x[rows], "labels": onehot}, training=True)
+        return (keras.ops.convert_to_numpy(out["images"]).astype("float32"),
+                keras.ops.convert_to_numpy(out["labels"]).astype("float32"))
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.x))
 
 
 def lr_callbacks(hp, kwargs: dict) -> list:

@@ -1,0 +1,164 @@
+"""Seconds per epoch of the default CNN (``search_spaces/cnn.py`` defaults) on each Keras backend.
+
+One process per backend (Keras picks its backend once per process). Each fits ``--epochs`` epochs
+of the default CNN on ``--images`` stratified training images (batch 64, as the space's default)
+with a validation pass over 1,000 images; the first epoch includes compilation, so the figure is
+the median of the later epochs, with the first epoch reported beside it.
+
+    python -m benchmarks.backend_epoch                        # every installed backend, float32
+    python -m benchmarks.backend_epoch --backends jax --policies float32 mixed_float16 --no-store
+    python -m benchmarks.backend_epoch --one jax float32     # one measurement, prints one JSON line
+
+The sweep stores a ``backends`` entry in benchmarks/results.json (``--no-store``: print only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+BACKENDS = ("tensorflow", "jax", "torch")
+IMAGES = 10_000
+EPOCHS = 3
+VAL_IMAGES = 1_000
+BATCH = 64
+SEED = 42
+ONE_TIMEOUT_S = 1800
+
+
+def measure(name: str, policy: str, images: int, epochs: int, data_dir: str | None) -> dict:
+    """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict."""
+    os.environ["KERAS_BACKEND"] = name
+    from fashion_tuner import backend, data, devices, runs, spaces, splits, tuning
+
+    backend.select(name)
+    backend.import_quietly()
+    import keras
+    import keras_tuner as kt
+
+    dataset = data.load_dataset("fashion_mnist", data_dir)
+    split = splits.make_split(dataset.y_train, dataset.y_test, subset=images, seed=SEED)
+    (x_tr, y_tr), (x_val, y_val), _ = splits.apply_split(dataset.x_train, dataset.y_train, dataset.x_test,
+                                                          dataset.y_test, split)
+    x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val[:VAL_IMAGES])
+    y_val = y_val[:VAL_IMAGES]
+    mixed = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy)
+    info = devices.setup("none", mixed, stream=sys.stderr)
+    spaces.set_data_context(tuning.make_data_context(dataset, x_tr, REPO / "results", SEED, None, epochs))
+    keras.utils.set_random_seed(SEED)
+    devices.apply_trial_settings()
+    model = spaces.load_space("cnn").build_model(kt.HyperParameters())
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
+
+    history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs, batch_size=BATCH,
+                        callbacks=[Clock()], verbose=0)
+    later = times[1:] or times
+    return {"backend": name, "version": backend.version(name), "policy": info["policy"],
+            "requested_policy": policy, "gpus": info["gpus"], "images": int(len(x_tr)), "epochs": epochs,
+            "batch_size": BATCH, "epoch_s": round(statistics.median(later), 3),
+            "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
+            "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
+
+
+def run_one(name: str, policy: str, images: int, epochs: int, data_dir: str | None,
+            timeout: float = ONE_TIMEOUT_S) -> dict:
+    """:func:`measure` in a fresh process on backend ``name``; the result or ``{"status": "failed"}``."""
+    argv = [sys.executable, "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images),
+            "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
+    env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"backend": name, "requested_policy": policy, "status": "failed",
+                "error": f"timed out after {timeout:g} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"backend": name, "requested_policy": policy, "status": "failed", "error": tail[:300]}
+    out = json.loads(lines[-1])
+    out.update(status="ok", process_s=round(time.monotonic() - started, 1))
+    return out
+
+
+def installed(names) -> list[str]:
+    return [n for n in names if importlib.util.find_spec(n) is not None]
+
+
+def store(entry: dict, out: Path) -> None:
+    """Put ``entry`` under ``figures.backends`` of the results file (atomic write)."""
+    from benchmarks import run as bench
+
+    results = bench.load_results(out)
+    results["figures"]["backends"] = entry
+    bench.write_results(out, results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--one", nargs=2, metavar=("BACKEND", "POLICY"), help="measure once in this process")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=None,
+                        help="default: every installed backend")
+    parser.add_argument("--policies", nargs="+", default=["float32"],
+                        choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    parser.add_argument("--images", type=int, default=IMAGES)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
+    parser.add_argument("--no-store", action="store_true")
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args.one[0], args.one[1], args.images, args.epochs, args.data_dir)), flush=True)
+        return 0
+
+    from benchmarks import common
+
+    names = args.backends or installed(BACKENDS)
+    started = time.monotonic()
+    measurements = []
+    for name in names:
+        for policy in args.policies:
+            result = run_one(name, policy, args.images, args.epochs, args.data_dir)
+            measurements.append(result)
+            shown = (f"{result['epoch_s']:.2f} s/epoch (first {result['first_epoch_s']:.1f} s)"
+                     if result["status"] == "ok" else f"failed: {result['error']}")
+            print(f"{name:<10} {policy:<14} {shown}", flush=True)
+    ok = [m for m in measurements if m["status"] == "ok"]
+    command = "python -m benchmarks.backend_epoch " + " ".join(argv if argv is not None else sys.argv[1:])
+    entry = {"suite": "full", "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+             "status": "ok" if len(ok) == len(measurements) else "failed", "commands": [command.strip()],
+             "rerun": command.strip(), "machine": common.machine(), "versions": common.versions(),
+             "data_md5": common.data_md5(args.data_dir), "data_dir": args.data_dir,
+             "workload": f"default CNN of search_spaces/cnn.py, {args.images} images, batch {BATCH}, "
+                         f"{args.epochs} epochs; epoch_s = median of the epochs after the first",
+             "measurements": measurements, "wall_s": round(time.monotonic() - started, 1),
+             "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    if len(ok) != len(measurements):
+        entry["error"] = "; ".join(f"{m['backend']}/{m['requested_policy']}: {m['error']}"
+                                   for m in measurements if m["status"] != "ok")
+    print(json.dumps(entry), flush=True)
+    if not args.no_store:
+        store(entry, args.out)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
