@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import keras  # loaded on this process's backend (tensorflow) before any test changes KERAS_BACKEND
 import numpy as np
@@ -145,7 +144,7 @@ def test_search_resume_retrain_predict_keep_the_policy(name, tmp_path, data_args
     assert len(search_builds) >= 2 and set(search_builds) == {f"mixed_bfloat16 {name}"}
 
     proc = run_cli("retrain-best", "--backend", name, str(results / "run"), "--epochs", "1", "--top-k", "2",
-                   env=env)
+                   "--space", str(POLICY_SPACE), env=env)  # a space file runs only when named (safe loading)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     builds = seen.read_text().splitlines()
     assert len(builds) == len(search_builds) + 2 and set(builds) == {f"mixed_bfloat16 {name}"}
