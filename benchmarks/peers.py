@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import emit
-from fashion_tuner.runs import read_trials
+from fashion_tuner.runs import ranked_trials, read_trials
 
 # With --verbose 2 Keras prints one line per finished epoch: "422/422 - 3s - 7ms/step - accuracy: ... - loss: ...".
 EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - .*\bloss: ", re.MULTILINE)
@@ -47,9 +47,8 @@ def nominal_epochs(run_dir: Path, max_epochs: int) -> int:
 
 
 def best_trial(run_dir: Path) -> dict | None:
-    done = [t for t in read_trials(run_dir) if t.get("status") == "COMPLETED"
-            and isinstance(t.get("score"), (int, float)) and math.isfinite(t["score"])]
-    return max(done, key=lambda t: t["score"]) if done else None
+    done = ranked_trials(read_trials(run_dir))
+    return done[0] if done else None
 
 
 def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:

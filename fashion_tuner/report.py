@@ -166,8 +166,9 @@ def leaderboard_rows(trials: list[dict], direction: str = "max", top: int = LEAD
     """
     from fashion_tuner import tables
 
-    done = [t for t in trials if t.get("status") == "COMPLETED" and t.get("score") is not None]
-    done.sort(key=lambda t: t["score"], reverse=(direction == "max"))
+    from fashion_tuner.runs import ranked_trials
+
+    done = ranked_trials(trials, direction)
     rows, names = [], []
     for rank, t in enumerate(done[:top], start=1):
         values = (t.get("hyperparameters") or {}).get("values", {})

@@ -55,13 +55,6 @@ def say(msg: str) -> None:
 
 # ----------------------------------------------------------------------------- reading the run
 
-def completed_trials(trials: list[dict], direction: str = "max") -> list[dict]:
-    """Completed trials with a score, best first (ties keep trial order)."""
-    done = [t for t in trials if t.get("status") == "COMPLETED" and isinstance(t.get("score"), (int, float))
-            and np.isfinite(t["score"])]
-    return sorted(done, key=lambda t: t["score"], reverse=(direction == "max"))
-
-
 def trial_epochs(trial: dict, fallback: int) -> int:
     """Epochs the trial's configuration needed to reach its best score, counted from the start of
     training (a Hyperband continuation adds its parent's ``tuner/initial_epoch``), else ``tuner/epochs``."""
@@ -423,7 +416,7 @@ def _retrain_best(run_dir: Path, results_dir: str, epochs: int | None, top_k: in
     run_info = runs.read_run(run_dir)
     direction = run_info.get("direction", "max")
     trials = runs.read_trials(run_dir)
-    done = completed_trials(trials, direction)
+    done = runs.ranked_trials(trials, direction)
     if not done:
         counts = {}
         for t in trials:

@@ -12,6 +12,7 @@ A run directory ``<results_dir>/<name>/`` is a standard Keras Tuner project dire
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -34,6 +35,7 @@ MAX_NAME = 100  # characters; file systems allow 255 bytes and Keras Tuner adds 
 RUN_ENTRIES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, REPORT_DIR, "review", "oracle.json", "tuner*.json",
                "trial_*", ".report.*", ".*.tmp-*", "*.tmp")
 # Types of the run.json fields the commands read; anything else means the manifest is damaged.
+log = logging.getLogger(__name__)
 MANIFEST_TYPES = {"args": dict, "data": dict, "space": str, "split": dict, "tuner": str}
 
 
@@ -140,14 +142,37 @@ def overwrite_plan(run_dir: Path) -> tuple[list[Path], list[Path]]:
 
 
 def read_trials(run_dir: Path) -> list[dict]:
-    """Every readable ``trial_*/trial.json`` of a run, as stored by Keras Tuner (unreadable ones skipped)."""
+    """Every ``trial_*/trial.json`` of a run, as stored by Keras Tuner, in trial order.
+
+    The one rule for a file that cannot be read (every command follows it): it is skipped with a
+    logged warning naming it; a search refuses to resume over it (kt_compat.check_project).
+    """
     trials = []
     for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
         try:
-            trials.append(json.loads(path.read_text()))
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            trial = json.loads(path.read_text())
+            if not isinstance(trial, dict):
+                raise ValueError(f"a JSON {type(trial).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            log.warning("%s: unreadable (%s); left out", path, exc)
             continue
+        trials.append(trial)
     return trials
+
+
+def trial_score(trial: dict) -> float | None:
+    """A trial's score as a float, or None when it is missing or not finite (NaN never ranks)."""
+    score = trial.get("score")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not np.isfinite(score):
+        return None
+    return float(score)
+
+
+def ranked_trials(trials: list[dict], direction: str = "max") -> list[dict]:
+    """The one ranking every command uses: completed trials with a finite score, best first; ties keep
+    trial order (a stable sort). ``trials`` are trial.json dicts, as :func:`read_trials` returns them."""
+    done = [t for t in trials if t.get("status") == "COMPLETED" and trial_score(t) is not None]
+    return sorted(done, key=trial_score, reverse=(direction == "max"))
 
 
 def write_json(path: Path, payload: dict) -> None:

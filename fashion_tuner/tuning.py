@@ -599,20 +599,16 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress: Progress | No
 
 def trial_table(run_dir: Path, direction: str = DIRECTION) -> list[dict]:
     """Every trial of a run directory as a dict (id, status, score, best_step, hyperparameters, reason,
-    ``parent``: the trial a Hyperband continuation resumes, else None), best first."""
-    rows = [{"trial_id": t.get("trial_id"), "status": t.get("status"), "score": _finite_or_none(t.get("score")),
+    ``parent``: the trial a Hyperband continuation resumes, else None): the ranked completed trials
+    first (:func:`fashion_tuner.runs.ranked_trials`), then the others in trial order."""
+    trials = runs.read_trials(run_dir)
+    ranked = runs.ranked_trials(trials, direction)
+    rest = [t for t in trials if all(t is not r for r in ranked)]
+    return [{"trial_id": t.get("trial_id"), "status": t.get("status"), "score": runs.trial_score(t),
              "best_step": t.get("best_step"), "hyperparameters": t.get("hyperparameters", {}).get("values", {}),
              "parent": t.get("hyperparameters", {}).get("values", {}).get(tables.PARENT_KEY),
              "reason": failure_reason(t.get("message")) if t.get("status") in ("FAILED", "INVALID") else ""}
-            for t in runs.read_trials(run_dir)]
-    sign = -1 if direction == "max" else 1
-    rows.sort(key=lambda r: (r["score"] is None, sign * (r["score"] or 0)))
-    return rows
-
-
-def _finite_or_none(score):
-    """A trial's score, or None when it is missing or not a finite number (a NaN never ranks as best)."""
-    return float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
+            for t in ranked + rest]
 
 
 def top_table(completed: list[dict], defaults: dict, top: int = SUMMARY_TOP, width: int | None = None) -> str:

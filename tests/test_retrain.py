@@ -14,8 +14,8 @@ from PIL import Image
 from conftest import run_cli, tree_snapshot
 from fashion_tuner import report, retrain, runs, splits
 from fashion_tuner.errors import UserError
-from fashion_tuner.runs import read_trials
-from fashion_tuner.retrain import (DISTILL_ALPHA, DISTILL_TEMPERATURE, completed_trials, distill_targets,
+from fashion_tuner.runs import ranked_trials, read_trials
+from fashion_tuner.retrain import (DISTILL_ALPHA, DISTILL_TEMPERATURE, distill_targets,
                                    distillation_loss, retrain_best, soften, trial_epochs)
 
 MODEL_FILES = ["best_model.keras", "class_names.json", "history.csv", "hyperparameters.json", "learning_curves.png",
@@ -85,7 +85,7 @@ def test_every_report_file_exists_and_is_valid(ensemble_run):
 
 
 def test_members_are_the_best_trials_in_order(ensemble_run):
-    trials = completed_trials(read_trials(ensemble_run["run_dir"]))
+    trials = ranked_trials(read_trials(ensemble_run["run_dir"]))
     m = ensemble_run["metrics"]
     assert [x["trial_id"] for x in m["members"]] == [t["trial_id"] for t in trials[:2]]
     hp = json.loads((ensemble_run["report"] / "model_1" / "hyperparameters.json").read_text())
@@ -165,7 +165,7 @@ def test_rerun_replaces_only_the_report_folder(ensemble_run, tmp_path):
 @pytest.mark.slow
 def test_train_plus_val_uses_the_trial_epoch_count(tiny_run, tmp_path):
     run_dir = copy_run(tiny_run, tmp_path / "tv")
-    best = completed_trials(read_trials(run_dir))[0]
+    best = ranked_trials(read_trials(run_dir))[0]
     path = run_dir / f"trial_{best['trial_id']}" / "trial.json"
     trial = json.loads(path.read_text())
     trial["best_step"] = 2  # as if the search had peaked at epoch 3
