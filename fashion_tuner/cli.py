@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import os
 import shlex
 import signal
@@ -11,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from fashion_tuner import hints
+from fashion_tuner import hints, logs
 from fashion_tuner.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     PY = hints.main_py()  # noqa: N806 (the examples name the interpreter that is running)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors and debug messages")
+    common.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     # SUPPRESS: given before or after the command, neither parser's default overwrites the other's value
     common.add_argument("--backend", default=argparse.SUPPRESS, choices=BACKENDS,
                         help="Keras backend: tensorflow | jax | torch (default: $KERAS_BACKEND, else tensorflow)")
@@ -206,7 +208,7 @@ def _search(args) -> int:
 
     spaces.check_space_name(args.space)
     resolve_role(args.role, args.oracle_address, args.worker_id)  # validates before TensorFlow loads
-    cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "argv")})
+    cfg = SearchConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "argv", "quiet")})
     apply_space_defaults(cfg)
     runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
     cfg.command = [*hints.main_py().split(), *args.argv]
@@ -351,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = "--debug" in argv
+    logs.configure(logging.DEBUG if debug else logging.WARNING if "--quiet" in argv else logging.INFO)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

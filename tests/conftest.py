@@ -19,6 +19,9 @@ SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
 sys.path.insert(0, str(REPO))
 
 from fashion_tuner import data as data_mod  # noqa: E402
+from fashion_tuner import logs  # noqa: E402
+
+logs.configure()  # the library's messages reach stdout/stderr as they do under the CLI
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
