@@ -40,7 +40,7 @@ ONE_TIMEOUT_S = 1800
 def measure(name: str, policy: str, images: int, epochs: int, data_dir: str | None) -> dict:
     """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict."""
     os.environ["KERAS_BACKEND"] = name
-    from fashion_tuner import backend, data, devices, runs, spaces, splits, tuning
+    from fashion_tuner import backend, data, devices, runs, spaces, splits
 
     backend.select(name)
     backend.import_quietly()
@@ -54,8 +54,8 @@ def measure(name: str, policy: str, images: int, epochs: int, data_dir: str | No
     x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val[:VAL_IMAGES])
     y_val = y_val[:VAL_IMAGES]
     mixed = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy)
-    info = devices.setup("none", mixed, stream=sys.stderr)
-    spaces.set_data_context(tuning.make_data_context(dataset, x_tr, REPO / "results", SEED, None, epochs))
+    info = devices.setup("none", mixed)
+    spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, REPO / "results", SEED, None, epochs))
     keras.utils.set_random_seed(SEED)
     devices.apply_trial_settings()
     model = spaces.load_space("cnn").build_model(kt.HyperParameters())

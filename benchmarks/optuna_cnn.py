@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import optuna
 
-    from fashion_tuner import runs, spaces, tuning
+    from fashion_tuner import runs, spaces
 
     x_tr, x_val, x_te = (runs.to_model_input(a) for a in (x_tr, x_val, x_te))
     space = spaces.load_space("cnn")
-    spaces.set_data_context(tuning.make_data_context(dataset, x_tr, args.work_dir, args.seed))
+    spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, args.work_dir, args.seed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     state = {"used": 0, "best_val": -1.0, "best": None}

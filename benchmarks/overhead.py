@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import keras_tuner
 
-    from fashion_tuner import runs, spaces, tuning
+    from fashion_tuner import runs, spaces
     from search_spaces import mlp
 
     x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(val[0])
-    spaces.set_data_context(tuning.make_data_context(dataset, x_tr, "results", args.seed))
+    spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, "results", args.seed))
     from benchmarks.space_timed_mlp import EpochTimer
 
     fits = []

@@ -53,7 +53,7 @@ def best_trial(run_dir: Path) -> dict | None:
 
 def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
     """Best trial's checkpoint of one of our runs, evaluated on the run's held-out test split."""
-    from fashion_tuner import runs, spaces, tuning
+    from fashion_tuner import runs, spaces
 
     started = time.perf_counter()
     run = runs.read_run(run_dir)
@@ -65,7 +65,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
 
     args = run.get("args", {})
     space = spaces.load_space(run["space"])
-    spaces.set_data_context(tuning.make_data_context(dataset, x_tr, Path(run_dir).parent, int(args.get("seed", 42)),
+    spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, Path(run_dir).parent, int(args.get("seed", 42)),
                                                      args.get("weights")))
     hp = keras_tuner.HyperParameters.from_config(copy.deepcopy(trial["hyperparameters"]))
     model = space.build_model(hp)

@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _search(args) -> int:
     from fashion_tuner import runs, spaces
     from fashion_tuner.distributed import resolve_role
-    from fashion_tuner.tuning import SearchConfig, apply_space_defaults
+    from fashion_tuner.search import SearchConfig, apply_space_defaults
 
     spaces.check_space_name(args.space)
     resolve_role(args.role, args.oracle_address, args.worker_id)  # validates before TensorFlow loads
@@ -223,7 +223,7 @@ def _search(args) -> int:
         _exit_with_parent(int(os.environ[SEARCH_PARENT_ENV]))
     else:
         cfg.trials_per_process = 0
-    from fashion_tuner.tuning import TrialBatchDone, run_search
+    from fashion_tuner.search import TrialBatchDone, run_search
 
     try:
         run_search(cfg)
@@ -252,7 +252,7 @@ def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
     import time
 
     from fashion_tuner import runs
-    from fashion_tuner.tuning import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
+    from fashion_tuner.search import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
 
     done = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if run_dir.is_dir() else 0
     env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env(),
@@ -307,11 +307,12 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _retrain(args) -> int:
-    from fashion_tuner.retrain import retrain_best_command
+    from fashion_tuner.retrain import RetrainConfig, retrain_best_command
 
-    return retrain_best_command(run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs,
-                                top_k=args.top_k, train_on=args.train_on, seed=args.seed,
-                                distill_from=args.distill_from, data_dir=args.data_dir, space=args.space)
+    return retrain_best_command(RetrainConfig(
+        run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
+        train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
+        space=args.space))
 
 
 def _predict(args) -> int:

@@ -22,13 +22,15 @@ thread pools, e.g. to run several search workers side by side on one machine.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 
 import numpy as np
 
 from fashion_tuner import backend
 from fashion_tuner.errors import UserError
+
+log = logging.getLogger(__name__)
 
 STRATEGIES = ("none", "auto", "mirrored")
 INPUT_PIPELINES = ("auto", "tfdata", "arrays")
@@ -65,28 +67,28 @@ def mixed_policy(choice) -> str | None:
     return choice
 
 
-def policy_for(choice, on_gpu: bool, stream=None) -> str:
+def policy_for(choice, on_gpu: bool) -> str:
     """The Keras dtype policy for ``--mixed-precision choice`` on this device: float16 needs a GPU
     (CPUs have no fast float16 matmul; it falls back to float32 with a note), bfloat16 runs anywhere."""
     mixed = mixed_policy(choice)
     if mixed == "float16" and not on_gpu:
-        print("note: --mixed-precision float16 needs a GPU; training in float32 on CPU "
-              "(--mixed-precision bfloat16 runs on a CPU)", file=stream or sys.stdout)
+        log.info("note: --mixed-precision float16 needs a GPU; training in float32 on CPU "
+                 "(--mixed-precision bfloat16 runs on a CPU)")
         return "float32"
     return f"mixed_{mixed}" if mixed else "float32"
 
 
 def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = False,
-          stream=None, jit: str = "auto", input_pipeline: str = "auto") -> dict:
+          jit: str = "auto", input_pipeline: str = "auto", announce: bool = True) -> dict:
     """Configure the Keras backend for this process and say what is used. Returns a dict for run.json.
 
     ``mixed_precision``: None, "float16" (GPU only) or "bfloat16" (True means float16).
     Raises UserError for ``strategy="mirrored"`` without a GPU (mirroring one CPU is only slower).
     Sets the Keras global dtype policy and, on JAX with several devices, the distribution; both are
     remembered, and :func:`apply_trial_settings` re-applies them after ``clear_session`` (Keras
-    Tuner clears the session before every trial's build, which resets them).
+    Tuner clears the session before every trial's build, which resets them). ``announce``: log the
+    devices line at INFO (else DEBUG: the later child processes of one search).
     """
-    stream = stream or sys.stdout
     backend.import_quietly()
     name = backend.current()
     threads = _apply_thread_limits(name)
@@ -102,27 +104,28 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:  # already initialised in this process
                 pass
-    policy = policy_for(mixed_precision, bool(found), stream)
+    policy = policy_for(mixed_precision, bool(found))
     if deterministic:
-        _enable_determinism(name, stream)
+        _enable_determinism(name)
     if jit == "on" and not found:
-        print("note: --jit on: XLA was measured about 2x slower than plain TensorFlow on this CPU", file=stream)
+        log.info("note: --jit on: XLA was measured about 2x slower than plain TensorFlow on this CPU")
     replicas = strategy_replicas(strategy, len(found), name)
     strat = strategy_name(strategy, len(found), name)
     _STATE.update(policy=policy, distribution=_make_distribution(strat, name))
     apply_trial_settings()
     if name == "torch" and len(found) > 1:
-        print(f"note: the torch backend trains on one device ({found[0]}); Keras has no multi-GPU data "
-              "parallelism for torch: use --backend jax or tensorflow for several GPUs", file=stream)
+        log.info("note: the torch backend trains on one device (%s); Keras has no multi-GPU data parallelism "
+                 "for torch: use --backend jax or tensorflow for several GPUs", found[0])
     pipeline = resolve_input_pipeline(input_pipeline, bool(found))
     jit_s = {"auto": "auto (Keras: on for one GPU, off on CPU and under a strategy)", "on": "on", "off": "off"}[jit]
+    level = logging.INFO if announce else logging.DEBUG
     if found:
-        print(f"devices: {len(found)} GPU(s) {', '.join(found)}; backend {name}; policy {policy}; "
-              f"strategy {strat} ({replicas} replica(s)); jit {jit_s}; input {pipeline}", file=stream)
+        log.log(level, f"devices: {len(found)} GPU(s) {', '.join(found)}; backend {name}; policy {policy}; "
+                f"strategy {strat} ({replicas} replica(s)); jit {jit_s}; input {pipeline}")
     else:
         limits = "".join(f"; {k} threads {v}" for k, v in threads.items() if v)
-        print(f"devices: CPU only ({os.cpu_count()} cores{limits}); backend {name}; policy {policy}; jit {jit_s}; "
-              f"input {pipeline}", file=stream)
+        log.log(level, f"devices: CPU only ({os.cpu_count()} cores{limits}); backend {name}; policy {policy}; "
+                f"jit {jit_s}; input {pipeline}")
     return {"backend": name, "backend_version": backend.version(name), "gpus": found,
             "cpu_count": os.cpu_count(), "policy": policy, "strategy": strat, "replicas": replicas, "jit": jit,
             "input_pipeline": pipeline, "threads": threads, "deterministic": deterministic,
@@ -151,7 +154,7 @@ def _make_distribution(strategy: str, name: str):
     return keras.distribution.DataParallel(devices=backend.jax_devices())
 
 
-def _enable_determinism(name: str, stream) -> None:
+def _enable_determinism(name: str) -> None:
     """Deterministic kernels: TensorFlow op determinism, torch deterministic algorithms; JAX on a GPU
     needs ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` before it starts (said, not set: too late here)."""
     if name == "tensorflow":
@@ -163,8 +166,8 @@ def _enable_determinism(name: str, stream) -> None:
 
         torch.use_deterministic_algorithms(True, warn_only=True)
     elif "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", "") and gpus():
-        print("note: --deterministic on JAX GPUs needs XLA_FLAGS=--xla_gpu_deterministic_ops=true in the "
-              "environment before the search starts", file=stream)
+        log.info("note: --deterministic on JAX GPUs needs XLA_FLAGS=--xla_gpu_deterministic_ops=true in the "
+                 "environment before the search starts")
 
 
 def _apply_thread_limits(name) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 
 from fashion_tuner.data import CLASS_NAMES
 from fashion_tuner.errors import UserError
+from fashion_tuner.runs import load_model
 
 IMAGE_SIZE = (28, 28)
 CLASS_NAMES_FILE = "class_names.json"
@@ -129,23 +130,6 @@ def _resize(gray: np.ndarray) -> np.ndarray:
 
     img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32))  # mode "F"
     return np.asarray(img.resize(IMAGE_SIZE[::-1], Image.Resampling.LANCZOS), dtype=np.float32)
-
-
-def load_model(path: str | Path):
-    """Load a ``.keras`` model with ``safe_mode=True``; UserError if it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"model file {path} does not exist; retrain-best writes RUN_DIR/report/best_model.keras")
-    from fashion_tuner.devices import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    import keras
-
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... all mean "not loadable"
-        raise UserError(f"model file {path} cannot be loaded ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a .keras file saved by retrain-best") from None
 
 
 def check_input_shape(model, model_path) -> None:

@@ -230,3 +230,20 @@ def load_run_data(run: dict, data_dir: str | None = None):
         dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, split)
     return (dataset, split, (to_model_input(x_tr), y_tr), (to_model_input(x_val), y_val),
             (to_model_input(x_te), y_te))
+
+
+def load_model(path: str | Path):
+    """Load a ``.keras`` model with ``safe_mode=True``; UserError if it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist; retrain-best writes RUN_DIR/report/best_model.keras")
+    from fashion_tuner.devices import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... all mean "not loadable"
+        raise UserError(f"model file {path} cannot be loaded ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a .keras file saved by retrain-best") from None

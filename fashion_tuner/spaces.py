@@ -16,6 +16,7 @@ training images for unsupervised pretraining, a cache folder) call :func:`data_c
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -69,12 +70,40 @@ class DataContext:
     extra: dict = field(default_factory=dict)
 
 
+    @classmethod
+    def from_data(cls, dataset, x_train: np.ndarray, results_dir: str | Path, seed: int,
+                  weights: str | None = None, max_epochs: int | None = None) -> "DataContext":
+        """The one constructor from a loaded data set (``fashion_tuner.data.Dataset``) and the images a
+        model will train on, ``x_train`` ``(N, 28, 28, 1)`` float32 0-255; ``max_epochs``: for
+        schedules laid out over the length of training (cosine decay steps)."""
+        import hashlib
+
+        digest = hashlib.md5("".join(sorted(dataset.md5.values())).encode()).hexdigest() if dataset.md5 else ""
+        return cls(image_shape=tuple(x_train.shape[1:]), num_classes=len(dataset.class_names),
+                   mean=float(x_train.mean()), std=float(x_train.std()), x_train=x_train, data_md5=digest,
+                   cache_dir=Path(results_dir) / "pretrained", weights=weights, seed=seed,
+                   extra={"train_size": int(len(x_train)), "max_epochs": int(max_epochs or 0) or None})
+
+
 _CONTEXT = DataContext()
 
 
 def set_data_context(ctx: DataContext) -> None:
+    """For one-process scripts (benchmarks) only: the commands use :func:`using_data_context`."""
     global _CONTEXT
     _CONTEXT = ctx
+
+
+@contextlib.contextmanager
+def using_data_context(ctx: DataContext):
+    """Make ``ctx`` what :func:`data_context` returns inside the block (a search, a retrain), then
+    restore the previous one. How the commands set it."""
+    global _CONTEXT
+    saved, _CONTEXT = _CONTEXT, ctx
+    try:
+        yield ctx
+    finally:
+        _CONTEXT = saved
 
 
 def data_context() -> DataContext:

@@ -93,7 +93,7 @@ def tree_snapshot(root: Path) -> dict:
 
 def search_config(data_source: dict, results_dir: Path, **overrides):
     """A small SearchConfig on the test data: 600 images, 1 epoch, 2 random trials."""
-    from fashion_tuner.tuning import SearchConfig
+    from fashion_tuner.search import SearchConfig
 
     cfg = dict(space="mlp", tuner="random", max_trials=2, max_epochs=1, subset=600, results_dir=str(results_dir),
                data_dir=str(data_source["dir"]), skip_md5=data_source["skip_md5"], seed=1, batch_size=64)
@@ -107,6 +107,6 @@ def tiny_run(data_source, tmp_path_factory) -> Path:
 
     Session-scoped and shared: tests must not modify it (copy it first).
     """
-    from fashion_tuner.tuning import run_search
+    from fashion_tuner.search import run_search
 
     return run_search(search_config(data_source, tmp_path_factory.mktemp("results"), name="tiny"))

@@ -8,7 +8,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from fashion_tuner import devices, spaces, tuning
+from fashion_tuner import devices, fitting, spaces
 from fashion_tuner.errors import UserError
 
 
@@ -122,7 +122,7 @@ def test_tfdata_fit_with_class_weight_matches_arrays_shape(tiny):
         hp = kt.HyperParameters()
         model = space.build_model(hp)
         weights = {c: (5.0 if c == 6 else 1.0) for c in range(10)}
-        histories[pipeline] = tuning.fit_space_model(
+        histories[pipeline] = fitting.fit_space_model(
             space, hp, model, x, y, validation_data=(x[:64], y[:64]), epochs=2, batch_size=32,
             callbacks=[], class_weight=weights, input_pipeline=pipeline, seed=0).history
     for pipeline, history in histories.items():
@@ -130,11 +130,11 @@ def test_tfdata_fit_with_class_weight_matches_arrays_shape(tiny):
     # class weights reach the tf.data fit: a heavy class changes the weighted loss
     keras.utils.set_random_seed(0)
     hp = kt.HyperParameters()
-    unweighted = tuning.fit_space_model(space, hp, space.build_model(hp), x, y, validation_data=None, epochs=1,
+    unweighted = fitting.fit_space_model(space, hp, space.build_model(hp), x, y, validation_data=None, epochs=1,
                                         batch_size=32, callbacks=[], input_pipeline="tfdata", seed=0).history
     keras.utils.set_random_seed(0)
     heavy = {c: (50.0 if c == 6 else 1.0) for c in range(10)}
-    weighted = tuning.fit_space_model(space, hp, space.build_model(hp), x, y, validation_data=None, epochs=1,
+    weighted = fitting.fit_space_model(space, hp, space.build_model(hp), x, y, validation_data=None, epochs=1,
                                       batch_size=32, callbacks=[], class_weight=heavy, input_pipeline="tfdata",
                                       seed=0).history
     assert weighted["loss"][0] > 2 * unweighted["loss"][0]
@@ -153,7 +153,7 @@ def test_a_space_with_its_own_fit_gets_arrays(tiny):
     space = types.SimpleNamespace(build_model=base.build_model, fit=fit)
     hp = kt.HyperParameters()
     model = space.build_model(hp)
-    tuning.fit_space_model(space, hp, model, x, y, validation_data=(x[:32], y[:32]), epochs=1, batch_size=32,
+    fitting.fit_space_model(space, hp, model, x, y, validation_data=(x[:32], y[:32]), epochs=1, batch_size=32,
                            callbacks=[], class_weight={0: 2.0}, input_pipeline="tfdata")
     assert seen == {"x": np.ndarray, "val": np.ndarray, "batch_size": 128, "class_weight": {0: 2.0}}
 

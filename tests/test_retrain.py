@@ -220,7 +220,7 @@ def test_retrain_plan_flags_then_recorded_defaults_then_the_search():
     assert retrain.retrain_plan(searched, None, None) == (6, "train", 3)
     assert retrain.retrain_plan(recorded, None, None) == (30, "full", 5)
     assert retrain.retrain_plan(recorded, 2, "train") == (2, "train", 5)
-    assert retrain.retrain_plan({}, None, None) == (retrain.DEFAULT_EPOCHS, "train", retrain.DEFAULT_PATIENCE)
+    assert retrain.retrain_plan({}, None, None) == (retrain.config.DEFAULT_EPOCHS, "train", retrain.config.DEFAULT_PATIENCE)
 
 
 def test_trial_epochs():

@@ -162,7 +162,7 @@ def test_mixing_trains_on_soft_labels_and_validates_on_integers(registered_hp, f
 
 @pytest.mark.slow
 def test_search_through_the_engine(data_source, tmp_path):
-    tuning = pytest.importorskip("fashion_tuner.tuning")
+    tuning = pytest.importorskip("fashion_tuner.search")
     if not hasattr(tuning, "run_search"):
         pytest.skip("engine not there yet")
     from conftest import search_config

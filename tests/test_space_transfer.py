@@ -205,7 +205,7 @@ def test_other_backbones_build_from_their_weights(monkeypatch, images, cache_dir
 
 @pytest.mark.slow
 def test_search_through_the_engine(data_source, tmp_path):
-    tuning = pytest.importorskip("fashion_tuner.tuning")
+    tuning = pytest.importorskip("fashion_tuner.search")
     if not hasattr(tuning, "run_search"):
         pytest.skip("engine not there yet")
     from conftest import search_config

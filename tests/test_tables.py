@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from fashion_tuner import tables, tuning
+from fashion_tuner import search, tables
 
 
 def test_fit_table_shows_what_differs_and_turns_sideways_when_too_wide():
@@ -47,7 +47,7 @@ def test_top_table_collapses_a_lineage_and_counts_epochs_from_the_start():
         {"trial_id": "0001", "score": 0.7, "best_step": 0, "parent": None,
          "hyperparameters": {"units": 128, "act": "relu"}},
     ]
-    lines = tuning.top_table(completed, {"units": 64, "act": "relu"}, width=100).splitlines()
+    lines = search.top_table(completed, {"units": 64, "act": "relu"}, width=100).splitlines()
     assert lines[0].split() == ["trial", "val_accuracy", "epoch", "continues", "units"]
     assert lines[1].split() == ["0003", "0.9000", "4", "0000", "64"]  # best of epochs 3-4 after 2 of 0000
     assert lines[2].split()[0] == "0001" and len(lines) == 4  # 0000 is 0003's lineage; act is the same
@@ -70,7 +70,7 @@ def test_restored_checkpoint_carries_the_optimizer_state(tmp_path):
     parent = build()
     parent.fit(x, y, batch_size=16, epochs=1, verbose=0)
     child = build()
-    tuning.build_optimizer(child)
+    search.build_optimizer(child)
     parent.save_weights(tmp_path / "parent.weights.h5")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

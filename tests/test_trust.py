@@ -20,7 +20,7 @@ import pytest
 
 from conftest import REPO, run_cli, search_config, tree_snapshot, write_idx
 from fashion_tuner import data as data_mod
-from fashion_tuner import fsio, kt_compat, locks, runs, tuning
+from fashion_tuner import fsio, kt_compat, locks, runs, search
 from fashion_tuner.errors import UserError
 
 SPACES = Path(__file__).parent / "spaces"
@@ -66,7 +66,7 @@ def test_overwrite_deletes_only_what_the_run_wrote_and_says_so(tiny_run, data_so
     run = copy_run(tiny_run, tmp_path / "tiny")
     (run / "notes.txt").write_text("mine")
     old_split = (run / runs.SPLIT_FILE).read_bytes()
-    tuning.run_search(search_config(data_source, tmp_path, name="tiny", seed=2, overwrite=True))
+    search.run_search(search_config(data_source, tmp_path, name="tiny", seed=2, overwrite=True))
     out = capsys.readouterr().out
     assert "--overwrite: deleting run" in out and "trial_0" in out and "keeping" in out and "notes.txt" in out
     assert (run / "notes.txt").read_text() == "mine"
@@ -195,24 +195,24 @@ def test_resume_refuses_a_change_of_what_the_run_is(tiny_run, data_source, tmp_p
     before = tree_snapshot(run)
     changed = dict(zip([e.lstrip("-").replace("-", "_") for e in extra[::2]], [int(v) for v in extra[1::2]]))
     with pytest.raises(UserError, match=phrase):
-        tuning.run_search(search_config(data_source, tmp_path, name="tiny", **changed))
+        search.run_search(search_config(data_source, tmp_path, name="tiny", **changed))
     assert tree_snapshot(run) == before
 
 
 def test_hyperband_epochs_are_part_of_the_run(tmp_path):
-    cfg = tuning.SearchConfig(tuner="hyperband", max_epochs=4, factor=2, name="hb", results_dir=str(tmp_path))
-    previous = {"space": "mlp", "args": dict(tuning.identity(cfg), max_epochs=2)}
+    cfg = search.SearchConfig(tuner="hyperband", max_epochs=4, factor=2, name="hb", results_dir=str(tmp_path))
+    previous = {"space": "mlp", "args": dict(search.identity(cfg), max_epochs=2)}
     with pytest.raises(UserError, match="max_epochs 2 -> 4"):
-        tuning.resume_changes(previous, cfg, tmp_path)
+        search.resume_changes(previous, cfg, tmp_path)
     previous["args"].update(max_epochs=4, factor=3)
     with pytest.raises(UserError, match="factor 3 -> 2"):
-        tuning.resume_changes(previous, cfg, tmp_path)
+        search.resume_changes(previous, cfg, tmp_path)
 
 
 @pytest.mark.slow
 def test_a_larger_budget_really_extends_the_run_and_is_recorded(tiny_run, data_source, tmp_path):
     run = copy_run(tiny_run, tmp_path / "tiny")
-    tuning.run_search(search_config(data_source, tmp_path, name="tiny", max_trials=3, max_failures=4))
+    search.run_search(search_config(data_source, tmp_path, name="tiny", max_trials=3, max_failures=4))
     trials = trials_of(run)
     assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
     manifest = runs.read_run(run)
@@ -332,7 +332,7 @@ def test_a_damaged_unfinished_trial_is_set_aside_and_rerun(tiny_run, data_source
     torn = trial.read_bytes()[:100]
     trial.write_bytes(torn)
     original = {t["trial_id"]: t["score"] for t in trials_of(tiny_run)}
-    tuning.run_search(search_config(data_source, tmp_path, name="tiny"))
+    search.run_search(search_config(data_source, tmp_path, name="tiny"))
     out = capsys.readouterr().out
     assert "repaired: trial 1" in out and "repaired: tuner0.json" in out
     assert (run / "trial_1" / "trial.json.damaged").read_bytes() == torn
@@ -437,7 +437,7 @@ def test_a_nan_score_never_ranks_as_best(tiny_run, tmp_path):
     trial["score"] = float("nan")
     path.write_text(json.dumps(trial))
     other = json.loads((run / "trial_1" / "trial.json").read_text())["score"]
-    _, summary = tuning.summarize(run)
+    _, summary = search.summarize(run)
     assert summary["best"] == {"trial_id": "1", "score": other}
 
 
@@ -473,7 +473,7 @@ def test_a_model_with_too_few_outputs_says_why_in_the_progress_line(data_source,
     cfg = search_config(data_source, tmp_path, space=str(SPACES / "five_outputs.py"), max_trials=1, name="five",
                         max_failures=1)
     with pytest.raises(UserError, match="outside the valid range of"):
-        tuning.run_search(cfg)
+        search.run_search(cfg)
     line = [ln for ln in capsys.readouterr().out.splitlines() if "FAILED" in ln][0]
     assert "Received a label value of 9 which is outside the valid range of [0, 5)" in line and "{{node" not in line
     assert trials_of(tmp_path / "five")[0]["status"] == "FAILED"  # Keras Tuner saved the last failure too

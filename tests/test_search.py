@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli, search_config, tree_snapshot
-from fashion_tuner import runs, splits, tuning
+from fashion_tuner import fitting, runs, search, splits
 from fashion_tuner.errors import UserError
 
 SPACES = Path(__file__).parent / "spaces"
@@ -46,7 +46,7 @@ def test_tiny_run_is_a_keras_tuner_project_with_manifest(tiny_run):
 
 def test_the_search_command_line_does_not_import_scikit_learn():
     # scikit-learn takes ~1 s to import and only a new split needs it; every search process pays the import
-    code = "import sys; import fashion_tuner.cli, fashion_tuner.runs, fashion_tuner.tuning; print('sklearn' in sys.modules)"
+    code = "import sys; import fashion_tuner.cli, fashion_tuner.runs, fashion_tuner.search; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
 
@@ -67,12 +67,12 @@ def test_first_trial_is_the_space_defaults_then_random(tiny_run):
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
 def test_other_tuners(tuner, data_source, tmp_path):
     cfg = search_config(data_source, tmp_path, tuner=tuner, max_epochs=2, factor=2, max_trials=3, name=tuner)
-    run_dir = tuning.run_search(cfg)
+    run_dir = search.run_search(cfg)
     trials = trials_of(run_dir)
     assert len(trials) >= 2 and any(t["status"] == "COMPLETED" for t in trials)
     if tuner == "hyperband":
         assert all("tuner/epochs" in t["hyperparameters"]["values"] for t in trials)
-        assert len(trials) == tuning.expected_trials(cfg)
+        assert len(trials) == search.expected_trials(cfg)
     else:
         assert len(trials) == 3
 
@@ -81,7 +81,7 @@ def test_tuner_never_sees_a_held_out_image(data_source, fashion, tmp_path, monke
     spy = tmp_path / "spy.jsonl"
     monkeypatch.setenv("SPY_OUT", str(spy))
     cfg = search_config(data_source, tmp_path, space=str(SPACES / "spy_space.py"), max_trials=1, name="spy")
-    run_dir = tuning.run_search(cfg)
+    run_dir = search.run_search(cfg)
     split = splits.load_split(run_dir / runs.SPLIT_FILE)
     seen = set(json.loads(spy.read_text().splitlines()[0]))
     held_out = runs.to_model_input(fashion.x_test[split.test_idx])
@@ -99,7 +99,7 @@ def test_tuner_never_sees_a_held_out_image(data_source, fashion, tmp_path, monke
 @pytest.mark.slow
 def test_failing_trials_are_recorded_and_search_goes_on(data_source, tmp_path, capsys):
     cfg = search_config(data_source, tmp_path, space=str(SPACES / "flaky_space.py"), max_trials=4, name="flaky")
-    tuning.run_search(cfg)
+    search.run_search(cfg)
     trials = {t["trial_id"]: t for t in trials_of(tmp_path / "flaky")}
     statuses = sorted(t["status"] for t in trials.values())
     assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "FAILED"]
@@ -125,7 +125,7 @@ def test_different_search_into_existing_run_is_refused(tiny_run, data_source):
     before = tree_snapshot(tiny_run)
     cfg = search_config(data_source, tiny_run.parent, tuner="bayesian", name="tiny")
     with pytest.raises(UserError, match="different search .*tuner 'random' -> 'bayesian'"):
-        tuning.run_search(cfg)
+        search.run_search(cfg)
     assert tree_snapshot(tiny_run) == before
 
 
@@ -134,7 +134,7 @@ def test_rerunning_a_finished_search_adds_nothing(tiny_run, data_source, tmp_pat
 
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_run, copy)
-    tuning.run_search(search_config(data_source, tmp_path, name="tiny"))
+    search.run_search(search_config(data_source, tmp_path, name="tiny"))
     assert len(trials_of(copy)) == 2
 
 
@@ -142,10 +142,10 @@ def test_rerunning_a_finished_search_adds_nothing(tiny_run, data_source, tmp_pat
 def test_seeded_runs_propose_identical_trials(data_source, tmp_path):
     sequences = []
     for name in ("seed-a", "seed-b"):
-        run_dir = tuning.run_search(search_config(data_source, tmp_path, max_trials=3, seed=7, name=name))
+        run_dir = search.run_search(search_config(data_source, tmp_path, max_trials=3, seed=7, name=name))
         sequences.append([t["hyperparameters"]["values"] for t in trials_of(run_dir)])
     assert sequences[0] == sequences[1]
-    other = tuning.run_search(search_config(data_source, tmp_path, max_trials=3, seed=8, name="seed-c"))
+    other = search.run_search(search_config(data_source, tmp_path, max_trials=3, seed=8, name="seed-c"))
     assert [t["hyperparameters"]["values"] for t in trials_of(other)] != sequences[0]
 
 
@@ -199,7 +199,7 @@ def test_search_in_fresh_processes_finishes_the_budget(data_args, tmp_path):
                     "--subset", "600", "--results-dir", str(tmp_path), "--name", "batches", "--trials-per-process",
                     "2", *data_args)
     assert again.returncode == 0 and "already finished (4 trials)" in again.stdout, again.stderr[-1500:]
-    assert len(tuning.trial_seconds(tmp_path / "batches")) == 4
+    assert len(search.trial_seconds(tmp_path / "batches")) == 4
 
 
 def _seconds(text: str) -> int:
@@ -229,15 +229,15 @@ def test_a_python_without_the_requirements_gets_set_up_advice(tmp_path):
 
 
 def test_space_defaults_and_the_retraining_they_record():
-    cnn = tuning.apply_space_defaults(tuning.SearchConfig(space="cnn", max_epochs=None))
+    cnn = search.apply_space_defaults(search.SearchConfig(space="cnn", max_epochs=None))
     assert (cnn.max_epochs, cnn.subset, cnn.trial_timeout) == (6, 10000, 300)
     assert cnn.retrain_defaults == {"epochs": 30, "train_on": "full", "patience": 5}
-    custom = tuning.apply_space_defaults(tuning.SearchConfig(space="cnn", max_epochs=2))
+    custom = search.apply_space_defaults(search.SearchConfig(space="cnn", max_epochs=2))
     assert custom.subset == 10000 and custom.retrain_defaults is None  # a custom budget retrains as searched
-    mlp = tuning.apply_space_defaults(tuning.SearchConfig(space="mlp", max_epochs=None))
+    mlp = search.apply_space_defaults(search.SearchConfig(space="mlp", max_epochs=None))
     assert (mlp.max_epochs, mlp.subset, mlp.trial_timeout) == (20, None, None)
     assert mlp.retrain_defaults == {"epochs": 50, "train_on": "train", "patience": 6}
-    own = tuning.apply_space_defaults(tuning.SearchConfig(space=str(SPACES / "nan_space.py"), max_epochs=None))
+    own = search.apply_space_defaults(search.SearchConfig(space=str(SPACES / "nan_space.py"), max_epochs=None))
     assert own.max_epochs == 10 and own.retrain_defaults is None
 
 
@@ -286,17 +286,17 @@ def test_sigint_exits_130_and_is_resumable(data_args, tmp_path):
 
 def test_class_weights(tmp_path):
     y = np.array([0] * 30 + [1] * 10 + list(range(2, 10)) * 5)
-    balanced = tuning.resolve_class_weight("balanced", y)
+    balanced = fitting.resolve_class_weight("balanced", y)
     assert balanced[1] > balanced[0] and len(balanced) == 10
     path = tmp_path / "w.json"
     path.write_text(json.dumps({"Shirt": 2.0, "2": 1.5}))
     names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    weights = tuning.resolve_class_weight(str(path), y, names)
+    weights = fitting.resolve_class_weight(str(path), y, names)
     assert weights[6] == 2.0 and weights[2] == 1.5 and weights[0] == 1.0
-    assert tuning.resolve_class_weight("none", y) is None
+    assert fitting.resolve_class_weight("none", y) is None
     path.write_text(json.dumps({"Hat": 2.0}))
     with pytest.raises(UserError, match="neither a class index nor a class name"):
-        tuning.resolve_class_weight(str(path), y, names)
+        fitting.resolve_class_weight(str(path), y, names)
 
 
 def test_expected_trials_matches_keras_tuner_hyperband(data_source, tmp_path):
@@ -304,5 +304,5 @@ def test_expected_trials_matches_keras_tuner_hyperband(data_source, tmp_path):
     # end size ceil(1 + log2 4) = 3; brackets 0-2 (epochs 4, 2, 1): bracket 2 runs 3*4/3=4... per
     # Keras Tuner's _get_size: ceil(3 / (b + 1) * 2 ** (b - r))
     sizes = [math.ceil(3 / (b + 1) * 2 ** (b - r)) for b in range(3) for r in range(b + 1)]
-    assert tuning.expected_trials(cfg) == sum(sizes) == 3 + 3 + 2 + 4 + 2 + 1
-    assert tuning.expected_trials(search_config(data_source, tmp_path, tuner="random", max_trials=7)) == 7
+    assert search.expected_trials(cfg) == sum(sizes) == 3 + 3 + 2 + 4 + 2 + 1
+    assert search.expected_trials(search_config(data_source, tmp_path, tuner="random", max_trials=7)) == 7

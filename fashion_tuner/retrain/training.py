@@ -1,0 +1,178 @@
+"""Training one member of a retrain from scratch, and what is written about it: its files, figures,
+metrics, size, speed and learning-rate schedule."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fashion_tuner import report, runs
+from fashion_tuner.errors import UserError
+from fashion_tuner.retrain.config import (CLASS_NAMES_FILE, DEFAULT_BATCH_SIZE, LATENCY_REPEATS, PREDICT_BATCH,
+                                          PROBS_FILE)
+
+
+def verbose() -> int:
+    return 1 if sys.stdout.isatty() else 2  # progress bar in a terminal, a line per epoch in logs
+
+
+def batch_size(hp, run_args: dict) -> int:
+    return int(hp.values.get("batch_size", run_args.get("batch_size") or DEFAULT_BATCH_SIZE))
+
+
+def class_weight(run: dict, y: np.ndarray, class_names: list[str]) -> dict | None:
+    """The class weights the search used (recorded in run.json), else resolved from its --class-weight."""
+    stored = run.get("class_weight")
+    if isinstance(stored, dict):
+        return {int(k): float(v) for k, v in stored.items()}
+    from fashion_tuner.fitting import resolve_class_weight
+
+    return resolve_class_weight(run.get("args", {}).get("class_weight"), y, class_names)
+
+
+def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label):
+    """One fit with the search's callbacks; a diverging fit becomes a UserError."""
+    import keras_tuner
+
+    from fashion_tuner.fitting import fit_space_model, standard_callbacks
+
+    callbacks = standard_callbacks(patience)
+    if val is None:
+        callbacks = callbacks[1:]  # no validation set to stop on: keep only the NaN guard
+    try:
+        return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=epochs,
+                               batch_size=batch_size(hp, run_args), callbacks=callbacks,
+                               class_weight=class_weight, verbose=verbose())
+    except keras_tuner.errors.FailedTrialError as exc:
+        raise UserError(f"retraining {label} failed: {exc}; try another --seed") from None
+
+
+def history_dict(history) -> dict:
+    return {k: [float(v) for v in vals] for k, vals in (getattr(history, "history", None) or {}).items()}
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Softmax outputs ``(N, C)`` as float64."""
+    return np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float64)
+
+
+def timed_predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    probs = predict(model, x)
+    return probs, time.perf_counter() - started
+
+
+def describe_learning_rate(model, history: dict) -> dict:
+    """The learning rate the fit actually used: the optimizer, its schedule (a Keras schedule's class and
+    settings, or a constant), the rate per epoch when a callback changed it (ReduceLROnPlateau logs
+    ``learning_rate``) and the rate at the end."""
+    opt = model.optimizer
+    opt = getattr(opt, "inner_optimizer", opt)  # mixed precision wraps the real optimizer
+    lr = opt.get_config().get("learning_rate")
+    if isinstance(lr, dict):
+        settings = {k: v for k, v in (lr.get("config") or {}).items() if k != "name" and v is not None}
+        schedule = f"{lr.get('class_name')}(" + ", ".join(f"{k}={report.fmt_number(v)}" for k, v in settings.items()) + ")"
+    else:
+        schedule = f"constant {report.fmt_number(lr)}"
+    per_epoch = [float(v) for v in history.get("learning_rate", [])]
+    changes = [f"epoch {i + 1}: {report.fmt_number(b)}" for i, (a, b) in enumerate(zip(per_epoch, per_epoch[1:]), start=1)
+               if not np.isclose(a, b)]
+    if changes:
+        schedule += f", reduced on plateau to {'; '.join(changes)}"
+    return {"optimizer": type(opt).__name__, "learning_rate_schedule": schedule,
+            "final_learning_rate": float(np.asarray(opt.learning_rate))}
+
+
+def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float) -> dict:
+    """Size and speed of a saved model: parameters, the .keras file's size on disk (MB), and inference
+    time per image in milliseconds, batched (``batch_seconds`` to predict ``x`` in batches of
+    PREDICT_BATCH) and for one image alone (median of LATENCY_REPEATS calls after a warm-up), both on
+    this machine's devices."""
+    one = x[:1]
+    model(one, training=False)  # warm-up: the first call traces the graph
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        started = time.perf_counter()
+        model(one, training=False)
+        times.append(time.perf_counter() - started)
+    return {"parameters": int(model.count_params()),
+            "trainable_parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
+            "size_mb": round(Path(path).stat().st_size / 1e6, 2),
+            "ms_per_image_batched": round(1000.0 * batch_seconds / max(len(x), 1), 4),
+            "ms_per_image_single": round(1000.0 * float(np.median(times)), 3)}
+
+
+def save_model_files(out: Path, model, hp_values: dict, history: dict, class_names: list[str]) -> None:
+    import pandas as pd
+
+    from fashion_tuner.retrain.config import MODEL_FILE
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    (out / CLASS_NAMES_FILE).write_text(json.dumps(class_names) + "\n")
+    (out / "hyperparameters.json").write_text(json.dumps(hp_values, indent=2, default=str) + "\n")
+    frame = pd.DataFrame(history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    frame.to_csv(out / "history.csv", index=False)
+
+
+def model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, data: dict, extra: dict,
+                  compare: dict | None = None) -> dict:
+    """Figures + classification report in ``out``; returns metrics (also written as metrics.json).
+    Figure titles name the run, the model and its test accuracy."""
+    train_on = extra.get("train_on", "train")
+    accuracy = float(np.mean(np.asarray(probs).argmax(axis=1) == np.asarray(data["y_te"])))
+    title = f"{data['run_name']}: {title}, test accuracy {accuracy:.4f}" if data.get("run_name") else title
+    best = report.best_epoch(history) if history and train_on != "train+val" else (
+        len(history.get("loss", [])) - 1 if history else None)
+    metrics = report.write_model_figures(out, history=history, best=best, x_test=data["x_te"],
+                                         y_test=data["y_te"], probs=probs, class_names=data["class_names"],
+                                         title=title, compare=compare)
+    np.save(out / PROBS_FILE, probs.astype(np.float32))
+    if history:
+        metrics["epochs_trained"] = len(history.get("loss", []))
+        metrics["best_epoch"] = best + 1
+        if history.get("val_accuracy") and train_on != "train+val":
+            metrics["val_accuracy"] = history["val_accuracy"][best]
+    metrics.update(extra)
+    metrics.update(data["provenance"])
+    runs.write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def member_extra(trial: dict, hp, train_on: str, seed: int, wall_s: float) -> dict:
+    return {"trial_id": trial["trial_id"], "search_score": trial["score"], "train_on": train_on, "seed": seed,
+            "wall_s": round(wall_s, 2), "hyperparameters": dict(hp.values)}
+
+
+def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
+                 fit=None):
+    """Build the trial's model from its hyperparameters and fit it from scratch.
+
+    ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label) -> History`` to train
+    differently (distillation); None for :func:`plain_fit`. Returns ``(model, hp, history dict, wall s)``.
+    """
+    import keras
+    import keras_tuner
+
+    from fashion_tuner import devices
+
+    # from_config turns the nested condition dicts into objects in place: give it a copy.
+    hp = keras_tuner.HyperParameters.from_config(copy.deepcopy(trial["hyperparameters"]))
+    keras.utils.set_random_seed(seed)
+    devices.apply_trial_settings()  # the policy and distribution, reset by every clear_session()
+    model = space.build_model(hp)
+    started = time.monotonic()
+    if fit is None:
+        history = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
+                            run_args=run.get("args", {}), class_weight=data["class_weight"], patience=patience,
+                            label=label)
+    else:
+        history = fit(hp, model, data["x_fit"], data["val"], epochs=epochs, run_args=run.get("args", {}),
+                      patience=patience, label=label)
+    return model, hp, history_dict(history), time.monotonic() - started
