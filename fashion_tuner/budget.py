@@ -1,0 +1,101 @@
+"""Wall-clock budgets: ``--time-budget DURATION`` on ``search`` and ``retrain-best``.
+
+A budget counts from the start of the command (across a search's child processes). The search
+starts no trial it does not expect to finish (the median duration of this run's finished trials),
+and a fit that would run past the deadline stops at an epoch boundary (:func:`budget_guard`), so a
+command's wall time stays within its budget plus about one epoch. ``retrain-best`` sizes its epochs
+to the budget from the search's own epoch timings (``trial_*/epochs.jsonl``), so learning-rate
+schedules are laid out for the epochs it will actually run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fashion_tuner import epochlog
+
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+BUDGET_STOP_FILE = "budget_stop.json"  # in a trial folder: the time budget stopped this trial's fit early
+SAFETY = 0.95  # plan epochs for this share of a retrain budget (the rest absorbs timing noise)
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"1.5h"`` or plain seconds -> seconds (> 0). ValueError otherwise."""
+    match = DURATION_RE.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"expected a duration like 90s, 15m or 1h, got {text!r}")
+    return float(match.group(1)) * UNITS[match.group(2) or "s"]
+
+
+def describe(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def budget_guard(deadline: float, marker_dir: str | Path | None = None):
+    """A Keras callback that stops a fit at an epoch boundary when the next epoch would end after
+    ``deadline`` (Unix seconds); with ``marker_dir`` it records the stop in ``BUDGET_STOP_FILE`` there."""
+    import keras
+
+    class BudgetGuard(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch_started = None
+            self.last_epoch_s = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.time()
+            if self.epoch_started >= deadline:  # nothing left: stop after the first batch
+                self._stop(epoch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.last_epoch_s = time.time() - self.epoch_started
+            if time.time() + self.last_epoch_s > deadline:
+                self._stop(epoch + 1)
+
+        def _stop(self, epochs_done: int):
+            self.model.stop_training = True
+            if marker_dir is not None:
+                Path(marker_dir).mkdir(parents=True, exist_ok=True)
+                (Path(marker_dir) / BUDGET_STOP_FILE).write_text(json.dumps(
+                    {"epochs_done": int(epochs_done), "time": time.time(), "deadline": deadline}) + "\n")
+
+    return BudgetGuard()
+
+
+def epoch_seconds(run_dir: str | Path) -> list[tuple[float, int]]:
+    """``(seconds, epoch number)`` of every epoch the run's trials logged (``trial_*/epochs.jsonl``)."""
+    out = []
+    for trial_dir in sorted(Path(run_dir).glob("trial_*")):
+        begin, rows = epochlog.read_epochs(trial_dir)
+        previous = begin
+        for row in rows:
+            if previous is not None and row.get("time") is not None:
+                out.append((float(row["time"]) - float(previous), int(row["epoch"])))
+            previous = row.get("time")
+    return out
+
+
+def seconds_per_epoch(run_dir: str | Path, search_images: int, fit_images: int) -> float | None:
+    """Expected seconds of one epoch over ``fit_images`` images, from the search's epochs over
+    ``search_images`` (median; the time of an epoch is close to proportional to its images). None when
+    the run logged no epochs."""
+    seconds = [s for s, _ in epoch_seconds(run_dir) if s > 0]
+    if not seconds or search_images <= 0:
+        return None
+    return float(np.median(seconds)) * fit_images / search_images
+
+
+def plan_epochs(budget_s: float, per_epoch_s: float | None, max_epochs: int) -> int:
+    """Epochs that fit ``budget_s`` at ``per_epoch_s`` each (at most ``max_epochs``, at least 1)."""
+    if not per_epoch_s:
+        return max_epochs
+    return int(max(1, min(max_epochs, (budget_s * SAFETY) // per_epoch_s)))
