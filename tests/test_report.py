@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fashion_tuner import report
+from fashion_tuner import html_page, report
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -170,6 +170,7 @@ def test_html_is_self_contained_and_escaped(pages):
         png = base64.b64decode(src.split(",", 1)[1])
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mlp&lt;&amp;&gt;" in page and "mlp<&>" not in page  # run manifest is escaped
+    assert html_page.CSS in page  # one page helper for the report and the review
     assert "Search leaderboard" in page and "Ankle boot" in page and "95% CI (Wilson)" in page
     md = (tmp_path / "report.md").read_text()
     assert "](confusion_matrix.png)" in md and "| macro avg |" in md

@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from fashion_tuner import html_page, runs
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import (compare_command, find_projects, list_command, load_project, read_project,
                                   review_command)
+from fashion_tuner.review.summary import leaderboard
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -211,6 +213,7 @@ def test_damaged_project_without_keras(tmp_path, capsys):
     assert len(csv) == 5 and "dropout" in csv.columns and csv["message"].iloc[1] == "ValueError: boom"
     for png in (project / "review").glob("*.png"):
         _assert_png(png)
+    assert html_page.CSS in (project / "review" / "review.html").read_text()  # the report's page helper
 
     os.remove(project / "oracle.json")
     shutil.rmtree(project / "review")
@@ -218,6 +221,20 @@ def test_damaged_project_without_keras(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no oracle.json" in err
     assert (tmp_path / "out2" / "review.html").is_file()
+
+
+def test_ranking_is_the_runs_ranking(tmp_path):
+    """Completed trials with a finite score, best first, ties in start order: runs.ranked_trials, the one
+    ranking of every command (an infinite score never ranks)."""
+    trials = [_trial("0", "COMPLETED", 0.7, {"lr": 0.01}, 0.7), _trial("1", "COMPLETED", float("inf"), {"lr": 0.02}),
+              _trial("2", "COMPLETED", 0.9, {"lr": 0.03}, 0.9), _trial("3", "COMPLETED", 0.9, {"lr": 0.04}, 0.9),
+              _trial("4", "FAILED", None, {"lr": 0.05})]
+    path = _write_project(tmp_path / "p", trials)
+    project = read_project(path)
+    stored = [json.loads((path / f"trial_{t['trial_id']}" / "trial.json").read_text()) for t in trials]
+    assert project.ranking == [t["trial_id"] for t in runs.ranked_trials(stored, project.direction)] == ["2", "3", "0"]
+    assert project.best["trial_id"] == "2" and list(leaderboard(project, 10)["trial_id"]) == ["2", "3", "0"]
+    assert any("NaN or missing score" in p and "1" in p for p in project.problems)
 
 
 def test_not_writable_goes_beside(tmp_path, monkeypatch, capsys):
