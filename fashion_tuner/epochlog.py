@@ -11,10 +11,12 @@ above 1 the file holds the last execution. Reading it needs no Keras: :func:`rea
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 EPOCHS_FILE = "epochs.jsonl"
 
 
@@ -56,6 +58,9 @@ def read_epochs(trial_dir: str | Path) -> tuple[float | None, list[dict]]:
         try:
             row = json.loads(line)
         except ValueError:
+            log.debug("%s: skipped a line that does not parse (a process killed mid-write?)", path)
+            continue
+        if not isinstance(row, dict):
             continue
         if row.get("event") == "begin":
             begin = row.get("time")

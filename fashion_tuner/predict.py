@@ -16,6 +16,7 @@ Class names come from ``class_names.json`` beside the model, else ``metrics.json
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from fashion_tuner.data import CLASS_NAMES
 from fashion_tuner.errors import UserError
 from fashion_tuner.runs import load_model
 
+log = logging.getLogger(__name__)
 IMAGE_SIZE = (28, 28)
 CLASS_NAMES_FILE = "class_names.json"
 # Mean border brightness (0-255) above which an image is taken as dark-on-light and inverted.
@@ -163,6 +165,7 @@ def predict_images(model_path: str | Path, images: list[str], top: int = 3):
     if probs.ndim != 2:
         raise UserError(f"model {model_path} outputs shape {probs.shape}; expected (N, classes) probabilities")
     names = read_class_names(model_path, probs.shape[1])
+    log.debug("%s: %d images, %d classes (%s ...)", model_path, len(images), probs.shape[1], names[0])
     results = []
     for path, (_, notes), p in zip(images, loaded, probs):
         order = np.argsort(-p, kind="stable")[: min(top, p.size)]

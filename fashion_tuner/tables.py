@@ -10,9 +10,11 @@ were left out. No TensorFlow, Keras or Keras Tuner import: inputs are plain dict
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 
+log = logging.getLogger(__name__)
 DEFAULT_WIDTH = 100  # columns when the output is not a terminal (a pipe, a log file, a test)
 MIN_WIDTH = 60
 PARENT_KEY = "tuner/trial_id"  # Keras Tuner Hyperband: the trial whose checkpoint this one continues

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fashion_tuner import report
+from fashion_tuner import html_page, report
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,18 +49,22 @@ def test_confusion_and_accuracy_agree():
     assert cm[3].sum() == (y == 3).sum()  # rows are true classes
 
 
-def test_bootstrap_ci_is_seeded_and_contains_accuracy():
+def test_accuracy_interval_is_wilson_and_named_in_the_tables(tmp_path):
+    from fashion_tuner import stats
+
     y, probs, _ = fake_predictions(n=800)
     pred = probs.argmax(1)
-    acc = (pred == y).mean()
-    lo, hi = report.bootstrap_accuracy_ci(y, pred)
-    assert lo < acc < hi
-    assert (lo, hi) == report.bootstrap_accuracy_ci(y, pred)  # same seed, same interval
-    # Four times the data: roughly half the width (binomial standard error ~ 1/sqrt(n)).
+    m = report.evaluate_probs(y, probs, NAMES)
+    lo, hi = m["test_accuracy_ci95"]
+    assert (lo, hi) == stats.wilson_interval(int((pred == y).sum()), len(y))  # the one method, exact arithmetic
+    assert lo < m["test_accuracy"] < hi
+    # Four times the data: about half the width (binomial standard error ~ 1/sqrt(n)).
     y4, probs4, _ = fake_predictions(n=3200)
-    lo4, hi4 = report.bootstrap_accuracy_ci(y4, probs4.argmax(1))
-    assert (hi4 - lo4) < 0.7 * (hi - lo)
-    assert hi - lo == pytest.approx(2 * 1.96 * np.sqrt(acc * (1 - acc) / len(y)), rel=0.2)
+    lo4, hi4 = report.evaluate_probs(y4, probs4, NAMES)["test_accuracy_ci95"]
+    assert 0.4 * (hi - lo) < (hi4 - lo4) < 0.6 * (hi - lo)
+    row = report.summary_row("m", m)
+    assert "test_accuracy 95% CI (Wilson)" in row and "test_accuracy_ci95" not in row
+    assert np.isnan(report.accuracy_ci(np.array([], dtype=int), np.array([], dtype=int))).all()  # no images: no claim
 
 
 def test_cross_entropy_matches_definition():
@@ -166,7 +170,8 @@ def test_html_is_self_contained_and_escaped(pages):
         png = base64.b64decode(src.split(",", 1)[1])
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mlp&lt;&amp;&gt;" in page and "mlp<&>" not in page  # run manifest is escaped
-    assert "Search leaderboard" in page and "Ankle boot" in page
+    assert html_page.CSS in page  # one page helper for the report and the review
+    assert "Search leaderboard" in page and "Ankle boot" in page and "95% CI (Wilson)" in page
     md = (tmp_path / "report.md").read_text()
     assert "](confusion_matrix.png)" in md and "| macro avg |" in md
 

@@ -16,8 +16,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from fashion_tuner import html_page, runs
 from fashion_tuner.errors import UserError
-from fashion_tuner.review import compare_command, find_projects, list_command, load_project, review_command
+from fashion_tuner.review import (compare_command, find_projects, list_command, load_project, read_project,
+                                  review_command)
+from fashion_tuner.review.summary import leaderboard
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -90,11 +93,11 @@ def _assert_png(path: Path) -> None:
 def test_review_matches_keras_tuner(kt_dirs, kind, tmp_path, capsys):
     info = kt_dirs[kind]
     project = load_project(info["path"])
-    assert project["tuner"] == kind
-    assert project["best"]["trial_id"] == info["best_id"]
-    assert project["best"]["score"] == pytest.approx(info["best_score"])
-    assert project["objective"] == ("val_loss" if kind == "random" else "val_accuracy")
-    assert project["direction"] == ("min" if kind == "random" else "max")
+    assert project.tuner == kind
+    assert project.best["trial_id"] == info["best_id"]
+    assert project.best["score"] == pytest.approx(info["best_score"])
+    assert project.objective == ("val_loss" if kind == "random" else "val_accuracy")
+    assert project.direction == ("min" if kind == "random" else "max")
 
     assert review_command([str(info["path"])], out=str(tmp_path / "out"), top=3) == 0
     printed = capsys.readouterr().out
@@ -146,11 +149,12 @@ def test_truncated_trial_is_a_warning(kt_dirs, tmp_path, capsys):
     (victim / "trial.json").write_text(text[: len(text) // 2])
     assert review_command([str(copy)], out=str(tmp_path / "out")) == 0
     err = capsys.readouterr().err
-    assert err.count("warning: ") == 1 and "unreadable" in err and victim.name in err
+    assert err.count("warning: ") == 1 and "unreadable" in err and "left out" in err and victim.name in err
     csv = pd.read_csv(tmp_path / "out" / "trials.csv", dtype={"trial_id": str})
-    assert len(csv) == kt_dirs["bayesian"]["n_trials"]
-    assert (csv["status"] == "unreadable").sum() == 1
-    assert load_project(copy, warn=lambda m: None)["best"]["trial_id"] == kt_dirs["bayesian"]["best_id"]
+    # the one rule for an unreadable trial.json (runs.read_trials): left out, with a warning naming it
+    assert len(csv) == kt_dirs["bayesian"]["n_trials"] - 1 and victim.name[6:] not in set(csv["trial_id"])
+    project = read_project(copy)
+    assert project.best["trial_id"] == kt_dirs["bayesian"]["best_id"] and len(project.problems) == 1
 
 
 def test_missing_and_empty_paths_raise(tmp_path):
@@ -209,6 +213,7 @@ def test_damaged_project_without_keras(tmp_path, capsys):
     assert len(csv) == 5 and "dropout" in csv.columns and csv["message"].iloc[1] == "ValueError: boom"
     for png in (project / "review").glob("*.png"):
         _assert_png(png)
+    assert html_page.CSS in (project / "review" / "review.html").read_text()  # the report's page helper
 
     os.remove(project / "oracle.json")
     shutil.rmtree(project / "review")
@@ -216,6 +221,20 @@ def test_damaged_project_without_keras(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no oracle.json" in err
     assert (tmp_path / "out2" / "review.html").is_file()
+
+
+def test_ranking_is_the_runs_ranking(tmp_path):
+    """Completed trials with a finite score, best first, ties in start order: runs.ranked_trials, the one
+    ranking of every command (an infinite score never ranks)."""
+    trials = [_trial("0", "COMPLETED", 0.7, {"lr": 0.01}, 0.7), _trial("1", "COMPLETED", float("inf"), {"lr": 0.02}),
+              _trial("2", "COMPLETED", 0.9, {"lr": 0.03}, 0.9), _trial("3", "COMPLETED", 0.9, {"lr": 0.04}, 0.9),
+              _trial("4", "FAILED", None, {"lr": 0.05})]
+    path = _write_project(tmp_path / "p", trials)
+    project = read_project(path)
+    stored = [json.loads((path / f"trial_{t['trial_id']}" / "trial.json").read_text()) for t in trials]
+    assert project.ranking == [t["trial_id"] for t in runs.ranked_trials(stored, project.direction)] == ["2", "3", "0"]
+    assert project.best["trial_id"] == "2" and list(leaderboard(project, 10)["trial_id"]) == ["2", "3", "0"]
+    assert any("NaN or missing score" in p and "1" in p for p in project.problems)
 
 
 def test_not_writable_goes_beside(tmp_path, monkeypatch, capsys):
@@ -331,7 +350,7 @@ def test_review_of_a_search_renders_in_headless_chromium(tiny_run, tmp_path, cap
         with Image.open(png) as img:
             assert img.size[0] <= 1260, (png.name, img.size)
     project = load_project(tiny_run)
-    assert project["curves"] and all(exact for _, _, exact in project["times"].values())
+    assert project.curves and all(exact for _, _, exact in project.times.values())
     shot = tmp_path / "review.png"
     proc = subprocess.run([sys.executable, str(SCREENSHOT), str(out / "review.html"), str(shot)], capture_output=True,
                           text=True, timeout=300)

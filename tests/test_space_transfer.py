@@ -6,22 +6,30 @@ from __future__ import annotations
 import copy
 import json
 
+import keras
+import keras_tuner as kt
 import numpy as np
 import pytest
+from conftest import synthetic_arrays
 
-keras = pytest.importorskip("keras")
-kt = pytest.importorskip("keras_tuner")
-
-from fashion_tuner import spaces  # noqa: E402
-from fashion_tuner.errors import UserError  # noqa: E402
+from fashion_tuner import spaces
+from fashion_tuner.errors import UserError
 
 transfer = spaces.load_space("transfer")
+CHANCE = 0.1  # ten classes
 
 
 @pytest.fixture(scope="module")
-def images(fashion):
-    """(x, y): 500 training images (N, 28, 28, 1) float32 0..255 and their integer labels."""
-    return fashion.x_train[:500, :, :, None].astype("float32"), fashion.y_train[:500].astype("int64")
+def images():
+    """(x, y): 500 learnable synthetic images (N, 28, 28, 1) float32 0..255 (the class is a bright bar's
+    position, conftest.synthetic_arrays) and their integer labels: a short fit beats chance by far."""
+    (x, y), _ = synthetic_arrays(500, 10, seed=0)
+    return x[..., None].astype("float32"), y.astype("int64")
+
+
+def between(count: int, low: int, high: int) -> bool:
+    """A parameter count inside its expected range (printed too, for the record)."""
+    return low < count < high
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +66,7 @@ def mobilenet_weights(tmp_path_factory):
 
 def test_autoencoder_default_pretrains_once_and_is_reused(monkeypatch, images, cache_dir, tmp_path):
     x, y = images
+    keras.utils.set_random_seed(0)
     set_context(monkeypatch, x, cache_dir)
     runs_before = transfer.PRETRAIN_RUNS
     hp = kt.HyperParameters()
@@ -70,6 +79,7 @@ def test_autoencoder_default_pretrains_once_and_is_reused(monkeypatch, images, c
     assert sidecar["config"]["latent_size"] == 64 and sidecar["config"]["data_md5"] == "test-md5"
     mtime = cached[0].stat().st_mtime_ns
     print("autoencoder transfer (default) parameters:", model.count_params())
+    assert between(model.count_params(), 200_000, 260_000)  # 229,194 measured: latent 64, head 256
 
     again = transfer.build_model(copy.deepcopy(hp))
     assert transfer.PRETRAIN_RUNS == runs_before + 1  # no second pretraining
@@ -77,8 +87,9 @@ def test_autoencoder_default_pretrains_once_and_is_reused(monkeypatch, images, c
     np.testing.assert_allclose(again.get_layer("backbone").get_weights()[1],
                                model.get_layer("backbone").get_weights()[1])
 
-    history = transfer.fit(hp, model, x, y, batch_size=128, epochs=1, validation_data=(x[:100], y[:100]), verbose=0)
-    assert 0.0 <= history.history["val_accuracy"][0] <= 1.0
+    history = transfer.fit(hp, model, x[:400], y[:400], batch_size=128, epochs=1, validation_data=(x[400:], y[400:]),
+                           verbose=0)
+    assert history.history["val_accuracy"][0] > CHANCE + 0.2, history.history  # 0.56 measured on held-out images
     model.save(tmp_path / "ae.keras")
     loaded = keras.saving.load_model(tmp_path / "ae.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-5)
@@ -102,11 +113,13 @@ def test_autoencoder_extremes_and_two_stage(monkeypatch, images, cache_dir):
     model = transfer.build_model(low)
     assert not model.get_layer("backbone").trainable
     print("autoencoder transfer (low end) parameters:", model.count_params())
+    assert between(model.count_params(), 100_000, 140_000)  # 121,962 measured: latent 32, head 64
 
     high = configure(hp, {"batch_size": 256, "fine_tune": "two_stage", "latent_size": 128, "head_units": 512,
                           "dropout_head": 0.5, "learning_rate": 1e-2, "learning_rate_finetune": 1e-3})
     model = transfer.build_model(high)
     print("autoencoder transfer (high end) parameters:", model.count_params())
+    assert between(model.count_params(), 440_000, 540_000)  # 491,530 measured: latent 128, head 512
     assert not model.get_layer("backbone").trainable  # stage 1: head only
     history = transfer.fit(high, model, x[:256], y[:256], batch_size=128, epochs=2, verbose=0)
     assert history.epoch == [0, 1] and len(history.history["accuracy"]) == 2
@@ -139,8 +152,13 @@ def test_weights_file_loads_exactly_into_the_backbone(monkeypatch, images, cache
     assert len(backbone.weights) == len(source.weights)
     assert all(np.allclose(a, b) for a, b in zip(backbone.get_weights(), source.get_weights()))
     print("mobilenetv2 transfer (low end, 32x32) parameters:", model.count_params())
+    assert between(model.count_params(), 440_000, 540_000)  # 492,842 measured: the 32x32 backbone + a 64-unit head
+    before = backbone.get_weights()
     history = transfer.fit(low, model, x[:128], y[:128], batch_size=64, epochs=1, verbose=0)
-    assert 0.0 <= history.history["accuracy"][0] <= 1.0
+    # A frozen random backbone learns nothing in two steps, so no accuracy claim: the fit ran, and
+    # "frozen" held (the loaded weights did not move).
+    assert np.isfinite(history.history["loss"][0])
+    assert all(np.array_equal(a, b) for a, b in zip(backbone.get_weights(), before))
     model.save(tmp_path / "mnv2.keras")
     loaded = keras.saving.load_model(tmp_path / "mnv2.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-4)
@@ -155,6 +173,7 @@ def test_weights_file_loads_exactly_into_the_backbone(monkeypatch, images, cache
     assert backbone.layers[1].trainable  # every non-BN layer trains at fraction 1.0
     assert model.input_shape == (None, 28, 28, 1)
     print("mobilenetv2 transfer (high end, 96x96) parameters:", model.count_params())
+    assert between(model.count_params(), 960_000, 1_180_000)  # 1,071,210 measured: head 512
 
 
 def test_imagenet_offline_and_not_cached_is_a_user_error(monkeypatch, images, cache_dir, tmp_path):
@@ -201,16 +220,17 @@ def test_other_backbones_build_from_their_weights(monkeypatch, images, cache_dir
     model = transfer.build_model(hp)
     assert all(np.allclose(a, b) for a, b in zip(model.get_layer("backbone").get_weights(), source.get_weights()))
     print(f"{name} transfer parameters:", model.count_params())
+    expected = {"efficientnetb0": 4_214_829, "resnet50": 23_851_274}[name]  # measured
+    assert between(model.count_params(), 0.9 * expected, 1.1 * expected)
 
 
 @pytest.mark.slow
 def test_search_through_the_engine(data_source, tmp_path):
-    tuning = pytest.importorskip("fashion_tuner.search")
-    if not hasattr(tuning, "run_search"):
-        pytest.skip("engine not there yet")
     from conftest import search_config
 
-    run_dir = tuning.run_search(search_config(data_source, tmp_path, space="transfer", subset=300,
+    from fashion_tuner.search import run_search
+
+    run_dir = run_search(search_config(data_source, tmp_path, space="transfer", subset=300,
                                               name="transfer-tiny"))
     trials = [json.loads(p.read_text()) for p in run_dir.glob("trial_*/trial.json")]
     assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)

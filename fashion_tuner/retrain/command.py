@@ -237,14 +237,11 @@ def swap_in(tmp: Path, final: Path) -> None:
 def _write_review(run_dir: Path, report_dir: Path) -> str | None:
     """The search's review page in ``report_dir/review/``, so the report can link to a page of the same
     moment; returns the link relative to the report, or None when it cannot be made."""
-    import contextlib
-    import io
-
-    from fashion_tuner import review
+    from fashion_tuner.review.page import write_review
+    from fashion_tuner.review.project import read_project
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            review.review_project(review.load_project(run_dir, warn=lambda msg: None), report_dir / "review")
+        write_review(read_project(run_dir), report_dir / "review")
     except (UserError, OSError, ValueError) as exc:
         say(f"note: no review page in the report ({exc})")
         return None

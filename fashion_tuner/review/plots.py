@@ -1,15 +1,15 @@
-"""The review's figures, from a project loaded by :func:`fashion_tuner.review.load_project`.
+"""The review's figures, from a :class:`fashion_tuner.review.project.Project`.
 
-Every function takes the project dict (``trials`` DataFrame in start order, ``space``, ``objective``,
-``direction``, ``curves``, ``times``) and writes one PNG with matplotlib's Agg backend. A figure
-that has nothing to show is not drawn: the function returns ``(None, why)`` and the page prints the
-reason instead of an empty panel. Trial numbers, epochs and Int hyperparameters get integer ticks;
-log-sampled hyperparameters get a few labelled decades; Hyperband scores are coloured by their
-epoch budget, since a 2-epoch and a 6-epoch score of one configuration are different measurements.
+Every function takes the project and writes one PNG with matplotlib's Agg backend. A figure that has
+nothing to show is not drawn: the function returns ``(None, why)`` and the page prints the reason instead
+of an empty panel. Trial numbers, epochs and Int hyperparameters get integer ticks; log-sampled
+hyperparameters get a few labelled decades; Hyperband scores are coloured by their epoch budget, since a
+2-epoch and a 6-epoch score of one configuration are different measurements.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -17,17 +17,16 @@ import numpy as np
 import pandas as pd
 
 from fashion_tuner import tables
+from fashion_tuner.review.project import Project
+from fashion_tuner.review.scales import bins, budgets, categories, is_int, is_log, is_numeric, scaled, used_names
 
+log = logging.getLogger(__name__)
 DPI = 90
-SEED = 0
-MIN_TRIALS_FOR_IMPORTANCE = 8
-FOREST_TREES = 100
-PERMUTATION_REPEATS = 10
+SEED = 0  # jitter of the points over a choice
 PARALLEL_MAX_TRIALS = 20
 PARALLEL_MAX_AXES = 12  # hyperparameters drawn in the parallel plot (the most important first)
 MAX_FIG_WIDTH = 14.0  # inches: 1260 px at DPI, whatever the number of hyperparameters
 HP_PANEL_COLUMNS = 4
-HEATMAP_BINS = 5
 Figure = tuple  # (Path | None, note str)
 
 
@@ -44,11 +43,6 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def completed(project: dict) -> pd.DataFrame:
-    df = project["trials"]
-    return df[(df["status"] == "completed") & df["score"].notna()]
-
-
 def _integer_axis(axis) -> None:
     from matplotlib.ticker import MaxNLocator
     axis.set_major_locator(MaxNLocator(integer=True))
@@ -63,44 +57,12 @@ def _log_axis(ax, which: str = "x") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def budgets(project: dict, frame: pd.DataFrame) -> pd.Series | None:
-    """The Hyperband epoch budget (``tuner/epochs``) of each row, or None when the project has none."""
-    if "epochs" not in frame or frame["epochs"].isna().all():
-        return None
-    return pd.to_numeric(frame["epochs"], errors="coerce")
-
-
-def _by_budget(project: dict, frame: pd.DataFrame):
+def _by_budget(project: Project, frame: pd.DataFrame):
     """``[(label, colour, sub-frame)]``: one group per Hyperband budget, else one group of every row."""
     b = budgets(project, frame)
     if b is None or b.nunique() < 2:
         return [("trial score", "C0", frame)]
     return [(f"{tables.fmt(e)}-epoch budget", f"C{i}", frame[b == e]) for i, e in enumerate(sorted(b.dropna().unique()))]
-
-
-def is_numeric(hp: dict, values: pd.Series) -> bool:
-    if hp["type"] in ("Int", "Float"):
-        return True
-    if hp["type"] in ("Choice", "Boolean", "Fixed"):
-        return False
-    return pd.to_numeric(values.dropna(), errors="coerce").notna().all()
-
-
-def _is_int(hp: dict, values: pd.Series) -> bool:
-    if hp["type"] == "Int":
-        return True
-    v = pd.to_numeric(values.dropna(), errors="coerce")
-    return hp["type"] != "Float" and len(v) > 0 and bool((v == v.round()).all())
-
-
-def categories(hp: dict, values: pd.Series) -> list:
-    cats = list(hp.get("values") or [])
-    cats += [v for v in pd.unique(values.dropna()) if v not in cats]
-    return cats
-
-
-def _is_log(hp: dict) -> bool:
-    return hp.get("sampling") in ("log", "reverse_log") and (hp.get("min") or 0) > 0
 
 
 def _numeric_axis(ax, hp: dict, values: pd.Series) -> None:
@@ -110,42 +72,35 @@ def _numeric_axis(ax, hp: dict, values: pd.Series) -> None:
     v = pd.to_numeric(values, errors="coerce").dropna()
     lo = hp.get("min") if hp.get("min") is not None else (v.min() if len(v) else None)
     hi = hp.get("max") if hp.get("max") is not None else (v.max() if len(v) else None)
-    if _is_log(hp):
+    if is_log(hp):
         _log_axis(ax)
         if lo and hi and hi > lo:
             ax.set_xlim(lo / (hi / lo) ** 0.05, hi * (hi / lo) ** 0.05)
         return
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=_is_int(hp, values)))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=is_int(hp, values)))
     if lo is not None and hi is not None and hi > lo:
         pad = 0.05 * (hi - lo)
         ax.set_xlim(lo - pad, hi + pad)
 
 
-def used_names(project: dict, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(tunable hyperparameters some row of ``frame`` set, those no row set)."""
-    names = [n for n, hp in project["space"].items() if hp["type"] != "Fixed"]
-    used = [n for n in names if n in frame and frame[n].notna().any()]
-    return used, [n for n in names if n not in used]
-
-
 # ----------------------------------------------------------------------------- history, curves, timeline
 
-def plot_history(projects: list[dict], path: Path, title: str) -> Path:
+def plot_history(projects: list[Project], path: Path, title: str) -> Path:
     """Score per trial in start order and the running best, for one or several projects (Hyperband
     budgets in their own colours for a single project)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, p in enumerate(projects):
-        ok = completed(p)
-        groups = _by_budget(p, ok) if len(projects) == 1 else [(p["name"], f"C{i}", ok)]
+        ok = p.completed()
+        groups = _by_budget(p, ok) if len(projects) == 1 else [(p.name, f"C{i}", ok)]
         for label, color, sub in groups:
             ax.scatter(sub["order"] + 1, sub["score"], s=16, color=color, alpha=0.7, label=label)
-        best = ok["score"].cummax() if p["direction"] == "max" else ok["score"].cummin()
+        best = ok["score"].cummax() if p.direction == "max" else ok["score"].cummin()
         ax.step(ok["order"] + 1, best, where="post", color="k" if len(projects) == 1 else f"C{i}", alpha=0.6,
-                label=f"{p['name']} running best" if len(projects) > 1 else "running best")
+                label=f"{p.name} running best" if len(projects) > 1 else "running best")
     _integer_axis(ax.xaxis)
     ax.set_xlabel("trial (start order, from 1)")
-    ax.set_ylabel(" / ".join(sorted({str(p["objective"]) for p in projects})))
+    ax.set_ylabel(" / ".join(sorted({str(p.objective) for p in projects})))
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -153,20 +108,20 @@ def plot_history(projects: list[dict], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def plot_curves(project: dict, path: Path) -> Figure:
+def plot_curves(project: Project, path: Path) -> Figure:
     """Every trial's per-epoch objective (and training loss) on one plot, coloured by the trial's score.
     A Hyperband continuation's line starts from its parent's last epoch."""
-    curves = project.get("curves") or {}
-    metric = str(project["objective"])
+    curves = project.curves
+    metric = str(project.objective)
     if not curves or not any(metric in r for rows in curves.values() for r in rows):
         return None, ("no per-epoch history: Keras Tuner keeps only each trial's best epoch; fashion_tuner "
                       "searches record every epoch in trial_*/epochs.jsonl")
     plt = _plt()
-    df = project["trials"].set_index("trial_id")
+    df = project.trials.set_index("trial_id")
     scores = df["score"].dropna()
     norm = plt.Normalize(scores.min(), scores.max() if len(scores) and scores.max() > scores.min()
                          else (scores.min() if len(scores) else 0) + 1e-9)
-    cmap = plt.get_cmap("viridis" if project["direction"] == "max" else "viridis_r")
+    cmap = plt.get_cmap("viridis" if project.direction == "max" else "viridis_r")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, key in zip(axes, (metric, "loss")):
         for tid, rows in curves.items():
@@ -187,22 +142,22 @@ def plot_curves(project: dict, path: Path) -> Figure:
         ax.set_title(f"{key} per epoch, every trial", fontsize=10)
         ax.grid(alpha=0.3)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=f"trial score ({metric})")
-    fig.suptitle(f"{project['name']}: learning curves of {len(curves)} trials", fontsize=10)
+    fig.suptitle(f"{project.name}: learning curves of {len(curves)} trials", fontsize=10)
     return _save(fig, path), ""
 
 
-def plot_timeline(project: dict, path: Path) -> Figure:
+def plot_timeline(project: Project, path: Path) -> Figure:
     """One bar per trial from its start to its end (minutes since the search began), coloured by status
     or Hyperband budget."""
-    times = project.get("times") or {}
+    times = project.times
     if not times:
         return None, "no trial times recorded (fewer than two readable trials)"
     plt = _plt()
-    df = project["trials"].set_index("trial_id")
+    df = project.trials.set_index("trial_id")
     t0 = min(start for start, _, _ in times.values())
-    ids = [t for t in project["trials"]["trial_id"] if t in times]
+    ids = [t for t in project.trials["trial_id"] if t in times]
     fig, ax = plt.subplots(figsize=(10, min(9, 1.2 + 0.22 * len(ids))))
-    b = budgets(project, project["trials"])
+    b = budgets(project, project.trials)
     levels = sorted(b.dropna().unique()) if b is not None else []
     seen = set()
     for y, tid in enumerate(ids):
@@ -225,7 +180,7 @@ def plot_timeline(project: dict, path: Path) -> Figure:
     exact = all(times[t][2] for t in ids)
     how = "from epochs.jsonl" if exact else "approximate: from trial.json write times, trials run one after another"
     total = (max(end for _, end, _ in times.values()) - t0) / 60
-    ax.set_title(f"{project['name']}: trial timeline, {total:.1f} min ({how})", fontsize=10)
+    ax.set_title(f"{project.name}: trial timeline, {total:.1f} min ({how})", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
@@ -234,10 +189,10 @@ def plot_timeline(project: dict, path: Path) -> Figure:
 
 # ----------------------------------------------------------------------------- per hyperparameter
 
-def plot_hp_scores(project: dict, path: Path) -> Figure:
+def plot_hp_scores(project: Project, path: Path) -> Figure:
     """Score against each hyperparameter some trial used: scatter for Int/Float, box + points for
     choices; Hyperband budgets in their own colours."""
-    ok = completed(project)
+    ok = project.completed()
     names, unused = used_names(project, ok)
     note = f"not drawn (no completed trial used them): {', '.join(unused)}" if unused else ""
     if not names:
@@ -249,7 +204,7 @@ def plot_hp_scores(project: dict, path: Path) -> Figure:
     rng = np.random.default_rng(SEED)
     groups = _by_budget(project, ok)
     for ax, name in zip(axes.flat, names):
-        hp = project["space"][name]
+        hp = project.space[name]
         if is_numeric(hp, ok[name]):
             for label, color, sub in groups:
                 have = sub[name].notna()
@@ -276,28 +231,14 @@ def plot_hp_scores(project: dict, path: Path) -> Figure:
     if len(groups) > 1:
         handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=lbl) for lbl, c, _ in groups]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(groups), fontsize=8)
-    fig.suptitle(f"{project['name']}: {project['objective']} against each hyperparameter", fontsize=10)
+    fig.suptitle(f"{project.name}: {project.objective} against each hyperparameter", fontsize=10)
     return _save(fig, path), note
 
 
-def scaled(hp: dict, col: pd.Series) -> pd.Series:
-    """A hyperparameter column mapped to 0..1 (log scale where sampled so, choices by position)."""
-    if is_numeric(hp, col):
-        x = pd.to_numeric(col, errors="coerce").astype(float)
-        lo = hp.get("min") if hp.get("min") is not None else x.min()
-        hi = hp.get("max") if hp.get("max") is not None else x.max()
-        if _is_log(hp):
-            x, lo, hi = np.log10(x), math.log10(lo), math.log10(hi)
-        return (x - lo) / (hi - lo) if hi is not None and lo is not None and hi != lo else x * 0 + 0.5
-    cats = categories(hp, col)
-    index = {c: i for i, c in enumerate(cats)}
-    return col.map(lambda v: index.get(v, np.nan) / max(len(cats) - 1, 1) if v is not None else np.nan)
-
-
-def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame | None = None) -> Figure:
+def plot_parallel(project: Project, path: Path, top: int, importance: pd.DataFrame | None = None) -> Figure:
     """Parallel coordinates of the top trials over the hyperparameters that differ between them (the most
     important first, at most PARALLEL_MAX_AXES), each scaled to 0..1; colour = score."""
-    ok = completed(project).sort_values("score", ascending=project["direction"] == "min", kind="stable")
+    ok = project.ranked()
     ok = ok.head(max(2, min(top, PARALLEL_MAX_TRIALS)))
     used, _ = used_names(project, ok)
     names = tables.differing(ok[used].to_dict("records"), used) if len(ok) > 1 else []
@@ -310,11 +251,11 @@ def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame 
     names = names[:PARALLEL_MAX_AXES]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(min(MAX_FIG_WIDTH, max(7.0, 1.05 * (len(names) + 2))), 5))
-    cols = [scaled(project["space"][n], ok[n]) for n in names]
+    cols = [scaled(project.space[n], ok[n]) for n in names]
     s = ok["score"]
     cols.append((s - s.min()) / (s.max() - s.min()) if s.max() > s.min() else s * 0 + 0.5)
     data = np.column_stack(cols)
-    cmap = plt.get_cmap("viridis" if project["direction"] == "max" else "viridis_r")
+    cmap = plt.get_cmap("viridis" if project.direction == "max" else "viridis_r")
     norm = plt.Normalize(s.min(), s.max() if s.max() > s.min() else s.min() + 1e-9)
     b = budgets(project, ok)
     top_budget = b.max() if b is not None else None
@@ -323,10 +264,10 @@ def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame 
         dashed = budget is not None and budget < top_budget
         ax.plot(range(len(cols)), row, color=cmap(norm(score)), alpha=0.8, marker="o", ms=3,
                 ls="--" if dashed else "-")
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=str(project["objective"]))
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=str(project.objective))
     labels = []
     for n in names:
-        hp = project["space"][n]
+        hp = project.space[n]
         if is_numeric(hp, ok[n]):
             lo = hp.get("min") if hp.get("min") is not None else pd.to_numeric(ok[n]).min()
             hi = hp.get("max") if hp.get("max") is not None else pd.to_numeric(ok[n]).max()
@@ -337,7 +278,7 @@ def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame 
     ax.set_xticklabels(labels + ["score"], fontsize=7, rotation=30 if len(names) > 6 else 0,
                        ha="right" if len(names) > 6 else "center")
     ax.set_ylabel("scaled value (0 = low / first choice)")
-    ax.set_title(f"{project['name']}: top {len(ok)} trials over the {len(names)} hyperparameters that differ",
+    ax.set_title(f"{project.name}: top {len(ok)} trials over the {len(names)} hyperparameters that differ",
                  fontsize=10)
     fig.tight_layout()
     note = "a gap: the trial did not use that hyperparameter (conditional)"
@@ -348,16 +289,16 @@ def plot_parallel(project: dict, path: Path, top: int, importance: pd.DataFrame 
     return _save(fig, path), note
 
 
-def plot_hyperband(project: dict, path: Path) -> Path:
+def plot_hyperband(project: Project, path: Path) -> Path:
     """Epochs per trial coloured by bracket, and score against the epoch budget by bracket/round."""
     plt = _plt()
-    df = project["trials"]
+    df = project.trials
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     brackets = sorted(df["bracket"].dropna().unique()) if "bracket" in df else []
     for i, b in enumerate(brackets):
         sub = df[df["bracket"] == b]
         ax1.bar(sub["order"] + 1, sub["epochs_run"], color=f"C{i}", label=f"bracket {int(b)}")
-        ok = sub[(sub["status"] == "completed") & sub["score"].notna()]
+        ok = sub[sub["trial_id"].isin(project.ranking)]
         for r in sorted(ok["round"].dropna().unique()):
             rr = ok[ok["round"] == r]
             ax2.scatter(rr["epochs"], rr["score"], color=f"C{i}", marker="osD^v<>"[int(r) % 7], s=22,
@@ -366,7 +307,7 @@ def plot_hyperband(project: dict, path: Path) -> Path:
     ax1.set_ylabel("epochs trained in the trial")
     ax1.set_title("epochs per trial", fontsize=10)
     ax2.set_xlabel("epoch budget (tuner/epochs)")
-    ax2.set_ylabel(str(project["objective"]))
+    ax2.set_ylabel(str(project.objective))
     ax2.set_title("score by bracket and round", fontsize=10)
     for ax in (ax1, ax2):
         _integer_axis(ax.xaxis)
@@ -374,50 +315,14 @@ def plot_hyperband(project: dict, path: Path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     _integer_axis(ax1.yaxis)
-    fig.suptitle(f"{project['name']}: Hyperband", fontsize=10)
+    fig.suptitle(f"{project.name}: Hyperband", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
 # ----------------------------------------------------------------------------- importance
 
-def hp_importance(project: dict) -> tuple[pd.DataFrame | None, str]:
-    """Permutation importance of a random forest fitted on the completed trials (in-sample, seeded).
-
-    Returns (DataFrame ``hyperparameter, importance, std`` sorted, or None; a note for the page).
-    """
-    ok = completed(project)
-    names = [n for n, hp in project["space"].items() if hp["type"] != "Fixed" and n in ok
-             and ok[n].nunique(dropna=False) > 1]
-    if len(ok) < MIN_TRIALS_FOR_IMPORTANCE:
-        return None, (f"too few completed trials ({len(ok)} < {MIN_TRIALS_FOR_IMPORTANCE}) to say which "
-                      "hyperparameters matter")
-    if not names:
-        return None, "no hyperparameter varies across the completed trials"
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
-    cols = []
-    for n in names:
-        x = scaled(project["space"][n], ok[n]).astype(float)
-        cols.append(x.fillna(-1.0).to_numpy())  # -1: hyperparameter inactive in that trial
-    X, y = np.column_stack(cols), ok["score"].to_numpy(float)
-    b = budgets(project, ok)
-    if b is not None and b.nunique() > 1:  # the budget explains much of a Hyperband score: let the forest see it
-        X = np.column_stack([X, b.fillna(0).to_numpy(float)])
-    forest = RandomForestRegressor(n_estimators=FOREST_TREES, random_state=SEED, min_samples_leaf=2, n_jobs=1)
-    forest.fit(X, y)
-    result = permutation_importance(forest, X, y, n_repeats=PERMUTATION_REPEATS, random_state=SEED, n_jobs=1)
-    k = len(names)
-    table = pd.DataFrame({"hyperparameter": names, "importance": result.importances_mean[:k],
-                          "std": result.importances_std[:k]}).sort_values("importance", ascending=False)
-    note = (f"permutation importance of a random forest ({FOREST_TREES} trees, seed {SEED}) fitted on "
-            f"{len(ok)} completed trials, measured in-sample: a ranking, not a causal measure"
-            + ("; the Hyperband epoch budget is an input too, so a score's budget is not credited to a "
-               "hyperparameter" if X.shape[1] > k else ""))
-    return table.reset_index(drop=True), note
-
-
-def plot_importance(project: dict, table: pd.DataFrame, path: Path) -> Path:
+def plot_importance(project: Project, table: pd.DataFrame, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * len(table) + 1.5)))
     t = table.iloc[::-1]
@@ -425,41 +330,19 @@ def plot_importance(project: dict, table: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("drop in R² when the hyperparameter is shuffled")
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(alpha=0.3, axis="x")
-    ax.set_title(f"{project['name']}: hyperparameter importance", fontsize=10)
+    ax.set_title(f"{project.name}: hyperparameter importance", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _bins(hp: dict, col: pd.Series) -> tuple[pd.Series, list[str]]:
-    """(bin index per row (NaN: unused), bin labels): categories as they are; numbers in up to
-    HEATMAP_BINS equal-width bins of their (log) range, or their own values when there are few."""
-    if not is_numeric(hp, col):
-        cats = [c for c in categories(hp, col) if (col == c).any()]
-        return col.map({c: i for i, c in enumerate(cats)}), [tables.fmt(c) for c in cats]
-    x = pd.to_numeric(col, errors="coerce").astype(float)
-    values = sorted(x.dropna().unique())
-    if len(values) <= HEATMAP_BINS:
-        return x.map({v: i for i, v in enumerate(values)}), [tables.fmt(v) for v in values]
-    t = np.log10(x) if _is_log(hp) else x
-    edges = np.linspace(t.min(), t.max(), HEATMAP_BINS + 1)
-    index = pd.Series(np.clip(np.digitize(t, edges[1:-1]), 0, HEATMAP_BINS - 1), index=x.index).where(x.notna())
-    bounds = 10 ** edges if _is_log(hp) else edges
-    return index, [f"{_short(a)}-{_short(b)}" for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _short(v: float) -> str:
-    """A bin edge to 2 significant digits (``0.00015``, ``2.6e-05``, ``130``)."""
-    return f"{float(v):.2g}"
-
-
-def plot_heatmap(project: dict, table: pd.DataFrame | None, path: Path) -> Figure:
+def plot_heatmap(project: Project, table: pd.DataFrame | None, path: Path) -> Figure:
     """Mean score in each cell of the two most important hyperparameters (count of trials inside)."""
     if table is None or len(table) < 2:
         return None, "needs the importance ranking of at least two hyperparameters"
-    ok = completed(project)
+    ok = project.completed()
     a, b = list(table["hyperparameter"][:2])
-    ia, la = _bins(project["space"][a], ok[a])
-    ib, lb = _bins(project["space"][b], ok[b])
+    ia, la = bins(project.space[a], ok[a])
+    ib, lb = bins(project.space[b], ok[b])
     grid = np.full((len(lb), len(la)), np.nan)
     counts = np.zeros_like(grid, dtype=int)
     for (i, j), sub in ok.groupby([ib, ia]):
@@ -467,7 +350,7 @@ def plot_heatmap(project: dict, table: pd.DataFrame | None, path: Path) -> Figur
         counts[int(i), int(j)] = len(sub)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(min(MAX_FIG_WIDTH, 2 + 1.3 * len(la)), 1.5 + 0.8 * len(lb)))
-    image = ax.imshow(grid, cmap="viridis" if project["direction"] == "max" else "viridis_r", aspect="auto",
+    image = ax.imshow(grid, cmap="viridis" if project.direction == "max" else "viridis_r", aspect="auto",
                       origin="lower")
     for i in range(len(lb)):
         for j in range(len(la)):
@@ -478,8 +361,8 @@ def plot_heatmap(project: dict, table: pd.DataFrame | None, path: Path) -> Figur
     ax.set_yticks(range(len(lb)), lb, fontsize=7)
     ax.set_xlabel(a)
     ax.set_ylabel(b)
-    fig.colorbar(image, ax=ax, label=f"mean {project['objective']}")
-    ax.set_title(f"{project['name']}: {a} x {b} (the two most important)", fontsize=10)
+    fig.colorbar(image, ax=ax, label=f"mean {project.objective}")
+    ax.set_title(f"{project.name}: {a} x {b} (the two most important)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path), ("mean score of the completed trials in each cell; blank: no trial there; trials "
                               "that did not use a hyperparameter are left out")

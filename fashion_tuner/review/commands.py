@@ -1,0 +1,248 @@
+"""The commands ``review PATH...``, ``list`` and ``compare RUN...``: the only code in the package that prints
+(tables and where files went); problems go through logging as warnings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from fashion_tuner import hints
+from fashion_tuner.errors import UserError
+from fashion_tuner.review import plots
+from fashion_tuner.review.page import write_review
+from fashion_tuner.review.project import (ORACLE, REVIEW_DIR, RUN_JSON, Project, as_float, find_projects, is_project,
+                                          load_project, read_project)
+from fashion_tuner.review.summary import board_text
+
+log = logging.getLogger(__name__)
+METRICS_JSON = Path("report") / "metrics.json"
+BUDGET_KEYS = ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset")
+
+
+# ----------------------------------------------------------------------------- review
+
+def _writable_dir(path: Path) -> bool:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def _default_out(path: Path) -> Path:
+    if _writable_dir(path / REVIEW_DIR):
+        return path / REVIEW_DIR
+    beside = path.parent / f"{path.name}-{REVIEW_DIR}"
+    if _writable_dir(beside):
+        return beside
+    raise UserError(f"cannot write the review next to {path} (not writable); pass --out DIR")
+
+
+def _unique(name: str, taken: set) -> str:
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def _print_summary(project: Project, lines: list[str], board: pd.DataFrame) -> None:
+    print("\n".join(lines))
+    print(f"leaderboard (top {len(board)} by {project.objective}, {project.direction}):")
+    if len(board):
+        print(board_text(board))
+        print("(hyperparameters that are the same in every row are left out; trials.csv has them all)")
+    else:
+        print("  (no completed trials)")
+
+
+def review_project(project: Project, out: Path, top: int = 10) -> dict[str, Path]:
+    """Print the summary and leaderboard of one loaded project; write trials.csv, plots and review.html
+    (:func:`fashion_tuner.review.page.write_review`). Returns what was written, by file name."""
+    review = write_review(project, out, top)
+    _print_summary(project, review.lines, review.board)
+    if review.importance is not None:
+        print("hyperparameter importance: " + ", ".join(
+            f"{r.hyperparameter} {r.importance:.3g}" for r in review.importance.itertuples()))
+    else:
+        print(f"hyperparameter importance: {review.notes.get('importance', '')}")
+    print(f"written: {review.written['review.html']} (+ trials.csv, {len(review.written) - 2} plots in {out})")
+    return review.written
+
+
+def _target(out: str | None, root: Path, project_dir: Path, several: bool, taken: set) -> Path:
+    """Where one project's review goes (see :func:`review_command`)."""
+    if out is not None:
+        target = Path(out).expanduser()
+        if several:
+            rel = project_dir.relative_to(root).as_posix() if project_dir != root else project_dir.name
+            target = target / _unique(rel.replace("/", "__") or project_dir.name, taken)
+        return target
+    target = _default_out(root)
+    if project_dir != root:
+        target = target / project_dir.relative_to(root).as_posix().replace("/", "__")
+    return target
+
+
+def review_command(paths: list[str], out: str | None = None, top: int = 10) -> int:
+    """``review PATH... [--out DIR] [--top N]``: review every Keras Tuner project at or under each PATH.
+
+    Output per project: ``trials.csv``, PNG plots and ``review.html`` in ``--out`` (one subfolder per
+    project when there are several), else ``PATH/review/`` (``PATH-review`` beside it if PATH is not
+    writable), with one subfolder per project found under a parent PATH.
+    """
+    if top < 1:
+        raise UserError(f"--top must be at least 1 (got {top})")
+    found = [(Path(p).expanduser(), find_projects(p)) for p in paths]  # all path errors before any work
+    several = sum(len(projects) for _, projects in found) > 1
+    taken: set = set()
+    for root, projects in found:
+        for project_dir in projects:
+            target = _target(out, root, project_dir, several, taken)
+            print(f"== {project_dir}")
+            review_project(load_project(project_dir), target, top)
+            print()
+    return 0
+
+
+# ----------------------------------------------------------------------------- list and compare
+
+def _test_accuracy(path: Path) -> float:
+    try:
+        return as_float(json.loads((path / METRICS_JSON).read_text()).get("test_accuracy"))
+    except (OSError, ValueError, AttributeError):
+        return math.nan
+
+
+def _quiet_load(path: Path) -> Project:
+    """The project, its problems summed up in one warning (``review`` lists them)."""
+    project = read_project(path)
+    if project.problems:
+        log.warning("%s: %d problem(s) reading it; `%s` lists them", path.name, len(project.problems),
+                    hints.command("review", str(path)))
+    return project
+
+
+def _space_name(run: dict | None) -> str:
+    space = (run or {}).get("space")
+    if not space:
+        return "-"
+    return Path(space).stem if str(space).endswith(".py") else str(space)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _counts(p: Project) -> tuple[int, int]:
+    """(completed, failed or invalid) trials."""
+    status = p.trials["status"]
+    return int((status == "completed").sum()), int(status.isin(["failed", "invalid"]).sum())
+
+
+def _list_row(d: Path) -> dict:
+    p = _quiet_load(d)
+    completed, failed = _counts(p)
+    return {"name": d.name, "space": _space_name(p.run), "tuner": p.tuner, "status": (p.run or {}).get("status", "-"),
+            "completed": completed, "failed": failed,
+            "objective": p.objective if len(str(p.objective)) < 20 else "?",
+            "best": p.best["score"] if p.best is not None else math.nan, "test_acc": _test_accuracy(d),
+            "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(p.mtime)) if p.mtime else "-"}
+
+
+def list_command(results_dir: str) -> int:
+    """``list [--results-dir DIR]``: one row per run (subfolder holding oracle.json or run.json).
+
+    A missing or empty results directory is not an error: a message says so and the exit code is 0.
+    A results "directory" that is a file is a UserError.
+    """
+    root = Path(results_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--results-dir {root} is a file, not a directory; pass the folder holding your runs")
+    if not root.is_dir():
+        print(f"no runs: {root} does not exist yet (`{hints.main_py()} search` creates runs there)")
+        return 0
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and ((d / ORACLE).is_file() or (d / RUN_JSON).is_file()))
+    if not dirs:
+        print(f"no runs in {root} (no subfolder holds oracle.json or run.json)")
+        return 0
+    table = pd.DataFrame([_list_row(d) for d in dirs]).sort_values("modified", kind="stable")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    return 0
+
+
+def _resolve(run: str, results_dir: Path) -> Path:
+    path = Path(run).expanduser()
+    if not path.is_dir() and os.sep not in run and (results_dir / run).is_dir():
+        path = results_dir / run
+    if not path.is_dir():
+        raise UserError(f"run {run!r} not found (neither a directory nor a run under {results_dir}); "
+                        f"`{hints.command('list')}` shows the runs")
+    if not is_project(path):
+        raise UserError(f"{path} is not a Keras Tuner project (no oracle.json or trial_*/trial.json)")
+    return path
+
+
+def _compare_column(p: Project) -> dict:
+    """One run's column of the compare table: what it searched, its budget, its outcome, its best values."""
+    args = (p.run or {}).get("args") or {}
+    best = p.best
+    col = {"path": str(p.path), "space": _space_name(p.run), "tuner": p.tuner,
+           "objective": f"{p.objective} ({p.direction})"}
+    for key in BUDGET_KEYS:
+        # a Hyperband budget is max_epochs and factor; --max-trials only counts for the other tuners
+        irrelevant = (key == "factor") != (p.tuner == "hyperband") and key in ("factor", "max_trials")
+        col[f"budget: {key}"] = "-" if irrelevant else args.get(key, "-")
+    completed, failed = _counts(p)
+    col.update({"trials completed": completed, "trials failed": failed,
+                "epochs spent": p.epochs_spent if p.epochs_exact else f">= {p.epochs_spent}",
+                "best score": _fmt(best["score"]) if best is not None else "-",
+                "best trial": best["trial_id"] if best is not None else "-",
+                "test accuracy": _fmt(_test_accuracy(p.path))})
+    for name in p.space:
+        value = best[name] if best is not None and name in best else None
+        col[f"hp: {name}"] = "-" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return col
+
+
+def _write_compare(table: pd.DataFrame, projects: list[Project], dirs: list[Path], out: str) -> None:
+    target = Path(out).expanduser()
+    if any(target.resolve() == d.resolve() or d.resolve() in target.resolve().parents for d in dirs):
+        raise UserError(f"--out {target} is inside a run directory; pick a folder outside the runs")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {target} ({exc.strerror}); pass --out DIR") from None
+    table.to_csv(target / "compare.csv")
+    plots.plot_history(projects, target / "history.png", "optimisation history: " + ", ".join(p.name for p in projects))
+    print(f"written: {target / 'compare.csv'}, {target / 'history.png'}")
+
+
+def compare_command(runs: list[str], results_dir: str, out: str | None = None) -> int:
+    """``compare RUN...``: runs side by side; with ``--out DIR`` also ``compare.csv`` and an overlaid
+    optimisation-history plot ``history.png`` in DIR (never inside a run). Without ``--out`` nothing is
+    written, so the results folder holds runs only.
+    """
+    if not runs:
+        raise UserError(f"name at least one run to compare (`{hints.command('list')}` shows them)")
+    root = Path(results_dir).expanduser()
+    dirs = [_resolve(r, root) for r in runs]
+    taken: set = set()
+    projects = [dataclasses.replace(p, name=_unique(p.path.name, taken)) for p in map(_quiet_load, dirs)]
+    table = pd.DataFrame({p.name: _compare_column(p) for p in projects}).fillna("-")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(table.to_string())
+    if out is None:
+        print("(add --out DIR to save this table as compare.csv with an overlaid optimisation-history plot)")
+        return 0
+    _write_compare(table, projects, dirs, out)
+    return 0
