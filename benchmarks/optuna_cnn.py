@@ -20,10 +20,11 @@ same validation set as ``main.py search``. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from benchmarks.common import SEED, emit, load_split_data
+from benchmarks.seeds import wilson
+from fashion_tuner.stats import CI_METHOD
 
 
 def geometric_values(low: int | float, high: int | float, step: int | float) -> list:
@@ -165,9 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                       verbose=0))
     eval_s = time.perf_counter() - eval_start
     acc, n = best.get("test_accuracy"), len(y_te)
-    half = 1.96 * math.sqrt(acc * (1 - acc) / n) if acc is not None else None
     emit({"peer": "optuna_tpe_median_cnn", "test_accuracy": None if acc is None else round(acc, 4),
-          "test_accuracy_ci95": None if acc is None else [round(acc - half, 4), round(acc + half, 4)],
+          "test_accuracy_ci95": wilson(acc, n), "ci_method": CI_METHOD,
           "test_loss": None if acc is None else round(best["test_loss"], 4), "val_accuracy": round(state["best_val"], 4),
           "best_trial": best.get("trial"), "best_hyperparameters": best.get("hyperparameters"),
           "trials": len(study.trials), "trial_states": counts, "epoch_budget": args.epoch_budget,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from conftest import REPO
 
 from benchmarks import common
 from benchmarks import run as bench
+from benchmarks import seeds as bench_seeds
 from benchmarks.peers import count_epoch_lines
 from benchmarks.plain_keras_tuner import hyperband_iteration_epochs, plan
 
@@ -45,15 +47,99 @@ def test_smoke_suite_writes_results_and_table(tmp_path, data_source):
     mlp = results["figures"]["accuracy"]["runs"]["mlp"]
     assert mlp["commands"][0].startswith("python main.py search --space mlp")
     assert mlp["commands"][1].startswith("python main.py retrain-best")
-    assert 0.0 <= mlp["test_accuracy"] <= 1.0 and len(mlp["test_accuracy_ci95"]) == 2
-    assert mlp["search_epochs"] == 1 and mlp["retrain_epochs"] >= 1
+    (row,) = mlp["seeds"]  # no --seeds: one seed, 42
+    assert row["seed"] == 42 and mlp["n_seeds"] == 1 and mlp["sd_test_accuracy"] is None
+    assert row["test_accuracy"] > 0.3 and row["test_accuracy_ci95"][0] < row["test_accuracy"] < row["test_accuracy_ci95"][1]
+    assert row["search_epochs"] == 1 and row["retrain_epochs"] >= 1
     memory = results["figures"]["memory"]
     assert memory["trials"] == bench.MEMORY["smoke"]["trials"] and isinstance(memory["growth_mb"], float)
 
     table = (tmp_path / "RESULTS.md").read_text()
-    assert "| fashion_tuner `mlp`" in table and "RSS growth" in table
+    assert "| fashion_tuner `mlp`" in table and ", 1 seed (42)" in table and "RSS growth" in table
     assert "Google AutoML" in table and "0.9390" in table
     assert "python -m benchmarks.run --suite smoke --only mlp" in table
+
+
+@pytest.mark.slow
+def test_two_seeds_of_a_tiny_row_give_seed_rows_mean_and_sd(tmp_path, data_source):
+    """`--seeds 42 7`: the row runs once per seed (search and retrain-best both get --seed, the split follows it)."""
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "mlp", "--seeds", "42", "7", "--out", str(out),
+            "--work-dir", str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
+    assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
+
+    entry = json.loads(out.read_text())["figures"]["accuracy"]["runs"]["mlp"]
+    rows = entry["seeds"]
+    assert [r["seed"] for r in rows] == [42, 7] and entry["status"] == "ok"
+    for r in rows:
+        assert r["status"] == "ok" and r["split"]["seed"] == r["seed"]
+        search, retrain = r["commands"]
+        assert f"--seed {r['seed']}" in search and f"--seed {r['seed']}" in retrain
+        assert f"bench-mlp-s{r['seed']}" in search
+        assert r["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+        assert r["test_accuracy_ci95"] == bench_seeds.wilson(r["test_accuracy"], r["n_test"]) and r["ci_method"] == "Wilson"
+        assert r["wall_s"] == pytest.approx(r["search_wall_s"] + r["retrain_wall_s"], abs=0.2)
+    accs = [r["test_accuracy"] for r in rows]
+    assert entry["n_seeds"] == 2
+    assert entry["mean_test_accuracy"] == pytest.approx(statistics.fmean(accs), abs=1e-5)
+    assert entry["sd_test_accuracy"] == pytest.approx(statistics.stdev(accs), abs=1e-5)
+    assert entry["rerun"] == "python -m benchmarks.run --suite smoke --only mlp --seeds 42 7"
+
+    line = next(ln for ln in (tmp_path / "RESULTS.md").read_text().splitlines() if ln.startswith("| fashion_tuner `mlp`"))
+    ci = [bench_seeds.wilson(a, r["n_test"]) for a, r in zip(accs, rows)]
+    assert (f"| {statistics.fmean(accs):.4f} +- {statistics.stdev(accs):.4f} (2 seeds; "
+            f"42: {accs[0]:.4f} ({ci[0][0]:.3f}-{ci[0][1]:.3f}); 7: {accs[1]:.4f} ({ci[1][0]:.3f}-{ci[1][1]:.3f})) |") in line
+
+
+def _seed_row(seed, acc, wall=100.0, status="ok"):
+    return {"seed": seed, "status": status, "test_accuracy": acc, "n_test": 4000, "wall_s": wall,
+            "search_wall_s": wall - 40, "retrain_wall_s": 40.0, "search_epochs": 3, "retrain_epochs": 2,
+            "tuner": "hyperband", "max_epochs": 3, "commands": [f"python main.py search --seed {seed}"],
+            **({"error": "exit 1: boom"} if status != "ok" else {})}
+
+
+def test_seeds_of_the_same_row_merge_and_other_code_replaces():
+    base = {"suite": "full", "definition": {"space": "cnn"}, "code_digest": "abc", "status": "ok"}
+    first = bench_seeds.merge(None, {**base, "seeds": [_seed_row(42, 0.94)]})
+    assert first["n_seeds"] == 1 and first["sd_test_accuracy"] is None and first["mean_test_accuracy"] == 0.94
+    both = bench_seeds.merge(first, {**base, "seeds": [_seed_row(7, 0.95), _seed_row(123, 0.93)]})
+    assert [r["seed"] for r in both["seeds"]] == [42, 7, 123]
+    assert both["mean_test_accuracy"] == pytest.approx(0.94) and both["sd_test_accuracy"] == pytest.approx(0.01)
+    assert both["commands"] == [f"python main.py search --seed {s}" for s in (42, 7, 123)]
+    rerun = bench_seeds.merge(both, {**base, "seeds": [_seed_row(7, 0.96)]})  # a seed run again replaces its row
+    assert [(r["seed"], r["test_accuracy"]) for r in rerun["seeds"]] == [(42, 0.94), (123, 0.93), (7, 0.96)]
+    other = bench_seeds.merge(both, {**base, "code_digest": "def", "seeds": [_seed_row(42, 0.90)]})
+    assert [r["seed"] for r in other["seeds"]] == [42] and other["mean_test_accuracy"] == 0.90
+    broken = bench_seeds.merge(None, {**base, "seeds": [_seed_row(42, 0.94), _seed_row(7, None, status="failed")]})
+    assert broken["status"] == "partial" and broken["seeds_failed"] == [7] and "seed 7: exit 1: boom" in broken["error"]
+
+
+def test_render_shows_mean_sd_per_seed_wilson_and_old_single_seed_rows():
+    legacy = {"suite": "full", "date": "2026-01-01", "status": "ok", "rerun": "python -m benchmarks.run --suite full "
+              "--only mlp", "test_accuracy": 0.903, "test_accuracy_ci95": [0.894, 0.911], "n_test": 4000,
+              "search_wall_s": 881.1, "retrain_wall_s": 49.2, "wall_s": 930.3, "search_epochs": 213,
+              "retrain_epochs": 21, "tuner": "hyperband", "max_epochs": 20, "split": {"seed": 42}}
+    multi = bench_seeds.merge(None, {"suite": "full", "status": "ok", "rerun": "r15", "definition": {
+        "note": "15-minute budget"}, "seeds": [_seed_row(42, 0.94, 800.0), _seed_row(7, 0.95, 900.0),
+                                               _seed_row(123, 0.93, 850.0, status="failed")]})
+    results = {"schema": bench.SCHEMA, "figures": {}}
+    bench.store(results, "mlp", legacy)
+    bench.store(results, "cnn_15m", multi)
+    table = bench.render(results)
+    assert "| test accuracy, 95% CI (Wilson) |" in table
+    lo, hi = bench_seeds.wilson(0.903, 4000)  # the stored bootstrap interval is re-expressed as Wilson's
+    assert f"| 0.9030 ({lo:.3f}-{hi:.3f}), 1 seed (42) | 14m41s search + 49 s retrain | 213 + 21 | full |" in table
+    line = next(ln for ln in table.splitlines() if "`cnn_15m`" in ln)
+    assert "15-minute budget" in line and "| 0.9450 +- 0.0071 (2 seeds; 42: 0.9400 (" in line
+    assert "failed seed(s) 123" in line and "(slowest seed 15m00s)" in line
+    assert table.index("`mlp`") < table.index("`cnn_15m`")
+
+
+def test_bad_seed_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--seeds", "7", "minus-one"])
+    assert exc.value.code == 2
+    assert "error: argument --seeds: a seed is a whole number from 0 to" in capsys.readouterr().err
 
 
 def test_render_merges_and_splices_readme(tmp_path):
@@ -87,7 +173,7 @@ def test_render_merges_and_splices_readme(tmp_path):
 
 
 def test_selected_expands_groups_and_rejects_unknown():
-    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "transfer", "memory"]
+    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "cnn_15m", "transfer", "memory"]
     assert bench.selected("smoke", None) == list(bench.SUITE_MEMBERS["smoke"])
     with pytest.raises(SystemExit, match="unknown benchmark"):
         bench.selected("quick", ["nope"])
