@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from benchmarks import common
 from benchmarks.common import failure, last_json_line
 from benchmarks.context import Context, StepFailed
 from benchmarks.steps import row_search, search
-from benchmarks.suites import DEFAULT_SEEDS, PEERS_MLP_ARGS
+from benchmarks.suites import DEFAULT_SEEDS, PEERS_MLP_ARGS, PEERS_TIME
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +98,77 @@ def add_ratios(rows: dict) -> None:
         if key != "ours" and row.get("test_accuracy") is not None:
             row["accuracy_ratio_to_ours"] = round(row["test_accuracy"] / rows["ours"]["test_accuracy"], 4)
             row["wall_ratio_to_ours"] = round(row["wall_s"] / rows["ours"]["wall_s"], 3)
+
+
+# ----------------------------------------------------------------------------- equal wall time
+
+TIME_APPROACHES = {"ours": "fashion_tuner search --space cnn (Hyperband, EarlyStopping)",
+                   "random": "plain Keras Tuner RandomSearch, same CNN space",
+                   "optuna": "Optuna TPE + median pruner, same CNN space"}
+
+
+def time_commands(ctx: Context, seed: int, progress: dict[str, Path]) -> dict[str, list[str]]:
+    """The three approaches' commands at ``seed``, on the same data, split and validation set."""
+    p = PEERS_TIME[ctx.suite]
+    data = ["--subset", str(p["subset"]), "--seed", str(seed), *(["--val-size", str(p["val_size"])] if p["val_size"]
+                                                                 else []), *ctx.data_args()]
+    epochs = ["--max-epochs", str(p["max_epochs"])]
+    return {
+        "ours": ["python", "main.py", "search", "--space", "cnn", "--name", f"time-ours-s{seed}", "--results-dir",
+                 ctx.rel(ctx.work), "--overwrite", *epochs, *data],
+        "random": ["python", "-m", "benchmarks.random_cnn", "--progress", ctx.rel(progress["random"]),
+                   "--work-dir", ctx.rel(ctx.work), *epochs, *data],
+        "optuna": ["python", "-m", "benchmarks.optuna_cnn", "--epoch-budget", "1000000", "--progress",
+                   ctx.rel(progress["optuna"]), "--work-dir", ctx.rel(ctx.work), *epochs, *data],
+    }
+
+
+def time_run(ctx: Context, approach: str, argv: list[str], seed: int, progress: Path) -> tuple[dict, list]:
+    """One approach at one seed for the suite's wall budget: its run record and anytime curve."""
+    from benchmarks.anytime import best_so_far, ours_points, progress_points, run_for
+
+    budget = PEERS_TIME[ctx.suite]["budget_s"]
+    progress.unlink(missing_ok=True)
+    log_file = ctx.logs / f"peers_time-{approach}-s{seed}.log"
+    log.info("peers_time %s seed %s: %s s of %s", approach, seed, budget, common.shown(argv))
+    result = run_for(argv, budget, log_file)
+    points = ours_points(ctx.work / f"time-ours-s{seed}") if approach == "ours" else progress_points(progress)
+    record = {"command": common.shown(argv), **result, "status": "ok", "trials_completed": len(points)}
+    if not result["stopped"] and result["rc"] != 0:
+        tail = [ln for ln in log_file.read_text().splitlines() if ln.strip()][-1:] or ["no output"]
+        record.update(status="failed", error=f"exit {result['rc']}: {tail[0][:300]}")
+    return record, best_so_far(points, result["started"], budget)
+
+
+def bench_peers_time(ctx: Context) -> dict:
+    """Ours, Keras Tuner RandomSearch and Optuna TPE over the CNN space, each given the same wall-clock
+    seconds per seed: anytime curves, final best validation accuracy and time to the target, over seeds."""
+    from benchmarks.anytime import summarize as anytime_summary
+
+    p = PEERS_TIME[ctx.suite]
+    seeds = list(ctx.seeds or DEFAULT_SEEDS)
+    runs: dict[str, dict] = {a: {} for a in TIME_APPROACHES}
+    curves: dict[str, dict] = {a: {} for a in TIME_APPROACHES}
+    for seed in seeds:
+        progress = {a: ctx.work / f"time-{a}-s{seed}.progress.jsonl" for a in TIME_APPROACHES}
+        for approach, argv in time_commands(ctx, seed, progress).items():
+            runs[approach][str(seed)], curves[approach][str(seed)] = time_run(ctx, approach, argv, seed,
+                                                                               progress[approach])
+    summary = {TIME_APPROACHES[a]: {"key": a, **anytime_summary(curves[a], p["budget_s"], p["target"])}
+               for a in TIME_APPROACHES}
+    errors = [f"{a} seed {s}: {r['error']}" for a, by_seed in runs.items() for s, r in by_seed.items()
+              if r["status"] != "ok"]
+    commands = [r["command"] for by_seed in runs.values() for r in by_seed.values()]
+    entry = ctx.entry("peers_time", commands, budget_s=p["budget_s"], target=p["target"], seeds=seeds,
+                      max_epochs=p["max_epochs"], subset=p["subset"], runs=runs, curves=curves, summary=summary,
+                      speedup_vs_random=speedup(summary))
+    if errors:
+        entry.update(status="failed", error="; ".join(errors))
+    return entry
+
+
+def speedup(summary: dict) -> float | None:
+    """Median time to the target of random search over ours (> 1: ours is faster); None if either never gets there."""
+    by_key = {s["key"]: s for s in summary.values()}
+    ours, random = (by_key[k]["time_to_target_s"]["median"] for k in ("ours", "random"))
+    return round(random / ours, 2) if ours and random else None

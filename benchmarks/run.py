@@ -39,7 +39,7 @@ from benchmarks import common
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
                                 store, stored, table_path, write_results)
-from benchmarks.peer_steps import bench_peers, bench_peers_mlp
+from benchmarks.peer_steps import bench_peers, bench_peers_mlp, bench_peers_time
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
 from benchmarks.steps import bench_accuracy, bench_deterministic, bench_memory, bench_overhead, bench_scale
@@ -49,7 +49,7 @@ __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBER
            "store", "update_readme"]
 
 MAX_SEED = 2 ** 31 - 1
-RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "overhead": bench_overhead, "scale": bench_scale,
+RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time, "overhead": bench_overhead, "scale": bench_scale,
            "memory": bench_memory, "deterministic": bench_deterministic}
 
 

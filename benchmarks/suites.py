@@ -67,7 +67,7 @@ SEARCH_ARGS = {
 # peers_mlp: our MLP search at the cnn default's budget shape (36 epochs on 10,000 images)
 PEERS_MLP_ARGS = {"smoke": [], "quick": [], "full": ["--max-epochs", "6", "--factor", "3", "--subset", "10000"]}
 # peers_time: every approach gets the same wall-clock minutes (per seed) over the CNN space.
-PEERS_TIME = {"smoke": dict(budget_s=25, subset=300, val_size=0.05, max_epochs=1, target=0.5),
+PEERS_TIME = {"smoke": dict(budget_s=20, subset=300, val_size=0.05, max_epochs=1, target=0.3),
               "quick": dict(budget_s=120, subset=1000, val_size=0.05, max_epochs=2, target=0.75),
               "full": dict(budget_s=900, subset=10000, val_size=None, max_epochs=6, target=0.90)}
 STEP_TIMEOUT = {"smoke": 240, "quick": 420, "full": None}

@@ -7,6 +7,8 @@ import os
 import statistics
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from conftest import REPO
 
 from benchmarks import common
 from benchmarks import run as bench
+from benchmarks import suites as bench_suites
 from benchmarks import seeds as bench_seeds
 from benchmarks.peers import count_epoch_lines
 from benchmarks.plain_keras_tuner import hyperband_iteration_epochs, plan
@@ -140,6 +143,79 @@ def test_bad_seed_is_one_line_and_exit_2(capsys):
         bench.main(["--seeds", "7", "minus-one"])
     assert exc.value.code == 2
     assert "error: argument --seeds: a seed is a whole number from 0 to" in capsys.readouterr().err
+
+
+def test_anytime_curves_targets_and_spread(tmp_path):
+    from benchmarks import anytime
+
+    points = [{"time": 105.0, "score": 0.80}, {"time": 103.0, "score": 0.70}, {"time": 110.0, "score": 0.75},
+              {"time": 120.0, "score": 0.91}, {"time": 200.0, "score": 0.99}]  # the last is past the budget
+    curve = anytime.best_so_far(points, started=100.0, budget_s=60)
+    assert curve == [[3.0, 0.7], [5.0, 0.8], [20.0, 0.91]]  # improvements only, time-ordered, within the budget
+    assert anytime.time_to(curve, 0.8) == 5.0 and anytime.time_to(curve, 0.95) is None
+    assert anytime.value_at(curve, 2.9) is None and anytime.value_at(curve, 19.9) == 0.8
+    # a run that never reaches the target counts as the slowest: 2 of 3 reached -> median is the slower of them
+    assert anytime.spread([10.0, None, 30.0]) == {"median": 30.0, "min": 10.0, "max": 30.0}
+    assert anytime.spread([10.0, None, None])["median"] is None
+    summary = anytime.summarize({"42": curve, "7": [[8.0, 0.85]]}, budget_s=60, target=0.8)
+    assert summary["runs"] == 2 and summary["reached"] == 2
+    assert summary["final_val_accuracy"] == {"median": 0.88, "min": 0.85, "max": 0.91}
+    assert summary["time_to_target_s"] == {"median": 6.5, "min": 5.0, "max": 8.0}
+    assert len(summary["band"]) == anytime.GRID_POINTS and summary["band"][-1] == {
+        "t": 60.0, "n": 2, "median": 0.88, "min": 0.85, "max": 0.91}
+    assert summary["band"][0] == {"t": 3.0, "n": 1, "median": 0.7, "min": 0.7, "max": 0.7}
+
+    progress = tmp_path / "p.jsonl"
+    progress.write_text('{"time": 1.0, "score": 0.5}\n{"time": 2.0, "score": NaN}\n{"time": 3.0, "sco')
+    assert anytime.progress_points(progress) == [{"time": 1.0, "score": 0.5}]  # NaN and a cut-off line skipped
+
+
+def test_run_for_stops_the_whole_process_group(tmp_path):
+    from benchmarks import anytime
+
+    child = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+              f" open({str(child)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    result = anytime.run_for(["python", "-c", script], budget_s=3, log=tmp_path / "log.txt")
+    assert result["stopped"] and result["wall_s"] < 15
+    pid = int(child.read_text())
+    for _ in range(50):  # the grandchild got the signal too (gone, or a zombie until init reaps it)
+        stat = Path(f"/proc/{pid}/stat")
+        if not stat.exists() or stat.read_text().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"process {pid} survived the stop")
+
+
+@pytest.mark.slow
+def test_peers_at_equal_wall_time_smoke(tmp_path, data_source):
+    """Three approaches, 20 s each, one seed: each runs for the budget (or finishes sooner) and leaves a curve."""
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "peers_time", "--out", str(out), "--work-dir", str(tmp_path / "work"),
+            "--data-dir", str(data_source["dir"])] + (["--skip-md5"] if data_source["skip_md5"] else [])
+    bench.main(args)
+    entry = json.loads(out.read_text())["figures"]["peers_time"]
+    budget = bench_suites.PEERS_TIME["smoke"]["budget_s"]
+    assert entry["budget_s"] == budget and entry["seeds"] == [42]
+    try:
+        import optuna  # noqa: F401  (benchmarks/requirements.txt; absent here the row must say why)
+        approaches = ("ours", "random", "optuna")
+    except ModuleNotFoundError:
+        approaches = ("ours", "random")
+        assert entry["runs"]["optuna"]["42"]["status"] == "failed"
+        assert "optuna" in entry["runs"]["optuna"]["42"]["error"]
+    for a in approaches:
+        run, curve = entry["runs"][a]["42"], entry["curves"][a]["42"]
+        assert run["status"] == "ok", run
+        assert run["wall_s"] <= budget + 12  # stopped at the budget (SIGTERM, then SIGKILL 5 s later)
+        assert run["stopped"] or run["rc"] == 0
+        assert curve and run["trials_completed"] >= len(curve)  # at least one trial finished within the budget
+        assert all(0 < t <= budget for t, _ in curve)
+        assert [b for _, b in curve] == sorted(b for _, b in curve) and curve[-1][1] > 0.1  # better than chance
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "Peers at equal wall time (20 s per approach and seed, seeds 42" in table
+    assert "| plain Keras Tuner RandomSearch, same CNN space |" in table
 
 
 def test_render_merges_and_splices_readme(tmp_path):
