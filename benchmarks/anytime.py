@@ -147,3 +147,36 @@ def summarize(curves: dict[str, list[list[float]]], budget_s: float, target: flo
         band.append({"t": t, "n": sum(v is not None for v in at), **s})
     return {"runs": len(runs), "reached": sum(r is not None for r in reach), "final_val_accuracy": spread(finals),
             "time_to_target_s": spread(reach), "band": band}
+
+
+# ----------------------------------------------------------------------------- the plot
+
+def plot(entry: dict, path: Path) -> Path:
+    """The anytime plot of a ``peers_time`` entry: per approach the median best validation accuracy
+    against wall time (minutes), with the min-max band over seeds and the target as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, s in (entry.get("summary") or {}).items():
+        band = [b for b in s.get("band", []) if b.get("median") is not None]
+        if not band:
+            continue
+        t = [b["t"] / 60 for b in band]
+        line, = ax.step(t, [b["median"] for b in band], where="post", label=f"{label} ({s.get('runs')} seed(s))")
+        ax.fill_between(t, [b["min"] for b in band], [b["max"] for b in band], step="post", alpha=0.2,
+                        color=line.get_color())
+    if entry.get("target") is not None:
+        ax.axhline(entry["target"], linestyle="--", color="grey", linewidth=1, label=f"target {entry['target']}")
+    ax.set_xlabel("wall time (minutes, each approach on its own)")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title(f"Equal wall time: {entry.get('budget_s', 0) / 60:.1f} min per approach and seed ({entry.get('suite')})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -118,6 +118,11 @@ def write_results(path: Path, results: dict) -> None:
     os.replace(tmp, path)
 
 
+def plot_path(out: Path) -> Path:
+    """Where the anytime plot goes: ``anytime.png`` beside ``results.json``, else ``<out>-anytime.png``."""
+    return out.with_name("anytime.png") if out.name == "results.json" else out.with_name(f"{out.stem}-anytime.png")
+
+
 def table_path(out: Path) -> Path:
     """Where the markdown table goes: ``RESULTS.md`` beside ``results.json``, else ``<out>.md``."""
     return out.with_name("RESULTS.md") if out.name == "results.json" else out.with_suffix(".md")

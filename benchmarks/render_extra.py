@@ -15,7 +15,8 @@ def anytime_lines(entry: dict | None) -> list[str]:
         return []
     head = (f"Peers at equal wall time ({dur(entry.get('budget_s'))} per approach and seed, seeds "
             f"{', '.join(map(str, entry.get('seeds', [])))}; the CNN space; best validation accuracy so far "
-            f"against wall time in `benchmarks/results.json` under `figures.peers_time.curves`):")
+            f"against wall time in `benchmarks/results.json` under `figures.peers_time.curves`, plotted in "
+            f"`benchmarks/anytime.png` for the full suite):")
     lines = [head, "", f"| approach | best val accuracy at the budget, median (range) | time to val accuracy "
              f">= {entry.get('target')}, median (range) | seeds reaching it | suite | rerun |",
              "|---|---|---|---|---|---|"]

@@ -38,7 +38,7 @@ from pathlib import Path
 from benchmarks import common
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
-                                store, stored, table_path, write_results)
+                                plot_path, store, stored, table_path, write_results)
 from benchmarks.peer_steps import bench_peers, bench_peers_mlp, bench_peers_time
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     table_file.write_text(table)
     print(table)
     print(f"[bench] results: {out}; table: {table_file}")
+    if results["figures"].get("peers_time", {}).get("summary"):
+        from benchmarks.anytime import plot
+
+        print(f"[bench] anytime plot: {plot(results['figures']['peers_time'], plot_path(out))}")
     if args.update_readme:
         where = README.relative_to(REPO)
         if update_readme(table):

@@ -29,7 +29,6 @@ def search(ctx: Context, space: str, name: str, extra: list[str] | None = None) 
 
     Returns ``{"command", "wall_s", "epochs_trained", "epochs_nominal", "run": run.json, "run_dir", "reused"}``.
     """
-    run_dir = ctx.work / name
     argv = ["python", "main.py", "search", "--space", space, "--name", name, "--results-dir", ctx.rel(ctx.work),
             "--overwrite", "--verbose", "2", *SEARCH_ARGS[ctx.suite], *(extra or []), *ctx.data_args()]
     command = common.shown(argv)

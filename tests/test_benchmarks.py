@@ -216,6 +216,7 @@ def test_peers_at_equal_wall_time_smoke(tmp_path, data_source):
     table = (tmp_path / "RESULTS.md").read_text()
     assert "Peers at equal wall time (20 s per approach and seed, seeds 42" in table
     assert "| plain Keras Tuner RandomSearch, same CNN space |" in table
+    assert (tmp_path / "anytime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_render_merges_and_splices_readme(tmp_path):
