@@ -28,6 +28,9 @@ def anytime_lines(entry: dict | None) -> list[str]:
         reach = _median_range(s.get("time_to_target_s"), None)
         lines.append(f"| {approach} | {final} | {reach} | {s.get('reached', 0)} of {s.get('runs', 0)} | "
                      f"{suite_cell(entry)} | {code(entry.get('rerun', ''))} |")
+    if entry.get("speedup_vs_random") is not None:
+        lines += ["", f"Random search needs x{entry['speedup_vs_random']:.2f} ours' time to reach the target (medians "
+                      "over seeds)."]
     return lines + [""]
 
 

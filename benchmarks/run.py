@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--suite", choices=SUITES, default="quick")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     parser.add_argument("--seeds", nargs="+", type=_seed, metavar="SEED",
-                        help="run the accuracy rows once per seed (the split and the search change with it; "
-                             "default 42); the peers use the first")
+                        help="run the accuracy rows and peers_time once per seed (the split and the search change "
+                             "with it; default 42); peers uses the first")
     parser.add_argument("--out", default=None,
                         help="results file (default benchmarks/results.json for full, benchmarks/results-<suite>.json otherwise)")
     parser.add_argument("--work-dir", default=None, help=f"where runs and logs go (default {DEFAULT_WORK.relative_to(REPO)})")

@@ -165,6 +165,17 @@ def test_anytime_curves_targets_and_spread(tmp_path):
         "t": 60.0, "n": 2, "median": 0.88, "min": 0.85, "max": 0.91}
     assert summary["band"][0] == {"t": 3.0, "n": 1, "median": 0.7, "min": 0.7, "max": 0.7}
 
+    random = anytime.summarize({"42": [[30.0, 0.85]], "7": [[9.0, 0.8]]}, budget_s=60, target=0.8)
+    entry = {"suite": "full", "budget_s": 60, "target": 0.8, "seeds": [42, 7], "rerun": "r", "speedup_vs_random": 3.0,
+             "summary": {"ours": {"key": "ours", **summary}, "random search": {"key": "random", **random}}}
+    from benchmarks.peer_steps import speedup
+
+    assert speedup(entry["summary"]) == round(19.5 / 6.5, 2)
+    table = bench.render({"schema": bench.SCHEMA, "figures": {"peers_time": entry}})
+    assert "| ours | 0.8800 (0.8500-0.9100) | 6 s (5 s-8 s) | 2 of 2 | full | `r` |" in table
+    assert "| random search | 0.8250 (0.8000-0.8500) | 20 s (9 s-30 s) | 2 of 2 |" in table
+    assert "Random search needs x3.00 ours' time to reach the target" in table
+
     progress = tmp_path / "p.jsonl"
     progress.write_text('{"time": 1.0, "score": 0.5}\n{"time": 2.0, "score": NaN}\n{"time": 3.0, "sco')
     assert anytime.progress_points(progress) == [{"time": 1.0, "score": 0.5}]  # NaN and a cut-off line skipped
