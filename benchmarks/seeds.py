@@ -49,13 +49,18 @@ def summarize(rows: list[dict]) -> dict:
 
 def merge(old: dict | None, new: dict) -> dict:
     """``new`` with the seeds of ``old`` that it did not rerun, when both are the same row (:data:`SAME_ROW`:
-    suite, row definition and searched code); otherwise ``new`` as it is. The summary is recomputed."""
+    suite, row definition and searched code); otherwise ``new`` as it is. The summary, status, commands
+    and rerun line are recomputed over the merged seeds."""
     rows = list(new["seeds"])
     if old and isinstance(old.get("seeds"), list) and all(old.get(k) == new.get(k) for k in SAME_ROW):
         rerun = {r.get("seed") for r in rows}
         rows = [r for r in old["seeds"] if r.get("seed") not in rerun] + rows
     merged = {**new, "seeds": rows, **summarize(rows)}
     merged["commands"] = [c for r in rows for c in r.get("commands", [])]
+    if "rerun" in new:  # the command that reruns every seed of the merged row
+        seeds = [r.get("seed") for r in rows]
+        merged["rerun"] = new["rerun"].split(" --seeds")[0] + (
+            f" --seeds {' '.join(map(str, seeds))}" if seeds != [42] else "")
     merged["status"] = "ok" if merged["n_seeds"] and not merged["seeds_failed"] else (
         "partial" if merged["n_seeds"] else "failed")
     if merged["status"] != "ok":

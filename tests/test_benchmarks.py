@@ -102,13 +102,16 @@ def _seed_row(seed, acc, wall=100.0, status="ok"):
 
 
 def test_seeds_of_the_same_row_merge_and_other_code_replaces():
-    base = {"suite": "full", "definition": {"space": "cnn"}, "code_digest": "abc", "status": "ok"}
+    base = {"suite": "full", "definition": {"space": "cnn"}, "code_digest": "abc", "status": "ok",
+            "rerun": "python -m benchmarks.run --suite full --only cnn --seeds 7 123"}
     first = bench_seeds.merge(None, {**base, "seeds": [_seed_row(42, 0.94)]})
     assert first["n_seeds"] == 1 and first["sd_test_accuracy"] is None and first["mean_test_accuracy"] == 0.94
     both = bench_seeds.merge(first, {**base, "seeds": [_seed_row(7, 0.95), _seed_row(123, 0.93)]})
     assert [r["seed"] for r in both["seeds"]] == [42, 7, 123]
     assert both["mean_test_accuracy"] == pytest.approx(0.94) and both["sd_test_accuracy"] == pytest.approx(0.01)
     assert both["commands"] == [f"python main.py search --seed {s}" for s in (42, 7, 123)]
+    assert both["rerun"] == "python -m benchmarks.run --suite full --only cnn --seeds 42 7 123"
+    assert first["rerun"] == "python -m benchmarks.run --suite full --only cnn"  # seed 42 alone: the default
     rerun = bench_seeds.merge(both, {**base, "seeds": [_seed_row(7, 0.96)]})  # a seed run again replaces its row
     assert [(r["seed"], r["test_accuracy"]) for r in rerun["seeds"]] == [(42, 0.94), (123, 0.93), (7, 0.96)]
     other = bench_seeds.merge(both, {**base, "code_digest": "def", "seeds": [_seed_row(42, 0.90)]})
