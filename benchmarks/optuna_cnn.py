@@ -20,10 +20,11 @@ same validation set as ``main.py search``. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from benchmarks.common import SEED, emit, load_split_data
+from benchmarks.seeds import wilson
+from fashion_tuner.stats import CI_METHOD
 
 
 def geometric_values(low: int | float, high: int | float, step: int | float) -> list:
@@ -76,7 +77,7 @@ def optuna_hyperparameters(trial):
     return OptunaHyperParameters()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epoch-budget", type=int, required=True, help="total epochs over all trials")
     parser.add_argument("--max-epochs", type=int, default=12, help="epochs per trial at most (cnn's default budget)")
@@ -86,12 +87,102 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-size", type=float, default=None, help="validation fraction of the test set (default 0.6)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--work-dir", default="results", help="cache folder for the data context")
-    args = parser.parse_args(argv)
+    parser.add_argument("--progress", default=None,
+                        help="append {time, score} per completed trial to this JSON-lines file (equal-time peers)")
+    return parser.parse_args(argv)
 
+
+class Study:
+    """One Optuna study over the CNN space: epochs counted against the budget, the best completed
+    trial's best-epoch weights kept in memory. ``data``: ``(x_tr, y_tr, x_val, y_val)`` model inputs."""
+
+    def __init__(self, args: argparse.Namespace, space, data):
+        self.args, self.space, self.data = args, space, data
+        self.used, self.best_val, self.best = 0, -1.0, None
+
+    def callback(self, trial):
+        """A Keras callback: counts epochs, reports to the pruner, keeps the best epoch's weights."""
+        import keras
+
+        study = self
+
+        class Report(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.pruned, self.best_val, self.best_weights = False, -1.0, None
+
+            def on_epoch_end(self, epoch, logs=None):
+                study.used += 1
+                acc = float((logs or {}).get("val_accuracy", 0.0))
+                if acc > self.best_val:
+                    self.best_val, self.best_weights = acc, self.model.get_weights()
+                trial.report(acc, epoch)
+                if trial.should_prune():
+                    self.pruned = True
+                    self.model.stop_training = True
+                if study.used >= study.args.epoch_budget:
+                    self.model.stop_training = True
+
+        return Report()
+
+    def objective(self, trial):
+        import keras
+        import optuna
+
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(self.args.seed + trial.number)
+        hp = optuna_hyperparameters(trial)
+        model = self.space.build_model(hp)
+        report = self.callback(trial)
+        x_tr, y_tr, x_val, y_val = self.data
+        epochs = min(self.args.max_epochs, self.args.epoch_budget - self.used)
+        self.space.fit(hp, model, x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
+                       batch_size=int(hp.values["batch_size"]), callbacks=[report], verbose=0)
+        if report.pruned:
+            raise optuna.TrialPruned()
+        if report.best_val > self.best_val:
+            self.best_val = report.best_val
+            self.best = {"trial": trial.number, "weights": report.best_weights, "hyperparameters": dict(hp.values)}
+        if self.args.progress:
+            from benchmarks.random_cnn import append_progress
+
+            append_progress(self.args.progress, report.best_val, trial=trial.number)
+        return report.best_val
+
+    def run(self):
+        """The study, stopped when the epoch budget is spent; returns the Optuna study."""
+        import optuna
+
+        def stop_at_budget(study, _trial):
+            if self.used >= self.args.epoch_budget:
+                study.stop()
+
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.args.seed),
+                                    pruner=optuna.pruners.MedianPruner())
+        study.optimize(self.objective, callbacks=[stop_at_budget], catch=(ValueError, RuntimeError))
+        return study
+
+
+def evaluate_best(space, best: dict, x_te, y_te) -> None:
+    """The best completed trial's best epoch, rebuilt from its values, evaluated once on the test split
+    (``best`` gains ``test_loss`` and ``test_accuracy``)."""
+    import keras
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    hp.values.update(best["hyperparameters"])
+    keras.backend.clear_session()
+    model = space.build_model(hp)
+    model.set_weights(best["weights"])
+    best["test_loss"], best["test_accuracy"] = (float(v) for v in model.evaluate(x_te, y_te, batch_size=1024,
+                                                                                  verbose=0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     started = time.perf_counter()
     dataset, (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = load_split_data(
         args.subset, args.seed, args.data_dir, args.skip_md5, val_size=args.val_size)
-    import keras
     import optuna
 
     from fashion_tuner import runs, spaces
@@ -100,78 +191,25 @@ def main(argv: list[str] | None = None) -> int:
     space = spaces.load_space("cnn")
     spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, args.work_dir, args.seed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    state = {"used": 0, "best_val": -1.0, "best": None}
-
-    class Report(keras.callbacks.Callback):
-        """Counts epochs against the budget, reports to the pruner, keeps the best epoch's weights."""
-
-        def __init__(self, trial):
-            super().__init__()
-            self.trial, self.pruned, self.best_val, self.best_weights = trial, False, -1.0, None
-
-        def on_epoch_end(self, epoch, logs=None):
-            state["used"] += 1
-            acc = float((logs or {}).get("val_accuracy", 0.0))
-            if acc > self.best_val:
-                self.best_val, self.best_weights = acc, self.model.get_weights()
-            self.trial.report(acc, epoch)
-            if self.trial.should_prune():
-                self.pruned = True
-                self.model.stop_training = True
-            if state["used"] >= args.epoch_budget:
-                self.model.stop_training = True
-
-    def objective(trial):
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(args.seed + trial.number)
-        hp = optuna_hyperparameters(trial)
-        model = space.build_model(hp)
-        report = Report(trial)
-        epochs = min(args.max_epochs, args.epoch_budget - state["used"])
-        space.fit(hp, model, x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs,
-                  batch_size=int(hp.values["batch_size"]), callbacks=[report], verbose=0)
-        if report.pruned:
-            raise optuna.TrialPruned()
-        if report.best_val > state["best_val"]:
-            state.update(best_val=report.best_val, best={"trial": trial.number, "weights": report.best_weights,
-                                                         "hyperparameters": dict(hp.values)})
-        return report.best_val
-
-    def stop_at_budget(study, _trial):
-        if state["used"] >= args.epoch_budget:
-            study.stop()
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed),
-                                pruner=optuna.pruners.MedianPruner())
+    run = Study(args, space, (x_tr, y_tr, x_val, y_val))
     search_start = time.perf_counter()
-    study.optimize(objective, callbacks=[stop_at_budget], catch=(ValueError, RuntimeError))
+    study = run.run()
     search_s = time.perf_counter() - search_start
-
     counts: dict[str, int] = {}
     for t in study.trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    best = state["best"] or {}
+    best = run.best or {}
     eval_start = time.perf_counter()
-    if best:  # the best completed trial's best epoch, rebuilt from its values, evaluated once on the test split
-        import keras_tuner as kt
-
-        hp = kt.HyperParameters()
-        hp.values.update(best["hyperparameters"])
-        keras.backend.clear_session()
-        model = space.build_model(hp)
-        model.set_weights(best["weights"])
-        best["test_loss"], best["test_accuracy"] = (float(v) for v in model.evaluate(x_te, y_te, batch_size=1024,
-                                                                                      verbose=0))
+    if best:
+        evaluate_best(space, best, x_te, y_te)
     eval_s = time.perf_counter() - eval_start
     acc, n = best.get("test_accuracy"), len(y_te)
-    half = 1.96 * math.sqrt(acc * (1 - acc) / n) if acc is not None else None
     emit({"peer": "optuna_tpe_median_cnn", "test_accuracy": None if acc is None else round(acc, 4),
-          "test_accuracy_ci95": None if acc is None else [round(acc - half, 4), round(acc + half, 4)],
-          "test_loss": None if acc is None else round(best["test_loss"], 4), "val_accuracy": round(state["best_val"], 4),
+          "test_accuracy_ci95": wilson(acc, n), "ci_method": CI_METHOD,
+          "test_loss": None if acc is None else round(best["test_loss"], 4), "val_accuracy": round(run.best_val, 4),
           "best_trial": best.get("trial"), "best_hyperparameters": best.get("hyperparameters"),
           "trials": len(study.trials), "trial_states": counts, "epoch_budget": args.epoch_budget,
-          "epochs_used": state["used"], "max_epochs": args.max_epochs, "optuna": optuna.__version__,
+          "epochs_used": run.used, "max_epochs": args.max_epochs, "optuna": optuna.__version__,
           "search_s": round(search_s, 1), "eval_s": round(eval_s, 1), "total_s": round(time.perf_counter() - started, 1),
           "n_train": len(y_tr), "n_val": len(y_val), "n_test": n})
     return 0

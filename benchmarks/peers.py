@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import re
 import time
 from pathlib import Path
 
 from benchmarks.common import emit
+from benchmarks.seeds import wilson
 from fashion_tuner.runs import ranked_trials, read_trials
+from fashion_tuner.stats import CI_METHOD
 
 # With --verbose 2 Keras prints one line per finished epoch: "422/422 - 3s - 7ms/step - accuracy: ... - loss: ...".
 EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - .*\bloss: ", re.MULTILINE)
@@ -72,8 +73,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
     model.load_weights(str(Path(run_dir) / f"trial_{trial['trial_id']}" / "checkpoint.weights.h5"))
     loss, acc = model.evaluate(x_te, y_te, batch_size=1024, verbose=0)
     n = len(y_te)
-    half = 1.96 * math.sqrt(acc * (1 - acc) / n)
-    return {"test_accuracy": round(float(acc), 4), "test_accuracy_ci95": [round(acc - half, 4), round(acc + half, 4)],
+    return {"test_accuracy": round(float(acc), 4), "test_accuracy_ci95": wilson(float(acc), n), "ci_method": CI_METHOD,
             "test_loss": round(float(loss), 4), "val_accuracy": round(float(trial["score"]), 4),
             "best_trial": trial["trial_id"], "n_test": n, "eval_s": round(time.perf_counter() - started, 1)}
 

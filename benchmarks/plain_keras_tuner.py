@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import SEED, emit, load_split_data
+from benchmarks.seeds import wilson
+from fashion_tuner.stats import CI_METHOD
 
 MAX_EPOCHS = 15
 FACTOR = 2
@@ -126,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_s = time.perf_counter() - eval_start
     best_trial = tuner.oracle.get_best_trials(1)[0]
     n = len(y_te)
-    half = 1.96 * math.sqrt(acc * (1 - acc) / n)
     emit({"peer": "keras_tuner_hyperband_mlp", "test_accuracy": round(float(acc), 4),
-          "test_accuracy_ci95": [round(acc - half, 4), round(acc + half, 4)], "test_loss": round(float(loss), 4),
+          "test_accuracy_ci95": wilson(float(acc), n), "ci_method": CI_METHOD, "test_loss": round(float(loss), 4),
           "val_accuracy": round(float(best_trial.score), 4),
           "best_hyperparameters": {k: v for k, v in best_trial.hyperparameters.values.items()},
           "trials": len(tuner.oracle.trials), "epoch_budget": args.epoch_budget,

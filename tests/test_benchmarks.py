@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,8 @@ from conftest import REPO
 
 from benchmarks import common
 from benchmarks import run as bench
+from benchmarks import suites as bench_suites
+from benchmarks import seeds as bench_seeds
 from benchmarks.peers import count_epoch_lines
 from benchmarks.plain_keras_tuner import hyperband_iteration_epochs, plan
 
@@ -45,15 +50,187 @@ def test_smoke_suite_writes_results_and_table(tmp_path, data_source):
     mlp = results["figures"]["accuracy"]["runs"]["mlp"]
     assert mlp["commands"][0].startswith("python main.py search --space mlp")
     assert mlp["commands"][1].startswith("python main.py retrain-best")
-    assert 0.0 <= mlp["test_accuracy"] <= 1.0 and len(mlp["test_accuracy_ci95"]) == 2
-    assert mlp["search_epochs"] == 1 and mlp["retrain_epochs"] >= 1
+    (row,) = mlp["seeds"]  # no --seeds: one seed, 42
+    assert row["seed"] == 42 and mlp["n_seeds"] == 1 and mlp["sd_test_accuracy"] is None
+    assert row["test_accuracy"] > 0.3 and row["test_accuracy_ci95"][0] < row["test_accuracy"] < row["test_accuracy_ci95"][1]
+    assert row["search_epochs"] == 1 and row["retrain_epochs"] >= 1
     memory = results["figures"]["memory"]
     assert memory["trials"] == bench.MEMORY["smoke"]["trials"] and isinstance(memory["growth_mb"], float)
 
     table = (tmp_path / "RESULTS.md").read_text()
-    assert "| fashion_tuner `mlp`" in table and "RSS growth" in table
+    assert "| fashion_tuner `mlp`" in table and ", 1 seed (42)" in table and "RSS growth" in table
     assert "Google AutoML" in table and "0.9390" in table
     assert "python -m benchmarks.run --suite smoke --only mlp" in table
+
+
+@pytest.mark.slow
+def test_two_seeds_of_a_tiny_row_give_seed_rows_mean_and_sd(tmp_path, data_source):
+    """`--seeds 42 7`: the row runs once per seed (search and retrain-best both get --seed, the split follows it)."""
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "mlp", "--seeds", "42", "7", "--out", str(out),
+            "--work-dir", str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
+    assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
+
+    entry = json.loads(out.read_text())["figures"]["accuracy"]["runs"]["mlp"]
+    rows = entry["seeds"]
+    assert [r["seed"] for r in rows] == [42, 7] and entry["status"] == "ok"
+    for r in rows:
+        assert r["status"] == "ok" and r["split"]["seed"] == r["seed"]
+        search, retrain = r["commands"]
+        assert f"--seed {r['seed']}" in search and f"--seed {r['seed']}" in retrain
+        assert f"bench-mlp-s{r['seed']}" in search
+        assert r["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+        assert r["test_accuracy_ci95"] == bench_seeds.wilson(r["test_accuracy"], r["n_test"]) and r["ci_method"] == "Wilson"
+        assert r["wall_s"] == pytest.approx(r["search_wall_s"] + r["retrain_wall_s"], abs=0.2)
+    accs = [r["test_accuracy"] for r in rows]
+    assert entry["n_seeds"] == 2
+    assert entry["mean_test_accuracy"] == pytest.approx(statistics.fmean(accs), abs=1e-5)
+    assert entry["sd_test_accuracy"] == pytest.approx(statistics.stdev(accs), abs=1e-5)
+    assert entry["rerun"] == "python -m benchmarks.run --suite smoke --only mlp --seeds 42 7"
+
+    line = next(ln for ln in (tmp_path / "RESULTS.md").read_text().splitlines() if ln.startswith("| fashion_tuner `mlp`"))
+    ci = [bench_seeds.wilson(a, r["n_test"]) for a, r in zip(accs, rows)]
+    assert (f"| {statistics.fmean(accs):.4f} +- {statistics.stdev(accs):.4f} (2 seeds; "
+            f"42: {accs[0]:.4f} ({ci[0][0]:.3f}-{ci[0][1]:.3f}); 7: {accs[1]:.4f} ({ci[1][0]:.3f}-{ci[1][1]:.3f})) |") in line
+
+
+def _seed_row(seed, acc, wall=100.0, status="ok"):
+    return {"seed": seed, "status": status, "test_accuracy": acc, "n_test": 4000, "wall_s": wall,
+            "search_wall_s": wall - 40, "retrain_wall_s": 40.0, "search_epochs": 3, "retrain_epochs": 2,
+            "tuner": "hyperband", "max_epochs": 3, "commands": [f"python main.py search --seed {seed}"],
+            **({"error": "exit 1: boom"} if status != "ok" else {})}
+
+
+def test_seeds_of_the_same_row_merge_and_other_code_replaces():
+    base = {"suite": "full", "definition": {"space": "cnn"}, "code_digest": "abc", "status": "ok",
+            "rerun": "python -m benchmarks.run --suite full --only cnn --seeds 7 123"}
+    first = bench_seeds.merge(None, {**base, "seeds": [_seed_row(42, 0.94)]})
+    assert first["n_seeds"] == 1 and first["sd_test_accuracy"] is None and first["mean_test_accuracy"] == 0.94
+    both = bench_seeds.merge(first, {**base, "seeds": [_seed_row(7, 0.95), _seed_row(123, 0.93)]})
+    assert [r["seed"] for r in both["seeds"]] == [42, 7, 123]
+    assert both["mean_test_accuracy"] == pytest.approx(0.94) and both["sd_test_accuracy"] == pytest.approx(0.01)
+    assert both["commands"] == [f"python main.py search --seed {s}" for s in (42, 7, 123)]
+    assert both["rerun"] == "python -m benchmarks.run --suite full --only cnn --seeds 42 7 123"
+    assert first["rerun"] == "python -m benchmarks.run --suite full --only cnn"  # seed 42 alone: the default
+    rerun = bench_seeds.merge(both, {**base, "seeds": [_seed_row(7, 0.96)]})  # a seed run again replaces its row
+    assert [(r["seed"], r["test_accuracy"]) for r in rerun["seeds"]] == [(42, 0.94), (123, 0.93), (7, 0.96)]
+    other = bench_seeds.merge(both, {**base, "code_digest": "def", "seeds": [_seed_row(42, 0.90)]})
+    assert [r["seed"] for r in other["seeds"]] == [42] and other["mean_test_accuracy"] == 0.90
+    broken = bench_seeds.merge(None, {**base, "seeds": [_seed_row(42, 0.94), _seed_row(7, None, status="failed")]})
+    assert broken["status"] == "partial" and broken["seeds_failed"] == [7] and "seed 7: exit 1: boom" in broken["error"]
+
+
+def test_render_shows_mean_sd_per_seed_wilson_and_old_single_seed_rows():
+    legacy = {"suite": "full", "date": "2026-01-01", "status": "ok", "rerun": "python -m benchmarks.run --suite full "
+              "--only mlp", "test_accuracy": 0.903, "test_accuracy_ci95": [0.894, 0.911], "n_test": 4000,
+              "search_wall_s": 881.1, "retrain_wall_s": 49.2, "wall_s": 930.3, "search_epochs": 213,
+              "retrain_epochs": 21, "tuner": "hyperband", "max_epochs": 20, "split": {"seed": 42}}
+    multi = bench_seeds.merge(None, {"suite": "full", "status": "ok", "rerun": "r15", "definition": {
+        "note": "15-minute budget"}, "seeds": [_seed_row(42, 0.94, 800.0), _seed_row(7, 0.95, 900.0),
+                                               _seed_row(123, 0.93, 850.0, status="failed")]})
+    results = {"schema": bench.SCHEMA, "figures": {}}
+    bench.store(results, "mlp", legacy)
+    bench.store(results, "cnn_15m", multi)
+    table = bench.render(results)
+    assert "| test accuracy, 95% CI (Wilson) |" in table
+    lo, hi = bench_seeds.wilson(0.903, 4000)  # the stored bootstrap interval is re-expressed as Wilson's
+    assert f"| 0.9030 ({lo:.3f}-{hi:.3f}), 1 seed (42) | 14m41s search + 49 s retrain | 213 + 21 | full |" in table
+    line = next(ln for ln in table.splitlines() if "`cnn_15m`" in ln)
+    assert "15-minute budget" in line and "| 0.9450 +- 0.0071 (2 seeds; 42: 0.9400 (" in line
+    assert "failed seed(s) 123" in line and "(slowest seed 15m00s)" in line
+    assert table.index("`mlp`") < table.index("`cnn_15m`")
+
+
+def test_bad_seed_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--seeds", "7", "minus-one"])
+    assert exc.value.code == 2
+    assert "error: argument --seeds: a seed is a whole number from 0 to" in capsys.readouterr().err
+
+
+def test_anytime_curves_targets_and_spread(tmp_path):
+    from benchmarks import anytime
+
+    points = [{"time": 105.0, "score": 0.80}, {"time": 103.0, "score": 0.70}, {"time": 110.0, "score": 0.75},
+              {"time": 120.0, "score": 0.91}, {"time": 200.0, "score": 0.99}]  # the last is past the budget
+    curve = anytime.best_so_far(points, started=100.0, budget_s=60)
+    assert curve == [[3.0, 0.7], [5.0, 0.8], [20.0, 0.91]]  # improvements only, time-ordered, within the budget
+    assert anytime.time_to(curve, 0.8) == 5.0 and anytime.time_to(curve, 0.95) is None
+    assert anytime.value_at(curve, 2.9) is None and anytime.value_at(curve, 19.9) == 0.8
+    # a run that never reaches the target counts as the slowest: 2 of 3 reached -> median is the slower of them
+    assert anytime.spread([10.0, None, 30.0]) == {"median": 30.0, "min": 10.0, "max": 30.0}
+    assert anytime.spread([10.0, None, None])["median"] is None
+    summary = anytime.summarize({"42": curve, "7": [[8.0, 0.85]]}, budget_s=60, target=0.8)
+    assert summary["runs"] == 2 and summary["reached"] == 2
+    assert summary["final_val_accuracy"] == {"median": 0.88, "min": 0.85, "max": 0.91}
+    assert summary["time_to_target_s"] == {"median": 6.5, "min": 5.0, "max": 8.0}
+    assert len(summary["band"]) == anytime.GRID_POINTS and summary["band"][-1] == {
+        "t": 60.0, "n": 2, "median": 0.88, "min": 0.85, "max": 0.91}
+    assert summary["band"][0] == {"t": 3.0, "n": 1, "median": 0.7, "min": 0.7, "max": 0.7}
+
+    random = anytime.summarize({"42": [[30.0, 0.85]], "7": [[9.0, 0.8]]}, budget_s=60, target=0.8)
+    entry = {"suite": "full", "budget_s": 60, "target": 0.8, "seeds": [42, 7], "rerun": "r", "speedup_vs_random": 3.0,
+             "summary": {"ours": {"key": "ours", **summary}, "random search": {"key": "random", **random}}}
+    from benchmarks.peer_steps import speedup
+
+    assert speedup(entry["summary"]) == round(19.5 / 6.5, 2)
+    table = bench.render({"schema": bench.SCHEMA, "figures": {"peers_time": entry}})
+    assert "| ours | 0.8800 (0.8500-0.9100) | 6 s (5 s-8 s) | 2 of 2 | full | `r` |" in table
+    assert "| random search | 0.8250 (0.8000-0.8500) | 20 s (9 s-30 s) | 2 of 2 |" in table
+    assert "Random search needs x3.00 ours' time to reach the target" in table
+
+    progress = tmp_path / "p.jsonl"
+    progress.write_text('{"time": 1.0, "score": 0.5}\n{"time": 2.0, "score": NaN}\n{"time": 3.0, "sco')
+    assert anytime.progress_points(progress) == [{"time": 1.0, "score": 0.5}]  # NaN and a cut-off line skipped
+
+
+def test_run_for_stops_the_whole_process_group(tmp_path):
+    from benchmarks import anytime
+
+    child = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+              f" open({str(child)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    result = anytime.run_for(["python", "-c", script], budget_s=3, log=tmp_path / "log.txt")
+    assert result["stopped"] and result["wall_s"] < 15
+    pid = int(child.read_text())
+    for _ in range(50):  # the grandchild got the signal too (gone, or a zombie until init reaps it)
+        stat = Path(f"/proc/{pid}/stat")
+        if not stat.exists() or stat.read_text().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"process {pid} survived the stop")
+
+
+@pytest.mark.slow
+def test_peers_at_equal_wall_time_smoke(tmp_path, data_source):
+    """Three approaches, 20 s each, one seed: each runs for the budget (or finishes sooner) and leaves a curve."""
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "peers_time", "--out", str(out), "--work-dir", str(tmp_path / "work"),
+            "--data-dir", str(data_source["dir"])] + (["--skip-md5"] if data_source["skip_md5"] else [])
+    bench.main(args)
+    entry = json.loads(out.read_text())["figures"]["peers_time"]
+    budget = bench_suites.PEERS_TIME["smoke"]["budget_s"]
+    assert entry["budget_s"] == budget and entry["seeds"] == [42]
+    try:
+        import optuna  # noqa: F401  (benchmarks/requirements.txt; absent here the row must say why)
+        approaches = ("ours", "random", "optuna")
+    except ModuleNotFoundError:
+        approaches = ("ours", "random")
+        assert entry["runs"]["optuna"]["42"]["status"] == "failed"
+        assert "optuna" in entry["runs"]["optuna"]["42"]["error"]
+    for a in approaches:
+        run, curve = entry["runs"][a]["42"], entry["curves"][a]["42"]
+        assert run["status"] == "ok", run
+        assert run["wall_s"] <= budget + 12  # stopped at the budget (SIGTERM, then SIGKILL 5 s later)
+        assert run["stopped"] or run["rc"] == 0
+        assert curve and run["trials_completed"] >= len(curve)  # at least one trial finished within the budget
+        assert all(0 < t <= budget for t, _ in curve)
+        assert [b for _, b in curve] == sorted(b for _, b in curve) and curve[-1][1] > 0.1  # better than chance
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "Peers at equal wall time (20 s per approach and seed, seeds 42" in table
+    assert "| plain Keras Tuner RandomSearch, same CNN space |" in table
+    assert (tmp_path / "anytime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_render_merges_and_splices_readme(tmp_path):
@@ -87,7 +264,7 @@ def test_render_merges_and_splices_readme(tmp_path):
 
 
 def test_selected_expands_groups_and_rejects_unknown():
-    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "transfer", "memory"]
+    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "cnn_15m", "transfer", "memory"]
     assert bench.selected("smoke", None) == list(bench.SUITE_MEMBERS["smoke"])
     with pytest.raises(SystemExit, match="unknown benchmark"):
         bench.selected("quick", ["nope"])

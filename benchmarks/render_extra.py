@@ -1,0 +1,133 @@
+"""The benchmark page's other sections: peers at equal wall time (anytime figures) and the reliability
+table (overhead, scale, memory, determinism, backends, the GPU check)."""
+
+from __future__ import annotations
+
+from benchmarks.cells import code, dur, suite_cell
+
+
+# ----------------------------------------------------------------------------- peers at equal wall time
+
+def anytime_lines(entry: dict | None) -> list[str]:
+    """The equal-wall-time table (``figures.peers_time``): per approach the median and range over seeds of
+    the final best validation accuracy and of the time to reach the target; empty without the figure."""
+    if not entry:
+        return []
+    head = (f"Peers at equal wall time ({dur(entry.get('budget_s'))} per approach and seed, seeds "
+            f"{', '.join(map(str, entry.get('seeds', [])))}; the CNN space; best validation accuracy so far "
+            f"against wall time in `benchmarks/results.json` under `figures.peers_time.curves`, plotted in "
+            f"`benchmarks/anytime.png` for the full suite):")
+    lines = [head, "", f"| approach | best val accuracy at the budget, median (range) | time to val accuracy "
+             f">= {entry.get('target')}, median (range) | seeds reaching it | suite | rerun |",
+             "|---|---|---|---|---|---|"]
+    if entry.get("status") == "failed" and not entry.get("summary"):
+        lines.append(f"| failed: {entry.get('error', '')[:80]} | | | | {suite_cell(entry)} | "
+                     f"{code(entry.get('rerun', ''))} |")
+    for approach, s in (entry.get("summary") or {}).items():
+        final = _median_range(s.get("final_val_accuracy"), "{:.4f}")
+        reach = _median_range(s.get("time_to_target_s"), None)
+        lines.append(f"| {approach} | {final} | {reach} | {s.get('reached', 0)} of {s.get('runs', 0)} | "
+                     f"{suite_cell(entry)} | {code(entry.get('rerun', ''))} |")
+    if entry.get("speedup_vs_random") is not None:
+        lines += ["", f"Random search needs x{entry['speedup_vs_random']:.2f} ours' time to reach the target (medians "
+                      "over seeds)."]
+    return lines + [""]
+
+
+def _median_range(stat: dict | None, fmt: str | None) -> str:
+    if not stat or stat.get("median") is None:
+        return "-"
+    show = (lambda v: fmt.format(v)) if fmt else dur
+    return f"{show(stat['median'])} ({show(stat['min'])}-{show(stat['max'])})"
+
+
+# ----------------------------------------------------------------------------- reliability
+
+def failed_row(name: str, entry: dict) -> str:
+    return f"| {name} | failed: {entry.get('error', '')[:80]} | | {suite_cell(entry)} | {code(entry.get('rerun', ''))} |"
+
+
+def reliability_lines(figures: dict) -> list[str]:
+    """Every reliability figure present, one or two lines each; a placeholder line when there is none."""
+    rows = (overhead_rows(figures.get("overhead")) + scale_rows(figures.get("scale"))
+            + memory_rows(figures.get("memory")) + deterministic_rows(figures.get("deterministic"))
+            + backend_rows(figures))
+    return rows or ["| (no figures yet) | | | | |"]
+
+
+def overhead_rows(o: dict | None) -> list[str]:
+    if not o:
+        return []
+    if o.get("status") != "ok":
+        return [failed_row("overhead", o)]
+    share = o.get("outside_fit_share")
+    return [f"| trial fit vs bare `model.fit`, time per epoch (median) | x{o['epoch_ratio']:.3f} "
+            f"({o['epoch_s_ours']:.3f} s vs {o['epoch_s_bare']:.3f} s) | ~x1.0 | {suite_cell(o)} | "
+            f"{code(o['rerun'])} |",
+            f"| share of search wall time outside `model.fit` | "
+            f"{'-' if share is None else f'{share:.1%}'} of {dur(o.get('search_s'))} "
+            f"({o.get('outside_fit_share_process', 0):.1%} counting process start-up) | <= 5% | "
+            f"{suite_cell(o)} | {code(o['rerun'])} |"]
+
+
+def scale_rows(s: dict | None) -> list[str]:
+    rows = []
+    for stem, r in (s or {}).get("scripts", {}).items():
+        if r.get("status") == "ok":
+            value = ", ".join(f"{k} {v}" for k, v in r.items()
+                              if k not in ("status", "command", "runs_s", "wall_s") and not isinstance(v, (dict, list)))
+            rows.append(f"| `benchmarks/{stem}.py` | {value} | | {suite_cell(s)} | {code(r['command'])} |")
+        else:
+            rows.append(f"| `benchmarks/{stem}.py` | {r.get('status')}: {(r.get('error') or r.get('note', ''))[:80]} "
+                        f"| | {suite_cell(s)} | {code(s.get('rerun', ''))} |")
+    return rows
+
+
+def memory_rows(m: dict | None) -> list[str]:
+    if not m:
+        return []
+    if m.get("status") != "ok":
+        return [failed_row("memory", m)]
+    how = (f"a fresh process every {m['trials_per_process']} trials ({m['processes']} processes)"
+           if m.get("trials_per_process") else "one process")
+    rows = [f"| RSS growth, MLP trial {m['growth_from_trial']} to {m['trials']} (subset {m['subset']}, "
+            f"{m['epochs']} epoch(s) per trial; {how}; largest rise after trial {m['growth_from_trial']}) "
+            f"| {m['growth_mb']:+.1f} MB | < {m['goal_mb']:.0f} MB over 30 trials | "
+            f"{suite_cell(m)} | {code(m['rerun'])} |"]
+    one = m.get("one_process")
+    if one:
+        rows.append(f"| the same search in one process (`--trials-per-process 0`) | {one['growth_mb']:+.1f} MB "
+                    f"| (for comparison) | {suite_cell(m)} | {code(m['rerun'])} |")
+    return rows
+
+
+def deterministic_rows(d: dict | None) -> list[str]:
+    if not d:
+        return []
+    if d.get("status") != "ok":
+        return [failed_row("deterministic", d)]
+    repro = {True: "; scores reproduced", False: "; scores NOT reproduced", None: ""}[d.get("deterministic_reproducible")]
+    return [f"| `--deterministic` slowdown ({d['space']}, {d['max_trials']} trial(s) x {d['max_epochs']} "
+            f"epoch(s), median of {d['repeats']}) | x{d['slowdown']:.2f}{repro} | | {suite_cell(d)} | "
+            f"{code(d['rerun'])} |"]
+
+
+def backend_rows(figures: dict) -> list[str]:
+    """Seconds per epoch per Keras backend (benchmarks/backend_epoch.py) and the GPU check's steps."""
+    rows = []
+    b = figures.get("backends")
+    if b:
+        ok = [m for m in b.get("measurements", []) if m.get("status") == "ok"]
+        value = ", ".join(f"{m['backend']} {m['epoch_s']:.1f} s ({m['policy']})" for m in ok) or "none measured"
+        rows.append(f"| seconds per epoch, default CNN, {ok[0]['images'] if ok else '?'} images, by Keras backend "
+                    f"(one run; {b['machine'].get('device')}) | {value} | TensorFlow the CPU default | "
+                    f"{suite_cell(b)} | {code(b.get('rerun', ''))} |")
+    g = figures.get("gpu")
+    if g:
+        steps = g.get("steps", {})
+        epochs = ", ".join(f"{m['policy']} {m['epoch_s']:.2f} s" for m in steps.get("cnn_epoch", {}).get("measurements", [])
+                           if m.get("status") == "ok")
+        value = ", ".join(f"{k} {v}" for k, v in (g.get("step_status") or {}).items())
+        rows.append(f"| GPU check on JAX ({g['machine'].get('device')}): {value} | CNN s/epoch: {epochs or '-'} | "
+                    f"every step ok | {g.get('suite')} | {code(g.get('rerun', ''))} |")
+    return rows
