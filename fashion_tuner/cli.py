@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -30,6 +31,7 @@ DATASETS = ("fashion_mnist", "mnist")
 # seed + k, so half that range leaves room for any number of trials.
 MAX_SEED = 2 ** 31 - 1
 _stop_signal = signal.SIGINT  # the signal that interrupted this process (SIGINT or SIGTERM)
+_started = time.time()  # when this process started: a command's --time-budget counts from here
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,6 +60,15 @@ _nonneg_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 _factor = _number(int, lambda v: v >= 2, "a whole number of 2 or more (the Hyperband factor)")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1 (exclusive)")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+
+
+def _duration(text: str) -> float:
+    from fashion_tuner.budget import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 _seed = _number(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
@@ -122,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-failures", type=_positive_int, default=5,
                    help="stop after this many consecutive failed trials (default 5)")
     s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds (default: none; cnn and transfer 300)")
+    s.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
+                   help="stop the search within this wall time (90s, 15m, 1h; from the start of this command): "
+                        "no trial starts that is not expected to finish, a trial that would overrun stops at an "
+                        "epoch boundary (resumable: the same command continues)")
     s.add_argument("--trials-per-process", type=_nonneg_int, default=DEFAULT_TRIALS_PER_PROCESS,
                    help="run the search in fresh processes of at most this many trials each, so memory that "
                         "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"
@@ -169,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--space", default=None, metavar="PATH",
                    help="for a run searched with --space PATH: the space file to run. Code named in a run "
                         "directory is never run unless you name it here (docs/design.md: Safe loading)")
+    r.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
+                   help="retrain within this wall time (90s, 15m, 1h): epochs are sized to it from the search's "
+                        "own epoch times (schedules laid out for them) and a fit that would overrun stops at an "
+                        "epoch boundary")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -223,8 +242,11 @@ def _search(args) -> int:
         _exit_with_parent(int(os.environ[SEARCH_PARENT_ENV]))
     else:
         cfg.trials_per_process = 0
-    from fashion_tuner.search import TrialBatchDone, run_search
+    from fashion_tuner.search import SEARCH_STARTED_ENV, TrialBatchDone, run_search
 
+    own_clock = SEARCH_STARTED_ENV not in os.environ
+    if own_clock:  # --time-budget and elapsed count from the start of this command
+        os.environ[SEARCH_STARTED_ENV] = repr(_started)
     try:
         run_search(cfg)
     except TrialBatchDone:
@@ -234,6 +256,9 @@ def _search(args) -> int:
         print(f"\ninterrupted ({signal.Signals(_stop_signal).name}); completed trials are kept. Resume with:\n"
               f"  {shlex.join(resume)}", file=sys.stderr)
         return 128 + _stop_signal
+    finally:
+        if own_clock:
+            os.environ.pop(SEARCH_STARTED_ENV, None)
     return 0
 
 
@@ -249,14 +274,13 @@ def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
     """
     import subprocess
 
-    import time
-
     from fashion_tuner import runs
     from fashion_tuner.search import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
 
     done = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if run_dir.is_dir() else 0
     env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env(),
-           SEARCH_STARTED_ENV: repr(time.time()), SEARCH_DONE_ENV: str(done)}  # one clock for every child
+           SEARCH_STARTED_ENV: os.environ.get(SEARCH_STARTED_ENV) or repr(_started),
+           SEARCH_DONE_ENV: str(done)}  # one clock for every child
     for batch in itertools.count():
         env[SEARCH_BATCH_ENV] = str(batch)
         proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True,
@@ -312,7 +336,7 @@ def _retrain(args) -> int:
     return retrain_best_command(RetrainConfig(
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
-        space=args.space))
+        space=args.space, time_budget=args.time_budget, started=_started))
 
 
 def _predict(args) -> int:

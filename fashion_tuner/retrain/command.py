@@ -119,13 +119,17 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     space = spaces.load_space(space_name)
     say("loading data and the saved split")
     data, split = _load_data(run, run_dir, cfg.data_dir, train_on, device_info)
+    deadline, plan = _time_plan(cfg, run, run_dir, len(data["y_fit"]), max_epochs)
+    if plan:
+        max_epochs = plan["planned_epochs"]
     # the images and epochs of this training (a cosine schedule decays over exactly these)
     context = spaces.DataContext.from_data(data.pop("dataset"), data["x_fit"], run_dir.parent,
                                            int(args.get("seed", 42)), args.get("weights"), max_epochs)
     _clean_stale(run_dir)
     tmp = run_dir / f".report.tmp-{os.getpid()}"
     tmp.mkdir()
-    job = RetrainJob(space, run, data, tmp, max_epochs, cfg.epochs, train_on, cfg.seed, patience, split.test_idx)
+    job = RetrainJob(space, run, data, tmp, max_epochs, cfg.epochs, train_on, cfg.seed, patience, split.test_idx,
+                     deadline, plan)
     try:
         with spaces.using_data_context(context):
             if teacher_dir is not None:
@@ -139,6 +143,30 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, max_epochs: int):
+    """``(deadline, plan)`` for --time-budget (``(None, None)`` without one): the epochs each model gets so
+    that every model of this retrain fits the budget, from the search's own seconds per epoch."""
+    if not cfg.time_budget:
+        return None, None
+    import time
+
+    from fashion_tuner import budget
+
+    started = cfg.started or time.time()
+    deadline = started + cfg.time_budget
+    models = 2 if cfg.distill_from else cfg.top_k  # distillation trains the student twice (with and without)
+    search_images = int(((run.get("split") or {}).get("sizes") or {}).get("train") or 0)
+    per_epoch = budget.seconds_per_epoch(run_dir, search_images, fit_images)
+    planned = budget.plan_epochs((deadline - time.time()) / models, per_epoch, max_epochs)
+    plan = {"budget_s": cfg.time_budget, "planned_epochs": planned, "models": models,
+            "seconds_per_epoch_expected": None if per_epoch is None else round(per_epoch, 2)}
+    say(f"time budget {budget.describe(cfg.time_budget)}: "
+        + (f"~{per_epoch:.1f} s per epoch expected from the search's epochs, so {planned} epoch(s) per model "
+           f"(of {max_epochs}); schedules are laid out for {planned}" if per_epoch else
+           "the search logged no epoch times; fits stop at an epoch boundary when the budget runs out"))
+    return deadline, plan
 
 
 def _write_pages(job: RetrainJob, run_dir: Path, trials: list[dict], summary, sections, notes, top_metrics) -> None:
@@ -161,13 +189,13 @@ def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.n
            else f"{n_epochs} epoch(s) on train+val, no early stopping")
     say(f"[{i}/{k}] training {label}: {how}")
     model, hp, history, wall = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
-                                            seed=job.seed, patience=job.patience, label=label)
+                                            seed=job.seed, patience=job.patience, label=label, deadline=job.deadline)
     say(f"[{i}/{k}] evaluating {label} on the held-out test split")
     probs, seconds = timed_predict(model, job.data["x_te"])
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     title = f"trial {trial['trial_id']}" if k == 1 else f"model_{i} (trial {trial['trial_id']})"
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
-             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds)}
+             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), **job.budget_record(history)}
     metrics = model_metrics(sub, title=title, history=history, probs=probs, data=job.data, extra=extra)
     lo, hi = metrics["test_accuracy_ci95"]
     say(f"[{i}/{k}] {label}: test accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "

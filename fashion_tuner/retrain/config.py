@@ -41,6 +41,8 @@ class RetrainConfig:
     distill_from: str | None = None  # a teacher run directory
     data_dir: str | None = None
     space: str | None = None  # the space file of a run searched with one (never read from the run)
+    time_budget: float | None = None  # --time-budget, seconds (fashion_tuner.budget)
+    started: float | None = None  # when the command started (Unix seconds); the budget counts from here
 
     def validate(self) -> "RetrainConfig":
         """UserError for values no retrain can use (checked before anything is loaded)."""

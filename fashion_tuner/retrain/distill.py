@@ -62,16 +62,19 @@ def distill_fit(targets):
     model is recompiled with the plain loss, so the saved file loads with ``safe_mode=True``
     and no custom objects.
     """
-    def fit(hp, model, x, val, *, epochs, run_args, patience, label):
+    def fit(hp, model, x, val, *, epochs, run_args, patience, label, deadline=None):
         import keras
         import keras_tuner
 
+        from fashion_tuner import budget
         from fashion_tuner.fitting import standard_callbacks
 
         y_fit, y_val, sample_weight = targets
         model.compile(optimizer=model.optimizer, loss=distillation_loss,
                       metrics=[keras.metrics.MeanMetricWrapper(_label_accuracy, name="accuracy")])
         callbacks = standard_callbacks(patience) if val is not None else standard_callbacks(patience)[1:]
+        if deadline is not None:
+            callbacks.append(budget.budget_guard(deadline))
         try:
             history = model.fit(x, y_fit, validation_data=(val[0], y_val) if val is not None else None,
                                 epochs=epochs, batch_size=batch_size(hp, run_args), callbacks=callbacks,
@@ -140,11 +143,13 @@ def _train_student(job: RetrainJob, trial: dict, sub: Path, what: str, fit, extr
     say(f"training the {what} ({label}): "
         + (f"up to {n_epochs} epoch(s)" if job.train_on != "train+val" else f"{n_epochs} epoch(s) on train+val"))
     model, hp, history, wall = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
-                                            seed=job.seed, patience=job.patience, label=label, fit=fit)
+                                            seed=job.seed, patience=job.patience, label=label, fit=fit,
+                                            deadline=job.deadline)
     probs, seconds = timed_predict(model, job.data["x_te"])
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
-             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), **(extra_info or {})}
+             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), **(extra_info or {}),
+             **job.budget_record(history)}
     metrics = model_metrics(sub, title=what, history=history, probs=probs, data=job.data, extra=extra)
     say(f"{what}: test accuracy {metrics['test_accuracy']:.4f}")
     del model

@@ -12,6 +12,12 @@ import numpy as np
 from fashion_tuner.retrain.config import trial_epochs
 
 
+def time_passed(deadline: float, slack_s: float = 0.0) -> bool:
+    import time
+
+    return time.time() + slack_s >= deadline
+
+
 @dataclass
 class RetrainJob:
     space: ModuleType  # the space module (built-in, or the file the user named)
@@ -24,6 +30,19 @@ class RetrainJob:
     seed: int
     patience: int
     test_idx: np.ndarray  # the held-out test indices of the run's split
+    deadline: float | None = None  # --time-budget: Unix seconds by which every fit must end
+    budget: dict | None = None  # --time-budget: what was planned (recorded in metrics.json)
+
+    def budget_record(self, history: dict) -> dict:
+        """``{"time_budget": {...}}`` for a model's metrics under --time-budget (else ``{}``): the plan and
+        whether the budget stopped the fit before its planned epochs."""
+        if not self.budget:
+            return {}
+        trained = len(history.get("loss", []))
+        per_epoch = self.budget.get("seconds_per_epoch_expected") or 0.0
+        return {"time_budget": {**self.budget, "epochs_trained": trained,
+                                "stopped_by_budget": bool(self.deadline and trained < self.budget["planned_epochs"]
+                                                          and time_passed(self.deadline, slack_s=1.5 * per_epoch))}}
 
     def epochs_for(self, trial: dict) -> int:
         """Epochs to train ``trial``'s configuration: on train+val without --epochs, as many as it needed

@@ -35,15 +35,19 @@ def class_weight(run: dict, y: np.ndarray, class_names: list[str]) -> dict | Non
     return resolve_class_weight(run.get("args", {}).get("class_weight"), y, class_names)
 
 
-def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label):
-    """One fit with the search's callbacks; a diverging fit becomes a UserError."""
+def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label, deadline=None):
+    """One fit with the search's callbacks; a diverging fit becomes a UserError. ``deadline`` (Unix seconds,
+    --time-budget): the fit stops at an epoch boundary rather than run past it."""
     import keras_tuner
 
+    from fashion_tuner import budget
     from fashion_tuner.fitting import fit_space_model, standard_callbacks
 
     callbacks = standard_callbacks(patience)
     if val is None:
         callbacks = callbacks[1:]  # no validation set to stop on: keep only the NaN guard
+    if deadline is not None:
+        callbacks.append(budget.budget_guard(deadline))
     try:
         return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=epochs,
                                batch_size=batch_size(hp, run_args), callbacks=callbacks,
@@ -151,7 +155,7 @@ def member_extra(trial: dict, hp, train_on: str, seed: int, wall_s: float) -> di
 
 
 def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
-                 fit=None):
+                 fit=None, deadline: float | None = None):
     """Build the trial's model from its hyperparameters and fit it from scratch.
 
     ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label) -> History`` to train
@@ -171,8 +175,8 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
     if fit is None:
         history = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
                             run_args=run.get("args", {}), class_weight=data["class_weight"], patience=patience,
-                            label=label)
+                            label=label, deadline=deadline)
     else:
         history = fit(hp, model, data["x_fit"], data["val"], epochs=epochs, run_args=run.get("args", {}),
-                      patience=patience, label=label)
+                      patience=patience, label=label, deadline=deadline)
     return model, hp, history_dict(history), time.monotonic() - started

@@ -24,7 +24,7 @@ HYPERBAND_IDENTITY_ARGS = ("factor",)
 # run) and how trials are run. A change is applied and recorded in run.json's "changes".
 BUDGET_ARGS = ("max_trials",)
 RUNTIME_ARGS = ("max_failures", "trial_timeout", "trials_per_process", "strategy", "jit", "input_pipeline",
-                "verbose", "data_dir", "skip_md5")
+                "verbose", "data_dir", "skip_md5", "time_budget")
 
 
 @dataclass
@@ -51,6 +51,7 @@ class SearchConfig:
     class_weight: str | None = None
     max_failures: int = DEFAULT_MAX_FAILURES
     trial_timeout: float | None = None
+    time_budget: float | None = None  # --time-budget, seconds from the start of this command (fashion_tuner.budget)
     skip_md5: bool = False
     weights: str | None = "auto"  # transfer backbones (the CLI's default too: see search_spaces/transfer.py)
     strategy: str = "auto"

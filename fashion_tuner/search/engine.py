@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import backend, devices, distributed, fsio, hints, kt_compat, locks, runs, spaces, splits
+from fashion_tuner import backend, budget, devices, distributed, fsio, hints, kt_compat, locks, runs, spaces, splits
+from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, resolve_class_weight, standard_callbacks
 from fashion_tuner.search.config import RunPlan, SearchConfig, expected_trials, prepare_run_dir
 from fashion_tuner.search.progress import Progress, SearchClock, budget_left, duration, search_clock
 from fashion_tuner.search.summary import SUMMARY_TOP, summarize
-from fashion_tuner.search.tuner import TrialBatchDone, build_tuner, frozen_heap
+from fashion_tuner.search.tuner import TimeBudgetSpent, TrialBatchDone, build_tuner, frozen_heap
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role) -> None:
              plan.run_dir)
     log.info("data: %s from %s; train %d, val %d (from %s), held-out test %d (not used by the search)",
              data.dataset.name, data.dataset.source, sizes["train"], sizes["val"], data.split.val_source, sizes["test"])
+    if cfg.time_budget:
+        budget += f"; time budget {describe_budget(cfg.time_budget)} (no trial starts that would not finish)"
     log.info("budget: %s; EarlyStopping(val_accuracy, patience %d); search stops after %d consecutive failed trials",
              budget, cfg.patience, cfg.max_failures)
     for change in plan.changes:
@@ -211,6 +214,9 @@ def _tune(cfg: SearchConfig, role, plan: RunPlan, space, data: SearchData, devic
     status, stop_error = "finished", None
     try:
         _run_tuner(cfg, role, space, run_dir, data, progress)
+    except TimeBudgetSpent:  # "stopped", not "finished": the same command resumes the rest of the budget
+        status = "stopped"
+        manifest["stop_reason"] = _budget_reason(cfg, run_dir)
     except TrialBatchDone:
         summary = summarize(run_dir)[1]
         manifest.update(trials=summary["counts"], best=summary["best"])  # still "running": the next process resumes
@@ -230,10 +236,18 @@ def _tune(cfg: SearchConfig, role, plan: RunPlan, space, data: SearchData, devic
     return _report(cfg, run_dir, manifest, status, stop_error, progress.clock)
 
 
+def _budget_reason(cfg: SearchConfig, run_dir: Path) -> str:
+    stopped = sorted(p.parent.name.removeprefix("trial_") for p in run_dir.glob(f"trial_*/{budget.BUDGET_STOP_FILE}"))
+    return (f"time budget {describe_budget(cfg.time_budget)} spent: no further trial would have finished in time"
+            + (f"; stopped at an epoch boundary to keep to it: trial {', '.join(stopped)}" if stopped else ""))
+
+
 def _run_tuner(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData, progress: Progress) -> None:
+    deadline = progress.clock.started + cfg.time_budget if cfg.time_budget else None
     with distributed.role_environment(role), frozen_heap():
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner's "Reloading Tuner from ...": our header says it
-            tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy))
+            tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy),
+                                deadline=deadline)
         tuner.search(*data.train, validation_data=data.val, epochs=cfg.max_epochs, batch_size=cfg.batch_size,
                      class_weight=data.class_weight, callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout),
                      verbose=cfg.verbose)
@@ -254,6 +268,8 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
     log.info("best %s %.4f (trial %s); hyperparameters in %s", OBJECTIVE, summary["best"]["score"],
              summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
     log.info("wall time of this search command: %s", duration(time.time() - clock.started))
+    if manifest.get("stop_reason"):
+        log.info("stopped: %s", manifest["stop_reason"])
     log.info("next: %s", hints.command("retrain-best", str(run_dir)))
     if stop_error is not None:
         raise UserError(f"search stopped after {cfg.max_failures} consecutive failed trials (--max-failures); "

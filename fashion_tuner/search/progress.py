@@ -37,9 +37,10 @@ class SearchClock:
 def search_clock(finished_now: int) -> SearchClock:
     """This process's clock: the parent's (``FASHION_TUNER_SEARCH_*`` variables) or a new one."""
     try:
-        return SearchClock(float(os.environ[SEARCH_STARTED_ENV]), int(os.environ[SEARCH_DONE_ENV]),
-                           int(os.environ.get(SEARCH_BATCH_ENV, 0)))
-    except (KeyError, ValueError):
+        started = float(os.environ.get(SEARCH_STARTED_ENV) or time.time())
+        return SearchClock(started, int(os.environ.get(SEARCH_DONE_ENV) or finished_now),
+                           int(os.environ.get(SEARCH_BATCH_ENV) or 0))
+    except ValueError:
         return SearchClock(time.time(), finished_now, 0)
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from pathlib import Path
 
-from fashion_tuner import devices, epochlog, fsio, kt_compat, tables
+import numpy as np
+
+from fashion_tuner import budget, devices, epochlog, fsio, kt_compat, tables
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, expected_trials
@@ -16,6 +19,10 @@ from fashion_tuner.search.config import SearchConfig, expected_trials
 
 class TrialBatchDone(Exception):
     """This process ran its ``trials_per_process`` trials; the run is saved and resumes in a fresh one."""
+
+
+class TimeBudgetSpent(Exception):
+    """--time-budget: the next trial would not finish in time (the run is saved; a rerun with a budget resumes)."""
 
 
 def _tuner_class(name: str):
@@ -26,8 +33,10 @@ def _tuner_class(name: str):
     base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}[name]
 
     class FashionTuner(base):
-        def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, **kwargs):
+        def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, deadline=None,
+                     **kwargs):
             self._progress = progress
+            self._deadline = deadline  # --time-budget: Unix seconds by which the search must end
             self._base_seed = seed
             self._stop_after = stop_after
             self._budget_trials = budget_trials
@@ -39,13 +48,28 @@ def _tuner_class(name: str):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
             keras.utils.set_random_seed(self._base_seed + int(trial.trial_id))
             # per-epoch history for the review's learning curves (Keras Tuner keeps only the best epoch)
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(self.get_trial_dir(trial.trial_id))]
+            trial_dir = self.get_trial_dir(trial.trial_id)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(trial_dir)]
+            if self._deadline is not None:  # a trial that would overrun stops at an epoch boundary, recorded
+                kwargs["callbacks"].append(budget.budget_guard(self._deadline, trial_dir))
             try:
                 return super().run_trial(trial, *args, **kwargs)
             except Exception as exc:
                 if fsio.is_disk_full(exc):  # stop the search: every further trial would fail the same way
                     raise kt_compat.fatal_error(f"No space left on device: {exc}", exc) from exc
                 raise
+
+        def pre_create_trial(self):
+            """--time-budget: start no trial that is not expected to finish (this run's median trial time)."""
+            super().pre_create_trial()
+            if self._deadline is None:
+                return
+            from fashion_tuner.search.progress import trial_seconds
+
+            seconds = trial_seconds(self.project_dir)
+            expected = float(np.median(seconds)) if seconds else 0.0
+            if time.time() + expected > self._deadline:
+                raise TimeBudgetSpent()
 
         def on_trial_begin(self, trial):
             # libhdf5 crashes the process when a checkpoint meets a full disk: stop before that
@@ -84,7 +108,7 @@ def _tuner_class(name: str):
     return FashionTuner
 
 
-def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None):
+def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None, deadline=None):
     import keras_tuner as kt
 
     kt_compat.set_debug(cfg.debug)  # failure reasons go to trial.json and our progress lines instead
@@ -98,7 +122,8 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
         distribution_strategy=strategy,
     )
     tuner_cls = _tuner_class(cfg.tuner)
-    batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=expected_trials(cfg))
+    batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=expected_trials(cfg),
+                   deadline=deadline)
     if cfg.tuner == "hyperband":
         return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1, **batches, **common)
     return tuner_cls(max_trials=cfg.max_trials, **batches, **common)

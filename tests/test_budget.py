@@ -1,0 +1,72 @@
+"""--time-budget (fashion_tuner.budget): durations, epoch planning from the search's timings, a search
+that keeps to its budget (stopping a trial at an epoch boundary), a retrain sized to its budget."""
+
+import json
+import shutil
+import time
+
+import pytest
+
+from conftest import run_cli
+from fashion_tuner import budget, runs
+
+
+def test_durations():
+    assert budget.parse_duration("90s") == 90 and budget.parse_duration("15m") == 900
+    assert budget.parse_duration("1.5h") == 5400 and budget.parse_duration("45") == 45
+    for bad in ("", "0s", "-5m", "15 minutes", "1d"):
+        with pytest.raises(ValueError, match="90s, 15m or 1h"):
+            budget.parse_duration(bad)
+    assert budget.describe(900) == "15m00s" and budget.describe(3660) == "1h01m" and budget.describe(42) == "42s"
+
+
+def test_epochs_are_planned_from_the_search_timings(tiny_run):
+    seconds = budget.epoch_seconds(tiny_run)
+    assert len(seconds) == 2 and all(s > 0 for s, _ in seconds)  # one epoch per trial of the tiny search
+    per_epoch = budget.seconds_per_epoch(tiny_run, 600, 6000)
+    median = sorted(s for s, _ in seconds)[len(seconds) // 2]
+    assert per_epoch == pytest.approx(10 * median, rel=0.6)  # ten times the images: about ten times the time
+    assert budget.plan_epochs(100, 10.0, 50) == 9  # 95 % of the budget, whole epochs
+    assert budget.plan_epochs(100, 10.0, 5) == 5 and budget.plan_epochs(1, 10.0, 5) == 1
+    assert budget.plan_epochs(100, None, 7) == 7
+
+
+def test_bad_budget_is_one_line(tmp_path):
+    result = run_cli("search", "--time-budget", "soon", "--results-dir", str(tmp_path))
+    assert result.returncode == 2 and "--time-budget: expected a duration like 90s" in result.stderr
+
+
+@pytest.mark.slow
+def test_search_keeps_to_its_budget_and_stops_an_overrunning_trial(tmp_path, data_args):
+    budget_s = 14
+    started = time.monotonic()
+    result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "50", "--max-epochs", "200",
+                     "--patience", "200", "--subset", "3000", "--results-dir", str(tmp_path), "--name", "budget",
+                     "--time-budget", f"{budget_s}s", *data_args)
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = tmp_path / "budget"
+    manifest = runs.read_run(run_dir)
+    assert manifest["status"] == "stopped" and "time budget 14s spent" in manifest["stop_reason"]
+    assert "stopped: time budget" in result.stdout
+    stops = list(run_dir.glob(f"trial_*/{budget.BUDGET_STOP_FILE}"))
+    assert stops, "the first trial (200 epochs) must have been stopped at an epoch boundary"
+    epochs = [s for s, _ in budget.epoch_seconds(run_dir)]
+    assert wall <= budget_s + max(epochs) + 3.0  # within the budget plus one epoch (+ process exit)
+    trials = [json.loads(p.read_text()) for p in run_dir.glob("trial_*/trial.json")]
+    assert all(t["status"] == "COMPLETED" for t in trials) and len(trials) < 50
+    stopped = json.loads(stops[0].read_text())
+    assert 0 < stopped["epochs_done"] < 200
+
+
+@pytest.mark.slow
+def test_retrain_sizes_its_epochs_to_the_budget(tiny_run, tmp_path):
+    run = tmp_path / "tiny"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns(runs.REPORT_DIR))
+    result = run_cli("retrain-best", str(run), "--epochs", "200", "--train-on", "full", "--time-budget", "25s")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    plan = metrics["time_budget"]
+    assert plan["budget_s"] == 25 and 1 <= plan["planned_epochs"] < 200
+    assert metrics["epochs_trained"] <= plan["planned_epochs"]
+    assert "so %d epoch(s) per model" % plan["planned_epochs"] in result.stdout
