@@ -61,6 +61,11 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _seed = _number(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
+def _keep_checkpoints(text: str) -> int | None:
+    """``all`` -> None (keep every checkpoint), else a whole number >= 0."""
+    return None if text.strip().lower() == "all" else _number(int, lambda v: v >= 0, "a whole number >= 0 or 'all'")(text)
+
+
 def _space(text: str) -> str:
     """A built-in space name in any case (``CNN`` -> ``cnn``); anything else is kept as typed (a path)."""
     from fashion_tuner.spaces import BUILTIN_SPACES
@@ -147,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--worker-id", default=None, metavar="ID",
                    help="a stable worker id (default: the process id); rerun a dead worker with the same id "
                         "to take back its unfinished trial")
+    s.add_argument("--keep-checkpoints", type=_keep_checkpoints, default=1, metavar="K|all",
+                   help="keep the checkpoints of the K best trials (default 1) and those a resume or a Hyperband "
+                        "round may still load; delete the others after each trial. all: keep every one")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
@@ -169,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--space", default=None, metavar="PATH",
                    help="for a run searched with --space PATH: the space file to run. Code named in a run "
                         "directory is never run unless you name it here (docs/design.md: Safe loading)")
+    r.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
+                   help="retrain the most accurate trial(s) whose model has at most N parameters "
+                        "(recorded per trial in trial_*/model.json)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -312,7 +323,7 @@ def _retrain(args) -> int:
     return retrain_best_command(RetrainConfig(
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
-        space=args.space))
+        space=args.space, max_params=args.max_params))
 
 
 def _predict(args) -> int:
