@@ -145,8 +145,10 @@ def _start(args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _kill_after_epoch(proc: subprocess.Popen, pattern: str, root: Path, k: int, timeout: float = 240) -> int:
-    """SIGKILL ``proc`` once a backup under ``root`` (glob ``pattern``) holds epoch >= k; returns that epoch."""
+def _kill_after_epoch(proc: subprocess.Popen, pattern: str, root: Path, k: int, timeout: float = 240,
+                      signum: int = signal.SIGKILL) -> int:
+    """Send ``signum`` to ``proc`` once a backup under ``root`` (glob ``pattern``) holds epoch >= k; returns
+    the epoch the backup holds once ``proc`` has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for state in root.glob(pattern):
@@ -155,8 +157,8 @@ def _kill_after_epoch(proc: subprocess.Popen, pattern: str, root: Path, k: int, 
             except (OSError, ValueError, KeyError):
                 continue
             if epoch >= k:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                proc.send_signal(signum)
+                proc.wait(timeout=60)
                 return json.loads(state.read_text())["epoch"]
         if proc.poll() is not None:
             pytest.fail(f"finished before epoch {k}: {proc.stdout.read()[-2000:]}")
@@ -196,7 +198,10 @@ def test_retrain_killed_mid_fit_resumes(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     args = ["retrain-best", str(run), "--epochs", str(EPOCHS)]
-    killed_at = _kill_after_epoch(_start(args), "retrain_backup/*/fit_1/state.json", run, 2)
+    first = _start(args)  # stopped with SIGTERM (as Ctrl-C): the interrupt path keeps the backup too
+    _kill_after_epoch(first, "retrain_backup/*/fit_1/state.json", run, 2, signum=signal.SIGTERM)
+    assert first.returncode == 128 + signal.SIGTERM
+    killed_at = json.loads(next(run.glob("retrain_backup/*/fit_1/state.json")).read_text())["epoch"]
     proc = _start(args)
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out[-3000:]
