@@ -73,14 +73,15 @@ def _probe(stop_at_epoch=None, fail_at_end=False):
     return Probe()
 
 
-def _fit(model, data, slots, probe, epochs=EPOCHS):
+def _fit(model, data, slots, probe, epochs=EPOCHS, initial_epoch=0):
     from fashion_tuner.backup import attached
 
     callbacks = _callbacks(probe)
     object.__setattr__(model, "_ft_es", callbacks[0])
     (x, y), val = data
     with attached(model, slots):
-        return model.fit(x, y, validation_data=val, epochs=epochs, batch_size=64, callbacks=callbacks, verbose=0)
+        return model.fit(x, y, validation_data=val, epochs=epochs, batch_size=64, callbacks=callbacks, verbose=0,
+                         initial_epoch=initial_epoch)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,19 @@ def test_resumed_fit_continues_with_model_optimizer_callbacks_and_history(small,
     assert len(history.history["loss"]) == EPOCHS and history.epoch == list(range(EPOCHS))
     assert history.history["val_accuracy"][:k] == pytest.approx(first.val_accuracy)  # the epochs before the kill
     assert max(history.history["val_accuracy"]) > 0.5  # it learned (10 classes: chance is 0.1)
+
+
+def test_continuation_fit_resumes_inside_its_own_epochs(small, tmp_path):
+    # a Hyperband continuation fits epochs 2..5 (initial_epoch 2); killed at 4, it resumes at 4
+    from fashion_tuner.backup import FitSlots
+
+    first = _probe(stop_at_epoch=4)
+    with pytest.raises(Interrupted):
+        _fit(_model(1), small, FitSlots(tmp_path / "b"), first, initial_epoch=2)
+    assert first.begun == [2, 3]
+    second = _probe()
+    history = _fit(_model(2), small, FitSlots(tmp_path / "b"), second, initial_epoch=2)
+    assert second.begun == [4, 5] and history.epoch == [2, 3, 4, 5] and len(history.history["loss"]) == 4
 
 
 def test_fit_finished_before_the_kill_is_restored_not_rerun(small, tmp_path):
@@ -207,8 +221,12 @@ def test_retrain_killed_mid_fit_resumes(tiny_run, tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert f"resuming at epoch {killed_at + 1} of {EPOCHS}" in out
     ran = [line for line in out.splitlines() if line.startswith("Epoch ")]
-    history = (run / "report" / "history.csv").read_text().strip().splitlines()[1:]
+    header, *history = (run / "report" / "history.csv").read_text().strip().splitlines()
+    header = header.split(",")
     metrics = json.loads((run / "report" / "metrics.json").read_text())
     assert len(ran) == len(history) - killed_at  # only the remaining epochs were trained
     assert len(history) == metrics["epochs_trained"] and len(history) >= killed_at
+    val_acc = [float(row.split(",")[header.index("val_accuracy")]) for row in history]
+    assert metrics["best_epoch"] == int(np.argmax(val_acc)) + 1  # the best epoch over the whole history
+    assert all((run / "report" / f).is_file() for f in ("report.html", "best_model.keras", "metrics.json"))
     assert not (run / "retrain_backup").exists()
