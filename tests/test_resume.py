@@ -230,3 +230,25 @@ def test_retrain_killed_mid_fit_resumes(tiny_run, tmp_path):
     assert metrics["best_epoch"] == int(np.argmax(val_acc)) + 1  # the best epoch over the whole history
     assert all((run / "report" / f).is_file() for f in ("report.html", "best_model.keras", "metrics.json"))
     assert not (run / "retrain_backup").exists()
+
+
+@pytest.mark.slow
+def test_top_k_retrain_resumed_keeps_finished_members(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    args = ["retrain-best", str(run), "--epochs", str(EPOCHS), "--top-k", "2"]
+    first = _start(args)
+    deadline = time.monotonic() + 240
+    while len(list(run.glob("retrain_backup/*/fit_1/state.json"))) < 2:  # member 2 has a backup: member 1 is done
+        assert time.monotonic() < deadline and first.poll() is None, "member 2 never started"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    proc = _start(args)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert out.count("restored, not rerun") >= 1  # member 1 came back from its backup without training
+    for member in ("model_1", "model_2"):
+        metrics = json.loads((run / "report" / member / "metrics.json").read_text())
+        assert len((run / "report" / member / "history.csv").read_text().strip().splitlines()) - 1 == metrics["epochs_trained"]
+    assert not (run / "retrain_backup").exists()
