@@ -72,6 +72,11 @@ def _duration(text: str) -> float:
 _seed = _number(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
+def _keep_checkpoints(text: str) -> int | None:
+    """``all`` -> None (keep every checkpoint), else a whole number >= 0."""
+    return None if text.strip().lower() == "all" else _number(int, lambda v: v >= 0, "a whole number >= 0 or 'all'")(text)
+
+
 def _space(text: str) -> str:
     """A built-in space name in any case (``CNN`` -> ``cnn``); anything else is kept as typed (a path)."""
     from fashion_tuner.spaces import BUILTIN_SPACES
@@ -162,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--worker-id", default=None, metavar="ID",
                    help="a stable worker id (default: the process id); rerun a dead worker with the same id "
                         "to take back its unfinished trial")
+    s.add_argument("--keep-checkpoints", type=_keep_checkpoints, default=1, metavar="K|all",
+                   help="keep the checkpoints of the K best trials (default 1) and those a resume or a Hyperband "
+                        "round may still load; delete the others after each trial. all: keep every one")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
@@ -188,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrain within this wall time (90s, 15m, 1h): epochs are sized to it from the search's "
                         "own epoch times (schedules laid out for them) and a fit that would overrun stops at an "
                         "epoch boundary")
+    r.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
+                   help="retrain the most accurate trial(s) whose model has at most N parameters "
+                        "(recorded per trial in trial_*/model.json)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -336,7 +347,7 @@ def _retrain(args) -> int:
     return retrain_best_command(RetrainConfig(
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
-        space=args.space, time_budget=args.time_budget, started=_started))
+        space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params))
 
 
 def _predict(args) -> int:

@@ -84,6 +84,13 @@ def _trial_guard(timeout_s: float | None):
         def on_train_begin(self, logs=None):
             self.started = time.monotonic()
 
+        def backup_state(self) -> dict:
+            """For fashion_tuner.backup: the seconds this fit has run, so a resumed fit keeps counting."""
+            return {"elapsed_s": time.monotonic() - self.started if self.started is not None else 0.0}
+
+        def restore_backup_state(self, state: dict) -> None:
+            self.started = time.monotonic() - float(state.get("elapsed_s") or 0.0)
+
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
@@ -99,15 +106,27 @@ def _trial_guard(timeout_s: float | None):
 
 def fit_space_model(space, hp, model, x, y, *, validation_data, epochs: int, batch_size: int,
                     callbacks: list, class_weight: dict | None = None, verbose: int = 0,
-                    input_pipeline: str = "auto", seed: int | None = None, **kwargs):
+                    input_pipeline: str = "auto", seed: int | None = None, backup=None, **kwargs):
     """Fit ``model`` the way the space wants: its own ``fit(hp, model, ...)`` when it has one,
     else ``model.fit``; a ``batch_size`` hyperparameter overrides ``batch_size``. Returns History.
 
     ``batch_size`` is per replica: under a distribution strategy the global batch is
     ``batch_size x replicas``. A space's own ``fit`` always receives the arrays; only this
     default path may feed ``tf.data`` (``input_pipeline``, see devices.resolve_input_pipeline),
-    shuffled with ``seed`` (default: drawn from NumPy, which each trial seeds).
+    shuffled with ``seed`` (default: drawn from NumPy, which each trial seeds). ``backup``: a
+    :class:`fashion_tuner.backup.FitSlots`: each ``model.fit`` is backed up per epoch and a rerun
+    resumes it (see :mod:`fashion_tuner.backup`); None: no backup.
     """
+    from fashion_tuner.backup import attached
+
+    with attached(model, backup):
+        return _fit(space, hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                    callbacks=callbacks, class_weight=class_weight, verbose=verbose, input_pipeline=input_pipeline,
+                    seed=seed, **kwargs)
+
+
+def _fit(space, hp, model, x, y, *, validation_data, epochs, batch_size, callbacks, class_weight, verbose,
+         input_pipeline, seed, **kwargs):
     if "batch_size" in hp.values:
         batch_size = int(hp.values["batch_size"])
     batch_size *= devices.replicas_of(model)

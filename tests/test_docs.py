@@ -16,7 +16,7 @@ def test_readme_links_and_picture_resolve():
     assert "docs/report.png" in targets and "docs/design.md" in targets and "docs/benchmarks.md" in targets
     for target in targets:
         assert (REPO / target).is_file(), target
-    assert len(text.splitlines()) < 130  # the long material is in docs/
+    assert len(text.splitlines()) < 140  # the long material is in docs/
 
 
 def test_readme_states_the_cost_of_each_default_command():

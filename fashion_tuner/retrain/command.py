@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import hints, locks, report, runs, spaces
+from fashion_tuner import backup, hints, locks, modelsize, report, runs, spaces
 from fashion_tuner.errors import UserError
-from fashion_tuner.retrain.config import MODEL_FILE, RetrainConfig, resolve_space, retrain_plan, say
+from fashion_tuner.retrain.config import BACKUP_DIR, MODEL_FILE, RetrainConfig, resolve_space, retrain_plan, say
 from fashion_tuner.retrain.distill import distill
 from fashion_tuner.retrain.job import RetrainJob
 from fashion_tuner.retrain.training import (class_weight, describe_learning_rate, member_extra, model_facts,
@@ -26,10 +26,11 @@ from fashion_tuner.retrain.training import (class_weight, describe_learning_rate
 
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
-                 distill_from: str | None = None, data_dir: str | None = None, space: str | None = None) -> Path:
+                 distill_from: str | None = None, data_dir: str | None = None, space: str | None = None,
+                 max_params: int | None = None) -> Path:
     """:func:`run_retrain` with its :class:`RetrainConfig` given as arguments; returns the report folder."""
     return run_retrain(RetrainConfig(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir,
-                                     space))
+                                     space, max_params))
 
 
 def run_retrain(cfg: RetrainConfig) -> Path:
@@ -54,12 +55,35 @@ def _chosen_trials(cfg: RetrainConfig, run_dir: Path, run: dict, trials: list[di
             counts[t.get("status")] = counts.get(t.get("status"), 0) + 1
         seen = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
         raise UserError(f"run {run_dir} has no completed trial ({seen}); run or resume the search first")
+    done = _within_size(cfg.max_params, run_dir, done)
     if cfg.top_k > len(done):
         say(f"only {len(done)} completed trial(s): using {len(done)} instead of --top-k {cfg.top_k}")
     chosen = done[:cfg.top_k]
     say(f"run {run_dir}: {len(done)} completed trial(s); retraining "
         + ", ".join(f"trial {t['trial_id']} ({t['score']:.4f})" for t in chosen))
     return chosen
+
+
+def _within_size(max_params: int | None, run_dir: Path, done: list[dict]) -> list[dict]:
+    """The ranked completed trials whose model has at most ``max_params`` parameters (trial_*/model.json);
+    UserError when none has. ``max_params`` None: ``done`` unchanged."""
+    if max_params is None:
+        return done
+    sizes = {t["trial_id"]: modelsize.parameters(run_dir / f"trial_{t['trial_id']}") for t in done}
+    unknown = [tid for tid, n in sizes.items() if n is None]
+    if unknown:
+        say(f"note: {len(unknown)} completed trial(s) have no recorded parameter count ({modelsize.MODEL_FILE}: "
+            "searches before it was recorded); --max-params leaves them out")
+    within = [t for t in done if sizes[t["trial_id"]] is not None and sizes[t["trial_id"]] <= max_params]
+    if not within:
+        known = [n for n in sizes.values() if n is not None]
+        smallest = f"the smallest has {min(known):,}" if known else "none has a recorded size"
+        raise UserError(f"no completed trial of run {run_dir} has at most {max_params:,} parameters ({smallest}); "
+                        "raise --max-params, or search smaller models")
+    best = within[0]
+    say(f"--max-params {max_params:,}: {len(within)} of {len(done)} completed trial(s) qualify; the most accurate is "
+        f"trial {best['trial_id']} ({sizes[best['trial_id']]:,} parameters, {best['score']:.4f})")
+    return within
 
 
 def _teacher(cfg: RetrainConfig, run_dir: Path) -> Path | None:
@@ -139,6 +163,7 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
         _write_pages(job, run_dir, trials, summary, sections, notes, top_metrics)
         final = run_dir / runs.REPORT_DIR
         swap_in(tmp, final)
+        backup.discard(run_dir / BACKUP_DIR)  # the retrain is done: nothing left to resume
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -189,7 +214,8 @@ def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.n
            else f"{n_epochs} epoch(s) on train+val, no early stopping")
     say(f"[{i}/{k}] training {label}: {how}")
     model, hp, history, wall = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
-                                            seed=job.seed, patience=job.patience, label=label, deadline=job.deadline)
+                                            seed=job.seed, patience=job.patience, label=label, deadline=job.deadline,
+                                            backup_dir=job.backup_dir(trial, "member"))
     say(f"[{i}/{k}] evaluating {label} on the held-out test split")
     probs, seconds = timed_predict(model, job.data["x_te"])
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])

@@ -16,6 +16,7 @@ DEFAULT_BATCH_SIZE = 128
 PREDICT_BATCH = 1024
 LATENCY_REPEATS = 20  # single-image inference calls timed for the report (median)
 MODEL_FILE = "best_model.keras"
+BACKUP_DIR = "retrain_backup"  # RUN_DIR/retrain_backup/<member key>/: per-epoch backups (fashion_tuner.backup)
 PROBS_FILE = "test_probabilities.npy"
 CLASS_NAMES_FILE = "class_names.json"
 
@@ -43,6 +44,7 @@ class RetrainConfig:
     space: str | None = None  # the space file of a run searched with one (never read from the run)
     time_budget: float | None = None  # --time-budget, seconds (fashion_tuner.budget)
     started: float | None = None  # when the command started (Unix seconds); the budget counts from here
+    max_params: int | None = None  # only trials whose model has at most this many parameters (trial_*/model.json)
 
     def validate(self) -> "RetrainConfig":
         """UserError for values no retrain can use (checked before anything is loaded)."""
@@ -52,6 +54,8 @@ class RetrainConfig:
             raise UserError(f"--top-k must be at least 1, not {self.top_k}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.max_params is not None and self.max_params < 1:
+            raise UserError(f"--max-params must be at least 1, not {self.max_params}")
         if self.distill_from and self.top_k > 1:
             raise UserError("--distill-from trains one student: leave out --top-k (the teacher may be an ensemble)")
         return self

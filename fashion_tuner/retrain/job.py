@@ -3,13 +3,15 @@ each model trains (instead of nine values passed along positionally)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
-from fashion_tuner.retrain.config import trial_epochs
+from fashion_tuner.retrain.config import BACKUP_DIR, trial_epochs
 
 
 def time_passed(deadline: float, slack_s: float = 0.0) -> bool:
@@ -50,3 +52,13 @@ class RetrainJob:
         if self.train_on == "train+val" and self.explicit_epochs is None:
             return trial_epochs(trial, self.max_epochs)
         return self.max_epochs
+
+    def backup_dir(self, trial: dict, role: str, teacher=None) -> Path:
+        """Where training ``trial``'s model as ``role`` is backed up per epoch:
+        ``RUN_DIR/retrain_backup/<role>-trial<id>-<digest>``, the digest of everything that shapes that
+        training, so a rerun with the same arguments resumes it and one with other arguments starts afresh."""
+        key = {"trial": trial.get("trial_id"), "hyperparameters": (trial.get("hyperparameters") or {}).get("values"),
+               "role": role, "seed": self.seed, "epochs": self.epochs_for(trial), "train_on": self.train_on,
+               "patience": self.patience, "teacher": teacher}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return self.out.parent / BACKUP_DIR / f"{role.replace(' ', '_')}-trial{trial.get('trial_id')}-{digest}"

@@ -155,12 +155,15 @@ def member_extra(trial: dict, hp, train_on: str, seed: int, wall_s: float) -> di
 
 
 def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
-                 fit=None, deadline: float | None = None):
+                 fit=None, deadline: float | None = None, backup_dir: Path | None = None):
     """Build the trial's model from its hyperparameters and fit it from scratch.
 
     ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label) -> History`` to train
-    differently (distillation); None for :func:`plain_fit`. Returns ``(model, hp, history dict, wall s)``.
+    differently (distillation); None for :func:`plain_fit`. ``backup_dir``: every epoch is backed up
+    there and a rerun resumes from it (:mod:`fashion_tuner.backup`); the caller deletes it once the
+    retrain is done. Returns ``(model, hp, history dict, wall s)``; wall s is this process's.
     """
+    from fashion_tuner import backup
     import keras
     import keras_tuner
 
@@ -172,11 +175,12 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
     devices.apply_trial_settings()  # the policy and distribution, reset by every clear_session()
     model = space.build_model(hp)
     started = time.monotonic()
-    if fit is None:
-        history = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
-                            run_args=run.get("args", {}), class_weight=data["class_weight"], patience=patience,
-                            label=label, deadline=deadline)
-    else:
-        history = fit(hp, model, data["x_fit"], data["val"], epochs=epochs, run_args=run.get("args", {}),
-                      patience=patience, label=label, deadline=deadline)
+    with backup.attached(model, backup.FitSlots(backup_dir, label) if backup_dir is not None else None):
+        if fit is None:
+            history = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
+                                run_args=run.get("args", {}), class_weight=data["class_weight"], patience=patience,
+                                label=label, deadline=deadline)
+        else:
+            history = fit(hp, model, data["x_fit"], data["val"], epochs=epochs, run_args=run.get("args", {}),
+                          patience=patience, label=label, deadline=deadline)
     return model, hp, history_dict(history), time.monotonic() - started

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashion_tuner import kt_compat, runs, spaces
+from fashion_tuner.checkpoints import DEFAULT_KEEP
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DEFAULT_PATIENCE
 
@@ -24,7 +25,7 @@ HYPERBAND_IDENTITY_ARGS = ("factor",)
 # run) and how trials are run. A change is applied and recorded in run.json's "changes".
 BUDGET_ARGS = ("max_trials",)
 RUNTIME_ARGS = ("max_failures", "trial_timeout", "trials_per_process", "strategy", "jit", "input_pipeline",
-                "verbose", "data_dir", "skip_md5", "time_budget")
+                "verbose", "data_dir", "skip_md5", "time_budget", "keep_checkpoints")
 
 
 @dataclass
@@ -67,6 +68,7 @@ class SearchConfig:
     debug: bool = False  # Keras Tuner prints each failed trial's traceback
     trials_per_process: int = 0  # stop (TrialBatchDone) after this many trials; 0: no limit
     retrain_defaults: dict | None = None  # {"epochs", "train_on"} for retrain-best (spaces.SPACE_DEFAULTS)
+    keep_checkpoints: int | None = DEFAULT_KEEP  # best K trials' checkpoints kept (+ those still needed); None: all
     command: list[str] = field(default_factory=list)
 
     @property

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import backend, budget, devices, distributed, fsio, hints, kt_compat, locks, runs, spaces, splits
+from fashion_tuner import (backend, budget, checkpoints, devices, distributed, fsio, hints, kt_compat, locks, runs,
+                           spaces, splits)
 from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
 from fashion_tuner.errors import UserError
@@ -255,6 +256,7 @@ def _run_tuner(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData, 
 
 def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_error, clock: SearchClock) -> Path:
     """Mark the run finished (or failed), write best_hyperparameters.json and say the summary."""
+    checkpoints.prune(run_dir, cfg.keep_checkpoints)  # a chief's trials ran elsewhere: prune here too
     table, summary = _finish(run_dir, manifest, status)
     failed = summary["failed"]
     if summary["best"] is None:
@@ -268,6 +270,8 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
     log.info("best %s %.4f (trial %s); hyperparameters in %s", OBJECTIVE, summary["best"]["score"],
              summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
     log.info("wall time of this search command: %s", duration(time.time() - clock.started))
+    log.info("%s (--keep-checkpoints %s)", checkpoints.describe(manifest["disk"]),
+             "all" if cfg.keep_checkpoints is None else cfg.keep_checkpoints)
     if manifest.get("stop_reason"):
         log.info("stopped: %s", manifest["stop_reason"])
     log.info("next: %s", hints.command("retrain-best", str(run_dir)))
@@ -302,7 +306,8 @@ def _run_worker(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData)
 
 def _finish(run_dir: Path, manifest: dict, status: str):
     table, summary = summarize(run_dir)
-    manifest.update(status=status, finished=_now(), trials=summary["counts"], best=summary["best"])
+    manifest.update(status=status, finished=_now(), trials=summary["counts"], best=summary["best"],
+                    disk=checkpoints.disk_usage(run_dir))
     runs.write_json(run_dir / runs.RUN_JSON, manifest)
     return table, summary
 

@@ -11,10 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import budget, devices, epochlog, fsio, kt_compat, tables
+from fashion_tuner import backup, budget, checkpoints, devices, epochlog, fsio, kt_compat, modelsize, tables
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, expected_trials
+
+
+BACKUP_KWARG = "fashion_tuner_backup"  # run_trial -> HyperModel.fit: the trial's backup.FitSlots
+
+
+def distributed_worker() -> bool:
+    """True in a distributed worker (Keras Tuner's KERASTUNER_TUNER_ID names one other than the chief):
+    the chief's oracle, not this process, knows which checkpoints may still be loaded."""
+    import os
+
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID")
+    return bool(tuner_id) and tuner_id != "chief"
 
 
 class TrialBatchDone(Exception):
@@ -34,9 +46,10 @@ def _tuner_class(name: str):
 
     class FashionTuner(base):
         def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, deadline=None,
-                     **kwargs):
+                     keep_checkpoints=None, **kwargs):
             self._progress = progress
             self._deadline = deadline  # --time-budget: Unix seconds by which the search must end
+            self._keep_checkpoints = keep_checkpoints  # None: keep every checkpoint (checkpoints.prune)
             self._base_seed = seed
             self._stop_after = stop_after
             self._budget_trials = budget_trials
@@ -52,6 +65,8 @@ def _tuner_class(name: str):
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(trial_dir)]
             if self._deadline is not None:  # a trial that would overrun stops at an epoch boundary, recorded
                 kwargs["callbacks"].append(budget.budget_guard(self._deadline, trial_dir))
+            # each fit of the trial backed up per epoch: a rerun after a kill resumes it (fashion_tuner.backup)
+            kwargs[BACKUP_KWARG] = backup.FitSlots(Path(trial_dir) / backup.TRIAL_BACKUP_DIR, f"trial {trial.trial_id}")
             try:
                 return super().run_trial(trial, *args, **kwargs)
             except Exception as exc:
@@ -80,6 +95,7 @@ def _tuner_class(name: str):
                 self._progress.begin(trial)
 
         def on_trial_end(self, trial):
+            backup.discard(Path(self.get_trial_dir(trial.trial_id)) / backup.TRIAL_BACKUP_DIR)  # the trial ended
             try:
                 super().on_trial_end(trial)
             except RuntimeError as exc:
@@ -91,6 +107,8 @@ def _tuner_class(name: str):
                 raise
             keras.backend.clear_session()  # frees the model (and runs gc.collect) before the trim
             release_freed_memory()
+            if self._keep_checkpoints is not None and not distributed_worker():
+                checkpoints.prune(self.project_dir, self._keep_checkpoints)
             if self._progress:
                 self._progress.end(trial, self.oracle)
             self._trials_here += 1
@@ -123,7 +141,7 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
     )
     tuner_cls = _tuner_class(cfg.tuner)
     batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=expected_trials(cfg),
-                   deadline=deadline)
+                   deadline=deadline, keep_checkpoints=cfg.keep_checkpoints)
     if cfg.tuner == "hyperband":
         return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1, **batches, **common)
     return tuner_cls(max_trials=cfg.max_trials, **batches, **common)
@@ -191,9 +209,12 @@ class SpaceHyperModel:
                 return model
 
             def fit(self, hp, model, x, y, **kwargs):
+                slots = kwargs.pop(BACKUP_KWARG, None)
+                if slots is not None:  # what the review and retrain-best --max-params read
+                    modelsize.record(slots.root.parent, model)
                 batch_size = kwargs.pop("batch_size", defaults["batch_size"])
                 epochs = kwargs.pop("epochs", defaults["epochs"])
                 return fit_space_model(space, hp, model, x, y, epochs=epochs, batch_size=batch_size,
-                                       input_pipeline=defaults.get("input_pipeline", "auto"), **kwargs)
+                                       input_pipeline=defaults.get("input_pipeline", "auto"), backup=slots, **kwargs)
 
         return _HyperModel()

@@ -1,0 +1,142 @@
+"""Which trial checkpoints a run still needs, deleting the others (``search --keep-checkpoints K``),
+and how much disk a run uses (recorded in run.json's ``disk``).
+
+Keras Tuner keeps every trial's best-epoch weights (``trial_<id>/checkpoint.weights.h5``) forever
+(keras-team/keras-tuner #288). A checkpoint still matters when:
+
+- its trial is unfinished (running, or queued to run again): a resume continues it, and the
+  checkpoint of its best epoch so far must survive;
+- it is the parent of an unfinished Hyperband continuation (that trial's rerun loads it);
+- Hyperband may still pick it to continue: its trial is in round r of a bracket whose round r+1
+  is not yet full (the oracle draws the next round's trials from round r);
+- it is one of the K best completed trials (``--keep-checkpoints K``, default 1: the best trial's
+  checkpoint stays, so ``tuner.get_best_models()`` and benchmarks/peers.py work).
+
+Every other checkpoint is deleted after each trial (and at the end of the search); the trial
+folder keeps ``checkpoint.deleted.json`` saying when, why and how many bytes. ``all`` keeps every
+checkpoint (Keras Tuner's own behaviour). Reading needs no Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+from fashion_tuner import fsio, kt_compat, runs
+from fashion_tuner.fitting import DIRECTION
+
+CHECKPOINT_FILE = "checkpoint.weights.h5"
+DELETED_FILE = "checkpoint.deleted.json"
+DEFAULT_KEEP = 1
+PARENT_KEY = "tuner/trial_id"
+
+log = logging.getLogger(__name__)
+
+
+def _hyperband_size(state: dict, bracket_num: int, round_num: int) -> int:
+    """Trials in round ``round_num`` of bracket ``bracket_num`` (Keras Tuner 1.4.8 HyperbandOracle._get_size)."""
+    max_epochs, factor = state["max_epochs"], state["factor"]
+    end_size = math.ceil(1 + math.log(max_epochs, factor)) / (bracket_num + 1)
+    return math.ceil(end_size * factor ** (bracket_num - round_num))
+
+
+def needed(oracle_state: dict, trials: list[dict]) -> dict[str, str]:
+    """``{trial_id: why}``: trials whose checkpoint a resume or a Hyperband continuation may still load.
+
+    ``oracle_state``: parsed oracle.json; ``trials``: trial.json dicts (runs.read_trials)."""
+    why: dict[str, str] = {}
+    values = {str(t.get("trial_id")): (t.get("hyperparameters") or {}).get("values") or {} for t in trials}
+    unfinished = kt_compat.unfinished_trials(oracle_state) | {
+        str(t.get("trial_id")) for t in trials if t.get("status") in (None, "RUNNING", "IDLE")}
+    for tid in sorted(unfinished):
+        why[tid] = "unfinished trial"
+        parent = values.get(tid, {}).get(PARENT_KEY)
+        if parent:
+            why.setdefault(str(parent), f"parent of unfinished trial {tid}")
+    for bracket in oracle_state.get("brackets") or []:
+        rounds, num = bracket.get("rounds") or [], bracket.get("bracket_num")
+        for r in range(len(rounds) - 1):
+            if len(rounds[r + 1]) < _hyperband_size(oracle_state, num, r + 1):
+                for info in rounds[r]:
+                    why.setdefault(str(info.get("id")), f"Hyperband may continue it (bracket {num}, round {r + 1})")
+    return why
+
+
+def plan(run_dir: str | Path, keep_best: int) -> tuple[dict[str, str], list[Path]]:
+    """``(kept {trial_id: why}, checkpoint files to delete)``; nothing to delete when oracle.json is unreadable."""
+    run_dir = Path(run_dir)
+    try:
+        oracle_state = json.loads((run_dir / kt_compat.ORACLE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}, []
+    trials = runs.read_trials(run_dir)
+    keep = needed(oracle_state if isinstance(oracle_state, dict) else {}, trials)
+    for rank, trial in enumerate(runs.ranked_trials(trials, DIRECTION)[:keep_best], start=1):
+        keep.setdefault(str(trial.get("trial_id")), f"best {rank} of the run")
+    known = {str(t.get("trial_id")) for t in trials}
+    delete = [p for p in sorted(run_dir.glob(f"trial_*/{CHECKPOINT_FILE}"))
+              if p.parent.name[len("trial_"):] in known and p.parent.name[len("trial_"):] not in keep]
+    return keep, delete
+
+
+def prune(run_dir: str | Path, keep_best: int | None) -> int:
+    """Delete the checkpoints no longer needed (``keep_best`` None: none); returns the bytes freed."""
+    if keep_best is None:
+        return 0
+    _, delete = plan(run_dir, keep_best)
+    freed = 0
+    for path in delete:
+        try:
+            size = path.stat().st_size
+            fsio.atomic_write_text(path.with_name(DELETED_FILE), json.dumps(
+                {"bytes": size, "time": time.time(),
+                 "why": f"not among the {keep_best} best trials and no resume or Hyperband round can load it "
+                        "(search --keep-checkpoints)"}) + "\n")
+            path.unlink()
+        except OSError as exc:
+            log.warning("could not delete %s: %s", path, exc)
+            continue
+        freed += size
+    if delete:
+        log.debug("deleted %d checkpoint(s), %.1f MB", len(delete), freed / 1e6)
+    return freed
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def disk_usage(run_dir: str | Path) -> dict:
+    """What run.json records as ``disk``: the run folder's bytes (file sizes), its checkpoints' bytes,
+    checkpoints kept / deleted and the bytes deleting them freed."""
+    run_dir = Path(run_dir)
+    kept = list(run_dir.glob(f"trial_*/{CHECKPOINT_FILE}"))
+    deleted = list(run_dir.glob(f"trial_*/{DELETED_FILE}"))
+    freed = 0
+    for path in deleted:
+        try:
+            freed += int(json.loads(path.read_text()).get("bytes") or 0)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return {"bytes": _tree_bytes(run_dir), "checkpoint_bytes": sum(p.stat().st_size for p in kept if p.exists()),
+            "checkpoints_kept": len(kept), "checkpoints_deleted": len(deleted), "freed_bytes": freed}
+
+
+def describe(usage: dict) -> str:
+    """One line for the search summary."""
+    text = (f"disk: {usage['bytes'] / 1e6:.1f} MB ({usage['checkpoints_kept']} checkpoint(s) kept, "
+            f"{usage['checkpoint_bytes'] / 1e6:.1f} MB")
+    if usage.get("checkpoints_deleted"):
+        text += f"; {usage['checkpoints_deleted']} deleted, {usage['freed_bytes'] / 1e6:.1f} MB freed"
+    return text + ")"
