@@ -24,9 +24,7 @@ EXIT_MORE_TRIALS = 75  # a search process ran its --trials-per-process trials; t
 DEFAULT_TRIALS_PER_PROCESS = 5
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
-TUNERS = ("hyperband", "bayesian", "random")
 BACKENDS = ("tensorflow", "jax", "torch")  # fashion_tuner.backend.BACKENDS (not imported: keep start-up light)
-DATASETS = ("fashion_mnist", "mnist")
 # Seeds: NumPy, Keras and scikit-learn take 0 .. 2**32 - 1, and trial k of a search is seeded with
 # seed + k, so half that range leaves room for any number of trials.
 MAX_SEED = 2 ** 31 - 1
@@ -86,6 +84,8 @@ def _space(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
+    from fashion_tuner import data
+    from fashion_tuner.search import config as search_config
 
     PY = hints.main_py()  # noqa: N806 (the examples name the interpreter that is running)
     common = argparse.ArgumentParser(add_help=False)
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=f"example:\n  {PY} search --space cnn --tuner bayesian --max-trials 20 "
                               "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
     s.add_argument("--space", default="mlp", type=_space, help="mlp | cnn | transfer | path/to/space.py (default mlp)")
-    s.add_argument("--tuner", default="hyperband", choices=TUNERS, help="default hyperband")
+    s.add_argument("--tuner", default="hyperband", choices=search_config.TUNERS, help="default hyperband")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
                    help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")
     s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (default 3)")
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "files it did not write are kept)")
     s.add_argument("--data-dir", default=None, help="folder holding the four IDX .gz files")
     s.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
-    s.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
+    s.add_argument("--dataset", default="fashion_mnist", choices=data.DATASETS,
                    help="fashion_mnist (default) or mnist (same IDX format, digits)")
     s.add_argument("--val-source", default="test", choices=("test", "train"),
                    help="carve validation from the official test set (default, 60/40) or from the training set")

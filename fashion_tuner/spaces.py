@@ -28,25 +28,38 @@ import numpy as np
 
 from fashion_tuner.errors import UserError
 
-BUILTIN_SPACES = ("mlp", "cnn", "transfer")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Default budgets of the built-in spaces, used when the flags are not given. ``max_epochs`` and
-# ``subset`` are the search's (--max-epochs, --subset); ``retrain`` is how retrain-best trains the
-# winner of such a default search (--epochs, --train-on, patience). mlp: Hyperband over the full
-# data, ~15 min on 2 cores. cnn/transfer search a stratified subset (10,000 / 15,000 images) so a CPU
-# search stays short, then retrain the chosen architecture on every training image for longer
-# (docs/benchmarks.md).
-SPACE_DEFAULTS: dict[str, dict] = {
-    # the winner retrains for longer and more patiently than a trial: MLPs on the full data still
-    # gain after epoch 20 once the learning rate has been cut (search_spaces/mlp.py)
-    "mlp": {"max_epochs": 20, "retrain": {"epochs": 50, "train_on": "train", "patience": 6}},
-    # 10 Hyperband trials, 36 epochs on 10,000 images (~15 min); a trial over 5 min is failed (a wide
-    # 4-block CNN can be 5x the default's cost); the winner trains on all 60,000 images, 30 epochs.
-    "cnn": {"max_epochs": 6, "subset": 10000, "trial_timeout": 300,
-            "retrain": {"epochs": 30, "train_on": "full", "patience": 5}},
-    # no trial timeout: the first trial also pretrains (and caches) the autoencoder
-    "transfer": {"max_epochs": 6, "subset": 15000, "retrain": {"epochs": 20, "train_on": "full", "patience": 5}},
-}
+SPACES_DIR = REPO_ROOT / "search_spaces"
+DEFAULTS_NAME = "SEARCH_DEFAULTS"  # a built-in space's default budget, a literal dict in its own module
+
+
+def read_builtin_spaces(directory: Path = SPACES_DIR) -> dict[str, dict]:
+    """``{name: default budget}`` of every ``<directory>/<name>.py`` that defines ``build_model``, read
+    from the source without importing it (so the CLI validates before Keras loads): adding a built-in
+    space is adding its file. The budget is the module's literal ``SEARCH_DEFAULTS`` dict (``{}`` when
+    absent): ``max_epochs`` and ``subset`` of the search (--max-epochs, --subset), ``trial_timeout``,
+    and ``retrain``, how retrain-best trains the winner of such a default search (--epochs, --train-on,
+    patience)."""
+    import ast
+
+    found = {}
+    for path in sorted(Path(directory).glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        tree = ast.parse(path.read_text())
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "build_model" for n in tree.body):
+            continue
+        defaults = {}
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            if any(isinstance(t, ast.Name) and t.id == DEFAULTS_NAME for t in targets) and node.value is not None:
+                defaults = ast.literal_eval(node.value)
+        found[path.stem] = defaults
+    return found
+
+
+SPACE_DEFAULTS: dict[str, dict] = read_builtin_spaces()
+BUILTIN_SPACES = tuple(SPACE_DEFAULTS)  # the file names, sorted
 DEFAULT_MAX_EPOCHS = 10  # spaces without an entry (user files)
 
 # Fashion-MNIST training-set statistics in pixel units (0-255): 0.2860 and 0.3530 of 255.

@@ -81,6 +81,11 @@ from fashion_tuner.errors import UserError
 from fashion_tuner.spaces import data_context
 from search_spaces.cnn import add_augmentation, compile_classifier, cosine_schedule, hp_value
 
+# Default budget (read by fashion_tuner.spaces without importing this file): Hyperband on a 15,000-image
+# subset, the winner retrained on every training image; no trial timeout: the first trial also
+# pretrains (and caches) the autoencoder.
+SEARCH_DEFAULTS = {"max_epochs": 6, "subset": 15000, "retrain": {"epochs": 20, "train_on": "full", "patience": 5}}
+
 AE_VERSION = 1  # bump when the autoencoder architecture or training changes (invalidates caches)
 AE_LATENT_SIZES = (64, 32, 128)
 AE_DROPOUT = 0.1

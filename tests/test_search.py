@@ -306,3 +306,17 @@ def test_expected_trials_matches_keras_tuner_hyperband(data_source, tmp_path):
     sizes = [math.ceil(3 / (b + 1) * 2 ** (b - r)) for b in range(3) for r in range(b + 1)]
     assert search.expected_trials(cfg) == sum(sizes) == 3 + 3 + 2 + 4 + 2 + 1
     assert search.expected_trials(search_config(data_source, tmp_path, tuner="random", max_trials=7)) == 7
+
+
+def test_a_built_in_space_is_its_file(tmp_path):
+    # adding a built-in space is adding search_spaces/<name>.py: its name and default budget are read
+    # from the file (never imported for that), nothing else lists it
+    from fashion_tuner import spaces
+
+    (tmp_path / "tiny_net.py").write_text('SEARCH_DEFAULTS = {"max_epochs": 3, "subset": 500}\n\n'
+                                          "def build_model(hp):\n    raise RuntimeError('not imported')\n")
+    (tmp_path / "helpers.py").write_text("def helper():\n    return 1\n")  # no build_model: not a space
+    (tmp_path / "plain.py").write_text("def build_model(hp):\n    return None\n")
+    assert spaces.read_builtin_spaces(tmp_path) == {"plain": {}, "tiny_net": {"max_epochs": 3, "subset": 500}}
+    assert spaces.BUILTIN_SPACES == ("cnn", "mlp", "transfer")
+    assert spaces.SPACE_DEFAULTS["cnn"]["retrain"] == {"epochs": 30, "train_on": "full", "patience": 5}
