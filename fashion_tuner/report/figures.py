@@ -60,6 +60,11 @@ def plot_learning_curves(history: dict, path: Path, best: int | None = None, tit
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
+    return _save(plt, fig, path, title)
+
+
+def _save(plt, fig, path: Path, title: str = "") -> Path:
+    """Title, lay out, write the PNG and free the figure."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -87,12 +92,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: list[str], path: Path, ti
         ax.set_title(sub)
         ax.tick_params(axis="x", labelrotation=45)
         ax.tick_params(axis="y", labelrotation=0)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=FIG_DPI)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path, title)
 
 
 def plot_per_class_accuracy(cms: dict[str, np.ndarray], class_names: list[str], path: Path,
