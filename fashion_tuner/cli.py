@@ -83,10 +83,6 @@ def _space(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fashion_tuner.runs import DEFAULT_RESULTS_DIR
-    from fashion_tuner import data
-    from fashion_tuner.search import config as search_config
-
     PY = hints.main_py()  # noqa: N806 (the examples name the interpreter that is running)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors and debug messages")
@@ -101,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
                            f"  {PY} retrain-best results/mlp-hyperband\n"
                            f"  {PY} review results/")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    _add_search_parser(sub, common, fmt, PY)
+    _add_retrain_parser(sub, common, fmt, PY)
+    _add_other_parsers(sub, common, fmt, PY)
+    return parser
+
+
+def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
+    """``search``: the budget, the data and the split (devices and distribution in :func:`_add_run_options`)."""
+    from fashion_tuner import data
+    from fashion_tuner.runs import DEFAULT_RESULTS_DIR
+    from fashion_tuner.search import config as search_config
 
     s = sub.add_parser("search", parents=[common], formatter_class=fmt, help="run or resume a hyperparameter search",
                        epilog=f"example:\n  {PY} search --space cnn --tuner bayesian --max-trials 20 "
@@ -146,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the search in fresh processes of at most this many trials each, so memory that "
                         "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"
                         % DEFAULT_TRIALS_PER_PROCESS)
+    _add_run_options(s)
+
+
+def _add_run_options(s) -> None:
+    """``search``: how trials run (backbone weights, devices, precision, distribution, checkpoints, output)."""
     s.add_argument("--weights", default="auto",
                    help="transfer space backbones: auto (default: ImageNet weights when cached or downloadable, "
                         "else the in-domain autoencoder family only; one line says which) | imagenet | PATH | none")
@@ -172,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "round may still load; delete the others after each trial. all: keep every one")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
+
+
+def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
+    from fashion_tuner.runs import DEFAULT_RESULTS_DIR
 
     r = sub.add_parser("retrain-best", parents=[common], formatter_class=fmt,
                        help="retrain the best trial (or top K), evaluate once on the held-out test set, write a report",
@@ -203,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
 
+
+def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
+    """``predict``, ``review``, ``list`` and ``compare``."""
+    from fashion_tuner.runs import DEFAULT_RESULTS_DIR
+
     p = sub.add_parser("predict", parents=[common], formatter_class=fmt, help="classify images with a saved model",
                        epilog=f"example:\n  {PY} predict --model results/mlp-hyperband/report/best_model.keras shoe.png")
     p.add_argument("--model", required=True, help="a .keras file written by retrain-best")
@@ -228,7 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None,
                    help="also write compare.csv and an overlaid optimisation-history plot into this folder "
                         "(default: print the table only)")
-    return parser
 
 
 def _search(args) -> int:
