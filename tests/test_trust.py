@@ -267,7 +267,8 @@ def test_full_disk_stops_with_one_line_and_a_rerun_finishes(data_args, tmp_path,
     run = tmp_path / "full"
     for path in [run / "oracle.json", run / runs.RUN_JSON, *run.glob("trial_*/trial.json")]:
         json.loads(path.read_text())  # every file whole
-    assert runs.read_run(run)["status"] == "interrupted"
+    stopped = runs.read_run(run)
+    assert stopped["status"] == "interrupted" and stopped["stop_reason"] == "no space left on device"
     monkeypatch.setattr(fsio, "atomic_write_text", real)  # space freed
     try:
         assert cli.main(args) == 0

@@ -314,8 +314,11 @@ def _finish(run_dir: Path, manifest: dict, status: str):
 
 def _finish_quietly(run_dir: Path, manifest: dict, status: str, reason: str) -> None:
     """Mark the run stopped on the way out of an error; a second error here (a full disk) must not hide the first."""
+    manifest["stop_reason"] = reason
     try:
         _finish(run_dir, manifest, status)
-        runs.mark_stopped(run_dir, status, reason)
-    except Exception:  # the original error is what the user needs to see
-        pass
+    except Exception:  # summarising failed too: record just the status, and let the original error show
+        try:
+            runs.mark_stopped(run_dir, status, reason)
+        except Exception:
+            pass
