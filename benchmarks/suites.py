@@ -46,6 +46,8 @@ ACCURACY_ROWS = {
                            small_retrain_args=("--epochs", "1"),
                            note="15-minute budget: search --time-budget 3m, retrain-best --time-budget 10m"),
     "transfer": AccuracyRow("transfer", note="defaults"),
+    # the best held-out accuracy under 100,000 parameters (issue 17): the cnn space with its widths pinned
+    "cnn_100k": AccuracyRow("cnn_100k", note="defaults, every model under 100K parameters"),
 }
 ACCURACY = tuple(ACCURACY_ROWS)
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "overhead", "scale", "memory", "deterministic")

@@ -108,11 +108,13 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     from fashion_tuner import data
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
     from fashion_tuner.search import config as search_config
+    from fashion_tuner.spaces import BUILTIN_SPACES
 
     s = sub.add_parser("search", parents=[common], formatter_class=fmt, help="run or resume a hyperparameter search",
                        epilog=f"example:\n  {PY} search --space cnn --tuner bayesian --max-trials 20 "
                               "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
-    s.add_argument("--space", default="mlp", type=_space, help="mlp | cnn | transfer | path/to/space.py (default mlp)")
+    s.add_argument("--space", default="mlp", type=_space, help=f"{' | '.join(BUILTIN_SPACES)} | path/to/space.py "
+                   "(default mlp)")
     s.add_argument("--tuner", default="hyperband", choices=search_config.TUNERS, help="default hyperband")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
                    help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")

@@ -318,5 +318,5 @@ def test_a_built_in_space_is_its_file(tmp_path):
     (tmp_path / "helpers.py").write_text("def helper():\n    return 1\n")  # no build_model: not a space
     (tmp_path / "plain.py").write_text("def build_model(hp):\n    return None\n")
     assert spaces.read_builtin_spaces(tmp_path) == {"plain": {}, "tiny_net": {"max_epochs": 3, "subset": 500}}
-    assert spaces.BUILTIN_SPACES == ("cnn", "mlp", "transfer")
+    assert spaces.BUILTIN_SPACES == ("cnn", "cnn_100k", "mlp", "transfer")
     assert spaces.SPACE_DEFAULTS["cnn"]["retrain"] == {"epochs": 30, "train_on": "full", "patience": 5}
