@@ -203,8 +203,9 @@ def test_search_in_fresh_processes_finishes_the_budget(data_args, tmp_path):
 
 
 def _seconds(text: str) -> int:
-    minutes, seconds = text.rstrip("s").split("m")
-    return int(minutes) * 60 + int(seconds)
+    """Seconds of a printed duration: ``7s`` or ``2m05s`` (budget.describe)."""
+    minutes, _, seconds = text.rstrip("s").rpartition("m")
+    return int(minutes or 0) * 60 + int(seconds)
 
 
 def test_printed_next_step_runs_as_printed(tiny_run, tmp_path, data_args):

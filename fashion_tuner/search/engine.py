@@ -30,7 +30,7 @@ from fashion_tuner import data as data_mod
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, resolve_class_weight, standard_callbacks
 from fashion_tuner.search.config import RunPlan, SearchConfig, expected_trials, prepare_run_dir
-from fashion_tuner.search.progress import Progress, SearchClock, budget_left, duration, search_clock
+from fashion_tuner.search.progress import Progress, SearchClock, budget_left, search_clock
 from fashion_tuner.search.summary import SUMMARY_TOP, summarize
 from fashion_tuner.search.tuner import TimeBudgetSpent, TrialBatchDone, build_tuner, frozen_heap
 
@@ -269,7 +269,7 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
         log.info("trial %s failed: %s", r["trial_id"], r["reason"])
     log.info("best %s %.4f (trial %s); hyperparameters in %s", OBJECTIVE, summary["best"]["score"],
              summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
-    log.info("wall time of this search command: %s", duration(time.time() - clock.started))
+    log.info("wall time of this search command: %s", describe_budget(time.time() - clock.started))
     log.info("%s (--keep-checkpoints %s)", checkpoints.describe(manifest["disk"]),
              "all" if cfg.keep_checkpoints is None else cfg.keep_checkpoints)
     if manifest.get("stop_reason"):

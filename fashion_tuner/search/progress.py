@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import kt_compat, tables
+from fashion_tuner.budget import describe as duration
 from fashion_tuner.fitting import OBJECTIVE
 from fashion_tuner.search.config import SearchConfig, expected_trials
 
@@ -93,11 +94,6 @@ def trial_changes(hps, width: int) -> str:
         return f"continues trial {parent} (epochs {values.get('tuner/initial_epoch')}->{values.get('tuner/epochs')})"
     defaults = {hp.name: hp.default for hp in hps.space}
     return tables.short_summary(tables.changed_from_defaults(values, defaults), max(width, 30))
-
-
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def failure_reason(message: str | None) -> str:
