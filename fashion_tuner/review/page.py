@@ -95,7 +95,7 @@ def review_html(project: Project, lines: list[str], board: pd.DataFrame, images:
             parts.append(f"<p>Retrain a front point (the most accurate trial under its size):</p>"
                          f"<pre>{html_page.escape(chr(10).join(commands[name]))}</pre>")
     parts.append(f"<p><small>written {time.strftime('%Y-%m-%d %H:%M')} by fashion_tuner review; "
-                 "the per-trial table is trials.csv</small></p>")
+                 "the per-trial table is trials.csv, the size/score table pareto.csv</small></p>")
     return html_page.page(f"Keras Tuner review: {project.name}", parts)
 
 
