@@ -117,11 +117,36 @@ def _tree_bytes(root: Path) -> int:
     return total
 
 
+def _checkpoint_files(run_dir: Path) -> dict[str, list[Path]]:
+    """``{trial folder name: its checkpoint files}`` for the trials that hold one. A checkpoint file is any
+    file under ``trial_*/`` whose name, or a folder's name below the trial folder, starts with "checkpoint":
+    Keras 3's ``checkpoint.weights.h5``, tf.keras' ``checkpoint`` + ``.index`` + ``.data-*`` (Keras Tuner on
+    Keras 2), Keras Tuner 1.0's ``checkpoints/epoch_N/...``; not :data:`DELETED_FILE`."""
+    found: dict[str, list[Path]] = {}
+    for trial_dir in sorted(run_dir.glob("trial_*")):
+        if not trial_dir.is_dir():
+            continue
+        for path in sorted(trial_dir.rglob("*")):
+            parts = path.relative_to(trial_dir).parts
+            if path.name != DELETED_FILE and any(p.startswith("checkpoint") for p in parts) and path.is_file():
+                found.setdefault(trial_dir.name, []).append(path)
+    return found
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
 def disk_usage(run_dir: str | Path) -> dict:
-    """What run.json records as ``disk``: the run folder's bytes (file sizes), its checkpoints' bytes,
-    checkpoints kept / deleted and the bytes deleting them freed."""
+    """What run.json records as ``disk`` (and ``review`` prints), for a fashion_tuner run or any Keras Tuner
+    project folder: ``bytes``, the sizes of every file under the folder (links not followed);
+    ``checkpoint_bytes`` of the trials' checkpoint files; ``checkpoints_kept``, trials holding a checkpoint;
+    ``checkpoints_deleted`` and the ``freed_bytes`` deleting them freed (``search --keep-checkpoints``)."""
     run_dir = Path(run_dir)
-    kept = list(run_dir.glob(f"trial_*/{CHECKPOINT_FILE}"))
+    kept = _checkpoint_files(run_dir)
     deleted = list(run_dir.glob(f"trial_*/{DELETED_FILE}"))
     freed = 0
     for path in deleted:
@@ -129,7 +154,7 @@ def disk_usage(run_dir: str | Path) -> dict:
             freed += int(json.loads(path.read_text()).get("bytes") or 0)
         except (OSError, ValueError, TypeError, AttributeError):
             continue
-    return {"bytes": _tree_bytes(run_dir), "checkpoint_bytes": sum(p.stat().st_size for p in kept if p.exists()),
+    return {"bytes": _tree_bytes(run_dir), "checkpoint_bytes": sum(_size(p) for files in kept.values() for p in files),
             "checkpoints_kept": len(kept), "checkpoints_deleted": len(deleted), "freed_bytes": freed}
 
 

@@ -7,6 +7,7 @@ no keras_tuner or TensorFlow import (the commands start in about a second).
 - :mod:`.project`: the directory reader, returning a typed :class:`~.project.Project`;
   :mod:`.infer`: what Keras Tuner does not store (space, tuner, objective), inferred from what it does;
 - :mod:`.scales`, :mod:`.plots`, :mod:`.importance`: the figures and which hyperparameters mattered;
+- :mod:`.pareto`: the accuracy-against-size front (``pareto.csv``, ``pareto.png``) from trial_*/model.json;
 - :mod:`.summary`, :mod:`.page`: the summary text, leaderboard and ``review.html``;
 - :mod:`.commands`: the three commands (the only printing code).
 """

@@ -62,6 +62,18 @@ def _print_summary(project: Project, lines: list[str], board: pd.DataFrame) -> N
         print("  (no completed trials)")
 
 
+def _print_front(front: pd.DataFrame, retrain: list[str]) -> None:
+    """The Pareto front in one line, then the command that retrains each of its points."""
+    on = front[front["on_front"] == 1].sort_values(["parameters", "trial_id"], kind="stable")
+    if on.empty:
+        return  # no counts: the warning said so
+    print("Pareto front (score against parameters, fewest first): " + ", ".join(
+        f"trial {r.trial_id} {int(r.parameters):,} params {r.score:.4g}" for r in on.itertuples()))
+    if retrain:
+        print("retrain a front point (the most accurate trial under its size):")
+        print("\n".join(f"  {c}" for c in retrain))
+
+
 def review_project(project: Project, out: Path, top: int = 10) -> dict[str, Path]:
     """Print the summary and leaderboard of one loaded project; write trials.csv, plots and review.html
     (:func:`fashion_tuner.review.page.write_review`). Returns what was written, by file name."""
@@ -72,7 +84,9 @@ def review_project(project: Project, out: Path, top: int = 10) -> dict[str, Path
             f"{r.hyperparameter} {r.importance:.3g}" for r in review.importance.itertuples()))
     else:
         print(f"hyperparameter importance: {review.notes.get('importance', '')}")
-    print(f"written: {review.written['review.html']} (+ trials.csv, {len(review.written) - 2} plots in {out})")
+    _print_front(review.front, review.retrain)
+    print(f"written: {review.written['review.html']} (+ trials.csv, pareto.csv, {len(review.written) - 3} plots "
+          f"in {out})")
     return review.written
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_tuner import html_page
-from fashion_tuner.review import importance, plots
+from fashion_tuner import checkpoints, fsio, html_page
+from fashion_tuner.review import importance, pareto, plots
 from fashion_tuner.review.project import Project
 
 log = logging.getLogger(__name__)
@@ -20,12 +20,16 @@ MAX_BOARD_COLUMNS = 12  # a wider leaderboard is shown sideways on the page (one
 FIGURES = {"history": "Optimisation history", "curves": "Learning curves of every trial",
            "timeline": "Trial timeline", "hp_scores": "Score against each hyperparameter",
            "parallel": "Parallel coordinates of the top trials", "hyperband": "Hyperband brackets",
-           "importance": "Hyperparameter importance", "heatmap": "The two most important hyperparameters"}
+           "importance": "Hyperparameter importance", "heatmap": "The two most important hyperparameters",
+           "pareto": "Accuracy against model size: the Pareto front"}
+PARETO_CSV = "pareto.csv"
 
 
-def review_figures(project: Project, out: Path, top: int) -> tuple[dict[str, Path], dict[str, str], pd.DataFrame | None]:
+def review_figures(project: Project, out: Path, top: int, front: pd.DataFrame | None = None
+                   ) -> tuple[dict[str, Path], dict[str, str], pd.DataFrame | None]:
     """Write the review's PNGs into ``out``: ``({name: png}, {name: note}, importance table or None)``.
-    A figure with nothing to show is not written; its note says why."""
+    A figure with nothing to show is not written; its note says why. ``front``: the Pareto table
+    (:func:`fashion_tuner.review.pareto.pareto_table`), None to skip that figure."""
     images, notes = {}, {}
 
     def add(name, result):
@@ -47,6 +51,9 @@ def review_figures(project: Project, out: Path, top: int) -> tuple[dict[str, Pat
     add("importance", (plots.plot_importance(project, table, out / "importance.png") if table is not None else None,
                        importance_note))
     add("heatmap", plots.plot_heatmap(project, table, out / "heatmap.png") if table is not None else (None, ""))
+    if front is not None and len(front):
+        png, note = plots.plot_pareto(project, front, out / "pareto.png")
+        add("pareto", (png, "; ".join(n for n in (pareto.missing_note(front), note) if n)))
     return images, notes, table
 
 
@@ -66,9 +73,9 @@ def board_rows(board: pd.DataFrame) -> list[dict]:
 
 
 def review_html(project: Project, lines: list[str], board: pd.DataFrame, images: dict[str, Path],
-                notes: dict[str, str]) -> str:
+                notes: dict[str, str], commands: dict[str, list[str]] | None = None) -> str:
     """The self-contained review page: summary, leaderboard, then each figure (or, for a figure with
-    nothing to show, why not) with its note."""
+    nothing to show, why not) with its note and the commands to run next (``commands``: by figure name)."""
     parts = ["<h2>Summary</h2>", f"<pre>{html_page.escape(chr(10).join(lines))}</pre>",
              f"<h2>Leaderboard (top {len(board)})</h2>"]
     if len(board):
@@ -84,8 +91,11 @@ def review_html(project: Project, lines: list[str], board: pd.DataFrame, images:
             parts.append(html_page.note(notes[name]))
         if name in images:
             parts.append(html_page.figure(images[name], name))
+        if (commands or {}).get(name):
+            parts.append(f"<p>Retrain a front point (the most accurate trial under its size):</p>"
+                         f"<pre>{html_page.escape(chr(10).join(commands[name]))}</pre>")
     parts.append(f"<p><small>written {time.strftime('%Y-%m-%d %H:%M')} by fashion_tuner review; "
-                 "the per-trial table is trials.csv</small></p>")
+                 "the per-trial table is trials.csv, the size/score table pareto.csv</small></p>")
     return html_page.page(f"Keras Tuner review: {project.name}", parts)
 
 
@@ -98,24 +108,36 @@ class WrittenReview:
     board: pd.DataFrame  # the leaderboard
     importance: pd.DataFrame | None  # hyperparameter importance, or None (the note says why)
     notes: dict  # figure name -> why it is missing or what to know
+    disk: dict  # checkpoints.disk_usage of the project folder, measured before this review wrote anything
+    front: pd.DataFrame  # pareto.csv: one row per completed trial
+    retrain: list  # retrain-best commands, one per front point (empty for a plain Keras Tuner directory)
 
 
 def write_review(project: Project, out: Path, top: int = 10) -> WrittenReview:
     """Write trials.csv, the figures and review.html for one loaded project into ``out``; prints nothing."""
     from fashion_tuner.errors import UserError
-    from fashion_tuner.review.summary import leaderboard, summary_lines
+    from fashion_tuner.review.summary import disk_line, leaderboard, summary_lines
 
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the review folder {out} ({exc.strerror}); pass --out DIR") from None
-    lines, board = summary_lines(project), leaderboard(project, top)
+    disk = checkpoints.disk_usage(project.path)  # before this review writes (into it, by default)
+    lines, board = summary_lines(project) + [disk_line(disk)], leaderboard(project, top)
     written = {"trials.csv": out / "trials.csv"}
     project.trials.to_csv(written["trials.csv"], index=False)
+    front = pareto.pareto_table(project, pareto.parameter_counts(project))
+    missing = pareto.missing_note(front)
+    if missing:  # normal for a plain Keras Tuner directory: information, not a warning
+        log.info("%s: %s", project.path, missing)
+    written[PARETO_CSV] = out / PARETO_CSV
+    fsio.atomic_write_text(written[PARETO_CSV], front.to_csv(index=False))
+    retrain = pareto.retrain_commands(project, front)
     for stale in FIGURES:  # a figure this review does not draw must not survive from an earlier one
         (out / f"{stale}.png").unlink(missing_ok=True)
-    images, notes, table = review_figures(project, out, top)
+    images, notes, table = review_figures(project, out, top, front)
     written.update({f"{k}.png": v for k, v in images.items()})
     written["review.html"] = out / "review.html"
-    written["review.html"].write_text(review_html(project, lines, board, images, notes), encoding="utf-8")
-    return WrittenReview(written, lines, board, table, notes)
+    written["review.html"].write_text(review_html(project, lines, board, images, notes, {"pareto": retrain}),
+                                      encoding="utf-8")
+    return WrittenReview(written, lines, board, table, notes, disk, front, retrain)

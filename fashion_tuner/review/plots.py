@@ -366,3 +366,54 @@ def plot_heatmap(project: Project, table: pd.DataFrame | None, path: Path) -> Fi
     fig.tight_layout()
     return _save(fig, path), ("mean score of the completed trials in each cell; blank: no trial there; trials "
                               "that did not use a hyperparameter are left out")
+
+
+# ----------------------------------------------------------------------------- accuracy against size
+
+def _short_count(value: float, _pos=None) -> str:
+    """50K, 1.2M: a parameter count as a tick label."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
+
+
+def _count_axis(ax) -> None:
+    """Log x axis of parameter counts, ticks at 1, 2 and 5 of each decade (labelled 50K, 1M)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_short_count))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_pareto(project: Project, table: pd.DataFrame, path: Path) -> Figure:
+    """Score against parameter count (log x) of every completed trial with a count, the Pareto front
+    (``table``: :func:`fashion_tuner.review.pareto.pareto_table`) as a step line through its points,
+    each front point labelled with its trial id; Hyperband budgets in their own colours."""
+    known = table[table["parameters"].notna() & table["score"].notna()]
+    if known.empty:
+        return None, ""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    frame = known[["trial_id", "parameters", "score"]].merge(project.trials.drop(columns=["score"]), on="trial_id",
+                                                             how="left")
+    for label, color, sub in _by_budget(project, frame):
+        ax.scatter(sub["parameters"].astype(float), sub["score"], s=18, color=color, alpha=0.6, label=label)
+    front = known[known["on_front"] == 1].sort_values(["parameters", "trial_id"], kind="stable")
+    x, y = front["parameters"].astype(float).to_numpy(), front["score"].to_numpy()
+    ax.step(x, y, where="post", color="k", lw=1.3, label=f"Pareto front ({len(front)} trials)")
+    ax.scatter(x, y, s=40, facecolors="none", edgecolors="k", linewidths=1.2)
+    for tid, xi, yi in zip(front["trial_id"], x, y):
+        ax.annotate(str(tid), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    _count_axis(ax)
+    ax.set_xlabel("parameters (weights; log scale)")
+    ax.set_ylabel(f"{project.objective} ({'higher' if project.direction == 'max' else 'lower'} is better)")
+    ax.set_title(f"{project.name}: {project.objective} against model size, {len(front)} of {len(known)} "
+                 "trials on the front", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    note = ("on the front: no other trial has at most as many parameters and a score at least as good "
+            "(strictly better in one); labels are trial ids")
+    return _save(fig, path), note

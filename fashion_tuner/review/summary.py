@@ -57,6 +57,17 @@ def board_text(board: pd.DataFrame) -> str:
     return text
 
 
+def disk_line(usage: dict) -> str:
+    """The run folder's disk use in one line (``usage``: :func:`fashion_tuner.checkpoints.disk_usage`)."""
+    text = (f"disk: {usage['bytes'] / 1e6:.1f} MB ({usage['bytes']:,} bytes) in the project folder; checkpoints "
+            f"{usage['checkpoint_bytes'] / 1e6:.1f} MB ({usage['checkpoint_bytes']:,} bytes) in "
+            f"{usage['checkpoints_kept']} trial(s)")
+    if usage.get("checkpoints_deleted"):
+        text += (f"; {usage['checkpoints_deleted']} deleted by --keep-checkpoints, "
+                 f"{usage['freed_bytes'] / 1e6:.1f} MB freed")
+    return text
+
+
 def summary_lines(project: Project) -> list[str]:
     """Where, which tuner and objective, trials by status, the best, epochs spent, the space."""
     counts = project.trials["status"].value_counts().to_dict()
