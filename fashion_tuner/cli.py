@@ -58,6 +58,7 @@ _nonneg_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 _factor = _number(int, lambda v: v >= 2, "a whole number of 2 or more (the Hyperband factor)")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1 (exclusive)")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+_folds = _number(int, lambda v: v >= 2, "a whole number of 2 or more (K folds)")
 
 
 def _duration(text: str) -> float:
@@ -142,6 +143,9 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
                    help="batch size when the space does not search it (default 128)")
     s.add_argument("--patience", type=_positive_int, default=3, help="EarlyStopping patience in epochs (default 3)")
     s.add_argument("--class-weight", default=None, help="none | balanced | FILE.json ({\"Shirt\": 2.0, ...})")
+    s.add_argument("--cv", type=_folds, default=None, metavar="K",
+                   help="score each trial by K-fold cross-validation: the mean best val_accuracy over K stratified "
+                        "folds of the pooled train + validation images (K times the cost; docs/cv.md)")
     s.add_argument("--max-failures", type=_positive_int, default=5,
                    help="stop after this many consecutive failed trials (default 5)")
     s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds (default: none; cnn and transfer 300)")
