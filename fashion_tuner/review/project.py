@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fashion_tuner import epochlog
+from fashion_tuner.cv import FOLD_PREFIX, SD_METRIC
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import infer
 from fashion_tuner.runs import ranked_trials
@@ -207,13 +208,24 @@ def trial_times(trials: list[dict]) -> dict[str, tuple[float, float, bool]]:
     return out
 
 
+def fold_columns(metric_names) -> list[str]:
+    """``search --cv``'s per-trial metrics in order: ``fold_1``.. ``fold_K`` then ``cv_sd`` (those present)."""
+    folds = sorted((m for m in metric_names if m.startswith(FOLD_PREFIX) and m[len(FOLD_PREFIX):].isdigit()),
+                   key=lambda m: int(m[len(FOLD_PREFIX):]))
+    return folds + ([SD_METRIC] if folds and SD_METRIC in metric_names else [])
+
+
 def trials_frame(trials: list[dict], space: dict) -> pd.DataFrame:
-    """One row per trial: core columns, Hyperband columns, every hyperparameter, ``metric:<name>``."""
+    """One row per trial: core columns, the cross-validation columns ``fold_1``.. ``fold_K`` and ``cv_sd``
+    (``search --cv``: each fold's best val_accuracy and their sd; the score is their mean), Hyperband
+    columns, every hyperparameter, ``metric:<name>``."""
     metric_names = sorted({m for t in trials for m in t["metrics"]})
+    cv_cols = fold_columns(metric_names)
     rows = []
     for order, t in enumerate(trials):
         row = {"trial_id": t["trial_id"], "order": order, "status": t["status"], "score": t["score"],
                "best_step": t["best_step"], "epochs_run": math.nan}
+        row.update({c: t["metrics"][c]["last"] if c in t["metrics"] else math.nan for c in cv_cols})
         row.update({col: t["values"][key] for key, col in infer.HYPERBAND_KEYS.items() if key in t["values"]})
         if "epochs" in row:
             row["epochs_run"] = row["epochs"] - row.get("initial_epoch", 0)
@@ -222,7 +234,7 @@ def trials_frame(trials: list[dict], space: dict) -> pd.DataFrame:
         row["message"] = t["message"]
         rows.append(row)
     hb_cols = [c for c in infer.HYPERBAND_KEYS.values() if any(c in r for r in rows)]
-    columns = CORE_COLUMNS + hb_cols + list(space) + [f"metric:{m}" for m in metric_names] + ["message"]
+    columns = CORE_COLUMNS + cv_cols + hb_cols + list(space) + [f"metric:{m}" for m in metric_names] + ["message"]
     df = pd.DataFrame(rows, columns=columns)
     df["score"] = df["score"].astype(float)
     df["best_step"] = pd.to_numeric(df["best_step"], errors="coerce")
