@@ -219,6 +219,10 @@ def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     r.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
                    help="retrain the most accurate trial(s) whose model has at most N parameters "
                         "(recorded per trial in trial_*/model.json)")
+    r.add_argument("--cv", type=_folds, default=None, metavar="K",
+                   help="also cross-validate the best configuration on K stratified folds of the images the final "
+                        "model trains on (--train-on) and report the mean ± sd beside the test accuracy (K more trainings; "
+                        "the test set is still evaluated once, by the final model)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -371,7 +375,8 @@ def _retrain(args) -> int:
     return retrain_best_command(RetrainConfig(
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
-        space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params))
+        space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params,
+        cv=args.cv))
 
 
 def _predict(args) -> int:
