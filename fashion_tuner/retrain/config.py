@@ -83,7 +83,7 @@ def trial_epochs(trial: dict, fallback: int) -> int:
 
     values = (trial.get("hyperparameters") or {}).get("values", {})
     step = trial.get("best_step")
-    if isinstance(step, int) and step >= 0:
+    if isinstance(step, int) and (tables.best_epoch(step, values) or 0) >= 1:  # search --cv: step may be < 0
         return tables.best_epoch(step, values)
     epochs = values.get("tuner/epochs")
     return int(epochs) if epochs else fallback

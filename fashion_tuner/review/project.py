@@ -273,12 +273,13 @@ def trial_problems(path: Path, df: pd.DataFrame, trials: list[dict], space: dict
     return problems
 
 
-def _epochs_spent(df: pd.DataFrame, tuner: str) -> tuple[int, bool]:
-    """(epochs trained by the trials that ran, exact?): exact under Hyperband, else a lower bound."""
+def _epochs_spent(df: pd.DataFrame, tuner: str, folds: int = 1) -> tuple[int, bool]:
+    """(epochs trained by the trials that ran, exact?): exact under Hyperband, else a lower bound.
+    ``folds``: search --cv's K (every trial trained K models; ``epochs_run`` already counts them)."""
     ran = df[df["status"].isin(RAN)]
     if tuner == "hyperband" and ran["epochs_run"].notna().all():
         return int(ran["epochs_run"].sum()), True
-    return int((ran["best_step"].fillna(0) + 1).where(ran["status"] == "completed", 0).sum()), False
+    return int((ran["best_step"].fillna(0) + 1).where(ran["status"] == "completed", 0).sum()) * folds, False
 
 
 def _run_and_oracle(path: Path, problems: list[str]) -> tuple[dict | None, dict | None]:
@@ -311,7 +312,10 @@ def read_project(path: str | os.PathLike) -> Project:
     problems += trial_problems(path, df, trials, space)
     ids = {id(t["state"]): t["trial_id"] for t in trials}
     ranking = [ids[id(s)] for s in ranked_trials([t["state"] for t in trials], direction)]
-    epochs_spent, epochs_exact = _epochs_spent(df, tuner)
+    folds = int(((run or {}).get("cv") or {}).get("k") or 1)
+    if folds > 1 and "epochs" in df:  # search --cv: each of the K folds trains from scratch for tuner/epochs
+        df["epochs_run"] = pd.to_numeric(df["epochs"], errors="coerce") * folds
+    epochs_spent, epochs_exact = _epochs_spent(df, tuner, folds)
     files = [path / n for n in (ORACLE, RUN_JSON) if (path / n).exists()]
     mtime = max([t["mtime"] for t in trials] + [f.stat().st_mtime for f in files] + [0.0])
     return Project(path=path, name=str((run or {}).get("name") or path.name), run=run, oracle=oracle, tuner=tuner,

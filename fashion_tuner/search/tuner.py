@@ -96,7 +96,11 @@ def _tuner_class(name: str):
                 results = kt.Tuner.run_trial(self, trial, x[train], y[train], validation_data=(x[val], y[val]),
                                              **kwargs)
                 folds.append(kt_compat.result_metrics(results, self.oracle.objective))
-            return kt_compat.TrialResult.mean_of(folds, OBJECTIVE, cv.summarize)
+            result = kt_compat.TrialResult.mean_of(folds, OBJECTIVE, cv.summarize)
+            # every reader (tables.best_epoch) counts a continuation's best_step from its initial epoch, as
+            # Keras Tuner does; these fits started at 0, so shift it (negative: best before that epoch)
+            result.best_step -= int(trial.hyperparameters.values.get("tuner/initial_epoch") or 0)
+            return result
 
         def _build_hypermodel(self, hp):
             if self._folds is not None:  # --cv: never continue from a parent's weights (see _cv_trial)
