@@ -58,6 +58,7 @@ _nonneg_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 _factor = _number(int, lambda v: v >= 2, "a whole number of 2 or more (the Hyperband factor)")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1 (exclusive)")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+_folds = _number(int, lambda v: v >= 2, "a whole number of 2 or more (K folds)")
 
 
 def _duration(text: str) -> float:
@@ -144,6 +145,9 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
                    help="batch size when the space does not search it (default 128)")
     s.add_argument("--patience", type=_positive_int, default=3, help="EarlyStopping patience in epochs (default 3)")
     s.add_argument("--class-weight", default=None, help="none | balanced | FILE.json ({\"Shirt\": 2.0, ...})")
+    s.add_argument("--cv", type=_folds, default=None, metavar="K",
+                   help="score each trial by K-fold cross-validation: the mean best val_accuracy over K stratified "
+                        "folds of the pooled train + validation images (K times the cost; docs/cv.md)")
     s.add_argument("--max-failures", type=_positive_int, default=5,
                    help="stop after this many consecutive failed trials (default 5)")
     s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds (default: none; cnn and transfer 300)")
@@ -217,6 +221,10 @@ def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     r.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
                    help="retrain the most accurate trial(s) whose model has at most N parameters "
                         "(recorded per trial in trial_*/model.json)")
+    r.add_argument("--cv", type=_folds, default=None, metavar="K",
+                   help="also cross-validate the best configuration on K stratified folds of the images the final "
+                        "model trains on (--train-on) and report the mean ± sd beside the test accuracy (K more trainings; "
+                        "the test set is still evaluated once, by the final model)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -369,7 +377,8 @@ def _retrain(args) -> int:
     return retrain_best_command(RetrainConfig(
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
-        space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params))
+        space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params,
+        cv=args.cv))
 
 
 def _predict(args) -> int:

@@ -14,6 +14,11 @@ loudly when these internals move):
   ``Oracle._duplicate(values)`` (:func:`defaults_first` wraps the first); trials to rerun wait in
   ``Oracle._retry_queue``; ``keras_tuner.src.config.DEBUG`` prints each failed trial's traceback.
 - ``conditions.Parent.to_proto`` prints a stray value (:func:`quiet_condition_protos`).
+- ``BaseTuner._run_and_update_trial`` turns what ``run_trial`` returns into the metrics and the best
+  step it reports with ``oracle.update_trial``; ``tuner_utils.convert_to_metrics_dict`` /
+  ``get_best_step`` do the conversion (a list of results is averaged; a dict gets step 0).
+  ``search --cv`` reports its own mean over folds and mean best step (:func:`report_result`), and
+  bypasses Hyperband's ``run_trial`` / ``_build_hypermodel`` (no parent weights) through ``kt.Tuner``'s.
 - ``trial_<ID>/trial.json`` is a trial's state; we keep a copy of it as it was when the trial
   started (``trial.start.json``), so that a damaged ``trial.json`` of an unfinished trial can
   be set aside and the trial run again.
@@ -167,6 +172,41 @@ def note_running_trials(run_dir: str | Path, reason: str) -> list[str]:
             fsio.atomic_write_text(path, json.dumps(trial))
             noted.append(str(trial.get("trial_id")))
     return noted
+
+
+@dataclass
+class TrialResult:
+    """What a trial reports to the oracle: ``metrics`` ({name: value}, the objective among them) at ``best_step``
+    (0-based epoch)."""
+
+    metrics: dict
+    best_step: int
+
+    @classmethod
+    def mean_of(cls, parts: list["TrialResult"], objective: str, describe: Callable[[list], dict]) -> "TrialResult":
+        """The mean of several results (every metric the parts share; the best step rounded), plus
+        ``describe([each part's objective value])``: e.g. one metric per fold and their spread."""
+        import numpy as np
+
+        shared = set.intersection(*(set(p.metrics) for p in parts))
+        metrics = {k: float(np.mean([p.metrics[k] for p in parts])) for k in sorted(shared)}
+        metrics.update(describe([p.metrics[objective] for p in parts]))
+        return cls(metrics, int(round(float(np.mean([p.best_step for p in parts])))))
+
+
+def result_metrics(results, objective) -> TrialResult:
+    """Keras Tuner's own reading of a ``run_trial`` return value (a History, dict, float, or a list of
+    them, averaged): the metrics at the best epoch, and that epoch."""
+    from keras_tuner.src.engine import tuner_utils
+
+    tuner_utils.validate_trial_results(results, objective, "Tuner.run_trial()")
+    metrics = tuner_utils.convert_to_metrics_dict(results, objective)
+    return TrialResult({k: float(v) for k, v in metrics.items()}, int(tuner_utils.get_best_step(results, objective)))
+
+
+def report_result(oracle, trial, result: TrialResult) -> None:
+    """Report ``result`` for ``trial`` the way ``BaseTuner._run_and_update_trial`` does, with its own best step."""
+    oracle.update_trial(trial.trial_id, result.metrics, step=result.best_step)
 
 
 def is_too_many_failures(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from fashion_tuner import backup, hints, locks, modelsize, report, runs, spaces
 from fashion_tuner.errors import UserError
 from fashion_tuner.retrain.config import BACKUP_DIR, MODEL_FILE, RetrainConfig, resolve_space, retrain_plan, say
+from fashion_tuner.retrain import crossval
 from fashion_tuner.retrain.distill import distill
 from fashion_tuner.retrain.job import RetrainJob
 from fashion_tuner.retrain.training import (class_weight, describe_learning_rate, member_extra, model_facts,
@@ -27,10 +28,10 @@ from fashion_tuner.retrain.training import (class_weight, describe_learning_rate
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
                  distill_from: str | None = None, data_dir: str | None = None, space: str | None = None,
-                 max_params: int | None = None) -> Path:
+                 max_params: int | None = None, cv: int | None = None) -> Path:
     """:func:`run_retrain` with its :class:`RetrainConfig` given as arguments; returns the report folder."""
     return run_retrain(RetrainConfig(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir,
-                                     space, max_params))
+                                     space, max_params=max_params, cv=cv))
 
 
 def run_retrain(cfg: RetrainConfig) -> Path:
@@ -156,10 +157,13 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
                      deadline, plan)
     try:
         with spaces.using_data_context(context):
+            folds = crossval.cross_validate(job, chosen[0], cfg.cv) if cfg.cv else None
             if teacher_dir is not None:
                 summary, sections, notes, top_metrics = distill(job, chosen[0], teacher_dir)
             else:
                 summary, sections, notes, top_metrics = _retrain_members(job, chosen)
+        if folds is not None:
+            _add_cross_validation(folds, summary, notes, top_metrics)
         _write_pages(job, run_dir, trials, summary, sections, notes, top_metrics)
         final = run_dir / runs.REPORT_DIR
         swap_in(tmp, final)
@@ -168,6 +172,18 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _add_cross_validation(record: dict, summary: list[dict], notes: list[str], top_metrics: dict) -> None:
+    """Put ``retrain-best --cv``'s record in metrics.json (``cross_validation``) and on the report: a note, and
+    the mean ± sd in the test-results row of the model trained from the cross-validated trial."""
+    top_metrics["cross_validation"] = record
+    notes.append(crossval.note(record))
+    label = f"trial {record['trial_id']}"
+    for row in summary:
+        if str(row.get("model", "")).endswith(label) or str(row.get("model", "")).endswith(f"({label})"):
+            row[crossval.SUMMARY_HEADER] = crossval.describe(record)
+            break
 
 
 def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, max_epochs: int):
@@ -322,5 +338,8 @@ def retrain_best_command(cfg: RetrainConfig) -> int:
     lo, hi = head["test_accuracy_ci95"]
     say(f"test accuracy {head['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), macro F1 {head['macro_f1']:.4f} "
         f"on {head['n_test']} held-out test images")
+    folds = metrics.get("cross_validation")
+    if folds:
+        say(f"K-fold cross-validation of trial {folds['trial_id']}: val accuracy {crossval.describe(folds)}")
     say(f"report: {out / 'report.html'}")
     return 0

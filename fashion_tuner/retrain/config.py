@@ -45,6 +45,7 @@ class RetrainConfig:
     time_budget: float | None = None  # --time-budget, seconds (fashion_tuner.budget)
     started: float | None = None  # when the command started (Unix seconds); the budget counts from here
     max_params: int | None = None  # only trials whose model has at most this many parameters (trial_*/model.json)
+    cv: int | None = None  # --cv K: also K-fold cross-validate the best configuration (retrain.crossval)
 
     def validate(self) -> "RetrainConfig":
         """UserError for values no retrain can use (checked before anything is loaded)."""
@@ -56,6 +57,9 @@ class RetrainConfig:
             raise UserError(f"--epochs must be at least 1, not {self.epochs}")
         if self.max_params is not None and self.max_params < 1:
             raise UserError(f"--max-params must be at least 1, not {self.max_params}")
+        from fashion_tuner.cv import check_k
+
+        check_k(self.cv)
         if self.distill_from and self.top_k > 1:
             raise UserError("--distill-from trains one student: leave out --top-k (the teacher may be an ensemble)")
         return self
@@ -79,7 +83,7 @@ def trial_epochs(trial: dict, fallback: int) -> int:
 
     values = (trial.get("hyperparameters") or {}).get("values", {})
     step = trial.get("best_step")
-    if isinstance(step, int) and step >= 0:
+    if isinstance(step, int) and (tables.best_epoch(step, values) or 0) >= 1:  # search --cv: step may be < 0
         return tables.best_epoch(step, values)
     epochs = values.get("tuner/epochs")
     return int(epochs) if epochs else fallback

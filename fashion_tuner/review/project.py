@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fashion_tuner import epochlog
+from fashion_tuner.cv import FOLD_PREFIX, SD_METRIC
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import infer
 from fashion_tuner.runs import ranked_trials
@@ -207,13 +208,24 @@ def trial_times(trials: list[dict]) -> dict[str, tuple[float, float, bool]]:
     return out
 
 
+def fold_columns(metric_names) -> list[str]:
+    """``search --cv``'s per-trial metrics in order: ``fold_1``.. ``fold_K`` then ``cv_sd`` (those present)."""
+    folds = sorted((m for m in metric_names if m.startswith(FOLD_PREFIX) and m[len(FOLD_PREFIX):].isdigit()),
+                   key=lambda m: int(m[len(FOLD_PREFIX):]))
+    return folds + ([SD_METRIC] if folds and SD_METRIC in metric_names else [])
+
+
 def trials_frame(trials: list[dict], space: dict) -> pd.DataFrame:
-    """One row per trial: core columns, Hyperband columns, every hyperparameter, ``metric:<name>``."""
+    """One row per trial: core columns, the cross-validation columns ``fold_1``.. ``fold_K`` and ``cv_sd``
+    (``search --cv``: each fold's best val_accuracy and their sd; the score is their mean), Hyperband
+    columns, every hyperparameter, ``metric:<name>``."""
     metric_names = sorted({m for t in trials for m in t["metrics"]})
+    cv_cols = fold_columns(metric_names)
     rows = []
     for order, t in enumerate(trials):
         row = {"trial_id": t["trial_id"], "order": order, "status": t["status"], "score": t["score"],
                "best_step": t["best_step"], "epochs_run": math.nan}
+        row.update({c: t["metrics"][c]["last"] if c in t["metrics"] else math.nan for c in cv_cols})
         row.update({col: t["values"][key] for key, col in infer.HYPERBAND_KEYS.items() if key in t["values"]})
         if "epochs" in row:
             row["epochs_run"] = row["epochs"] - row.get("initial_epoch", 0)
@@ -222,7 +234,7 @@ def trials_frame(trials: list[dict], space: dict) -> pd.DataFrame:
         row["message"] = t["message"]
         rows.append(row)
     hb_cols = [c for c in infer.HYPERBAND_KEYS.values() if any(c in r for r in rows)]
-    columns = CORE_COLUMNS + hb_cols + list(space) + [f"metric:{m}" for m in metric_names] + ["message"]
+    columns = CORE_COLUMNS + cv_cols + hb_cols + list(space) + [f"metric:{m}" for m in metric_names] + ["message"]
     df = pd.DataFrame(rows, columns=columns)
     df["score"] = df["score"].astype(float)
     df["best_step"] = pd.to_numeric(df["best_step"], errors="coerce")
@@ -261,12 +273,13 @@ def trial_problems(path: Path, df: pd.DataFrame, trials: list[dict], space: dict
     return problems
 
 
-def _epochs_spent(df: pd.DataFrame, tuner: str) -> tuple[int, bool]:
-    """(epochs trained by the trials that ran, exact?): exact under Hyperband, else a lower bound."""
+def _epochs_spent(df: pd.DataFrame, tuner: str, folds: int = 1) -> tuple[int, bool]:
+    """(epochs trained by the trials that ran, exact?): exact under Hyperband, else a lower bound.
+    ``folds``: search --cv's K (every trial trained K models; ``epochs_run`` already counts them)."""
     ran = df[df["status"].isin(RAN)]
     if tuner == "hyperband" and ran["epochs_run"].notna().all():
         return int(ran["epochs_run"].sum()), True
-    return int((ran["best_step"].fillna(0) + 1).where(ran["status"] == "completed", 0).sum()), False
+    return int((ran["best_step"].fillna(0) + 1).where(ran["status"] == "completed", 0).sum()) * folds, False
 
 
 def _run_and_oracle(path: Path, problems: list[str]) -> tuple[dict | None, dict | None]:
@@ -299,7 +312,10 @@ def read_project(path: str | os.PathLike) -> Project:
     problems += trial_problems(path, df, trials, space)
     ids = {id(t["state"]): t["trial_id"] for t in trials}
     ranking = [ids[id(s)] for s in ranked_trials([t["state"] for t in trials], direction)]
-    epochs_spent, epochs_exact = _epochs_spent(df, tuner)
+    folds = int(((run or {}).get("cv") or {}).get("k") or 1)
+    if folds > 1 and "epochs" in df:  # search --cv: each of the K folds trains from scratch for tuner/epochs
+        df["epochs_run"] = pd.to_numeric(df["epochs"], errors="coerce") * folds
+    epochs_spent, epochs_exact = _epochs_spent(df, tuner, folds)
     files = [path / n for n in (ORACLE, RUN_JSON) if (path / n).exists()]
     mtime = max([t["mtime"] for t in trials] + [f.stat().st_mtime for f in files] + [0.0])
     return Project(path=path, name=str((run or {}).get("name") or path.name), run=run, oracle=oracle, tuner=tuner,

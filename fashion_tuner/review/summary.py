@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 
 from fashion_tuner import tables
-from fashion_tuner.review.project import Project
+from fashion_tuner.review.project import Project, fold_columns
 
 log = logging.getLogger(__name__)
 KNOWN_STATUSES = ["completed", "failed", "invalid", "running"]
@@ -26,11 +26,12 @@ def describe_hp(name: str, hp: dict) -> str:
 
 
 def leaderboard(project: Project, top: int) -> pd.DataFrame:
-    """The ``top`` ranked trials, best first (index: rank from 1): id, score, best epoch (1-based), epochs
+    """The ``top`` ranked trials, best first (index: rank from 1): id, score, ``search --cv``'s per-fold
+    scores ``fold_1``.. ``fold_K`` and their ``cv_sd``, best epoch (1-based), epochs
     run, Hyperband's bracket/round and the trial a continuation resumes (``continues``), then only the
     hyperparameters that differ between the rows (the full table is trials.csv)."""
     ok = project.ranked().head(max(top, 0))
-    board = ok[["trial_id", "score"]].copy()
+    board = ok[["trial_id", "score", *fold_columns(ok.columns)]].copy()  # --cv: the score is the folds' mean
     initial = ok["initial_epoch"].fillna(0) if "initial_epoch" in ok else 0
     board["best_epoch"] = (ok["best_step"] + 1 + initial).astype("Int64")  # 1-based, from the start of training
     board["epochs_run"] = ok["epochs_run"].astype("Int64") if ok["epochs_run"].notna().any() else None
@@ -83,7 +84,14 @@ def summary_lines(project: Project) -> list[str]:
              f"objective: {project.objective} ({project.direction}; {project.objective_how})",
              f"trials: {len(project.trials)} ({status})",
              f"best: {best_txt}",
-             f"epochs spent: {epochs}",
-             "hyperparameters:"]
+             f"epochs spent: {epochs}"]
+    folds = [c for c in fold_columns(project.trials.columns) if c != "cv_sd"]
+    if folds:
+        cv = run.get("cv") or {}
+        lines.append(f"cross-validation: {len(folds)} folds" + (f" of {cv['pool']} pooled train + validation images"
+                                                                 if cv.get("pool") else "")
+                     + "; score = mean of fold_1..fold_%d (each fold's best %s), cv_sd their spread"
+                     % (len(folds), project.objective))
+    lines.append("hyperparameters:")
     lines += ["  " + describe_hp(n, hp) for n, hp in project.space.items()] or ["  (none)"]
     return lines

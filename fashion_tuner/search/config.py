@@ -19,7 +19,7 @@ DEFAULT_MAX_FAILURES = 5
 # rerun that changes one is refused. Hyperband's oracle also keeps its own max_epochs and factor.
 IDENTITY_ARGS = ("space", "tuner", "dataset", "subset", "val_source", "val_size", "seed", "max_epochs",
                  "executions_per_trial", "batch_size", "patience", "class_weight", "weights", "mixed_precision",
-                 "deterministic")
+                 "deterministic", "cv")
 HYPERBAND_IDENTITY_ARGS = ("factor",)
 # Arguments a resume may change: the budget (max_trials may grow, never below the trials already
 # run) and how trials are run. A change is applied and recorded in run.json's "changes".
@@ -69,6 +69,7 @@ class SearchConfig:
     trials_per_process: int = 0  # stop (TrialBatchDone) after this many trials; 0: no limit
     retrain_defaults: dict | None = None  # {"epochs", "train_on"} for retrain-best (spaces.SPACE_DEFAULTS)
     keep_checkpoints: int | None = DEFAULT_KEEP  # best K trials' checkpoints kept (+ those still needed); None: all
+    cv: int | None = None  # --cv K: each trial scored by K-fold cross-validation (fashion_tuner.cv); None: off
     command: list[str] = field(default_factory=list)
 
     @property

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import (backend, budget, checkpoints, devices, distributed, fsio, hints, kt_compat, locks, runs,
+from fashion_tuner import (backend, budget, checkpoints, cv, devices, distributed, fsio, hints, kt_compat, locks, runs,
                            spaces, splits)
 from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
@@ -43,9 +43,10 @@ class SearchData:
 
     dataset: data_mod.Dataset
     split: splits.Split
-    train: tuple  # (x, y): the training images of the split
-    val: tuple  # (x, y): the validation images
+    train: tuple  # (x, y): the training images of the split; with --cv, the pooled images that are folded
+    val: tuple | None  # (x, y): the validation images; None with --cv (each fold validates on its own part)
     class_weight: dict | None
+    folds: cv.Folds | None = None  # --cv: the pool's fold assignment
 
 
 def versions() -> dict:
@@ -72,6 +73,7 @@ def run_search(cfg: SearchConfig) -> Path:
     Holds the run's lock (:mod:`fashion_tuner.locks`) for its whole life, except as a distributed
     worker. Raises ``KeyboardInterrupt`` through after marking the run interrupted.
     """
+    cv.check_k(cfg.cv)
     if cfg.backend:
         backend.select(cfg.backend)  # before Keras loads; UserError when it already runs on another
     role = distributed.resolve_role(cfg.role, cfg.oracle_address, cfg.worker_id)
@@ -105,9 +107,31 @@ def load_search_data(cfg: SearchConfig, plan: RunPlan) -> SearchData:
                                   val_size=cfg.val_size, subset=cfg.subset, seed=cfg.seed)
     (x_tr, y_tr), (x_val, y_val), _ = splits.apply_split(dataset.x_train, dataset.y_train,
                                                           dataset.x_test, dataset.y_test, split)
+    if cfg.cv:
+        folds = _search_folds(cfg, plan, dataset, split)
+        x_pool, y_pool = cv.pool_arrays(folds, (x_tr, y_tr), (x_val, y_val), split)
+        class_weight = resolve_class_weight(cfg.class_weight, y_pool, dataset.class_names)
+        return SearchData(dataset, split, (runs.to_model_input(x_pool), y_pool), None, class_weight, folds)
     class_weight = resolve_class_weight(cfg.class_weight, y_tr, dataset.class_names)
     return SearchData(dataset, split, (runs.to_model_input(x_tr), y_tr), (runs.to_model_input(x_val), y_val),
                       class_weight)
+
+
+def _search_folds(cfg: SearchConfig, plan: RunPlan, dataset, split: splits.Split) -> cv.Folds:
+    """--cv: the run's saved folds on resume, else new ones over the pooled train + validation images."""
+    path = plan.run_dir / cv.CV_FILE
+    if plan.previous:
+        if not path.is_file():
+            raise UserError(f"run {cfg.run_name} was searched without --cv; leave out --cv {cfg.cv}, or use another "
+                            "--name (--overwrite deletes it and starts over)")
+        folds = cv.load_folds(path)
+        cv.check_folds(folds, split)
+        if folds.k != cfg.cv:
+            raise UserError(f"run {cfg.run_name} was searched with --cv {folds.k}, not --cv {cfg.cv}; pass --cv "
+                            f"{folds.k} to resume it, or use another --name")
+        return folds
+    y_val_source = dataset.y_test if split.val_source == "test" else dataset.y_train
+    return cv.make_folds(split, dataset.y_train, y_val_source, cfg.cv, cfg.seed, subset=cfg.subset)
 
 
 def _apply_plan(plan: RunPlan) -> None:
@@ -143,6 +167,8 @@ def _new_manifest(cfg: SearchConfig, plan: RunPlan, data: SearchData, device_inf
                  "md5": data.dataset.md5, "skip_md5": cfg.skip_md5},
         "split": {"val_source": split.val_source, "val_size": cfg.val_size, "subset": cfg.subset,
                   "seed": split.seed, "sizes": split.sizes()},
+        "cv": ({"k": data.folds.k, "seed": data.folds.seed, "file": cv.CV_FILE, **data.folds.sizes(),
+                "score": f"mean of the {data.folds.k} folds' best {OBJECTIVE}"} if data.folds else None),
         "class_weight": data.class_weight, "devices": device_info,
         "backend": {"name": device_info["backend"], "version": device_info["backend_version"]},
         "distributed": role.as_dict() if role else None,
@@ -169,6 +195,12 @@ def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role) -> None:
              plan.run_dir)
     log.info("data: %s from %s; train %d, val %d (from %s), held-out test %d (not used by the search)",
              data.dataset.name, data.dataset.source, sizes["train"], sizes["val"], data.split.val_source, sizes["test"])
+    if data.folds:
+        pool = data.folds.sizes()
+        log.info("--cv %d: each trial trains %d models, one per stratified fold of %d pooled train + validation "
+                 "images (%d from train, %d from val; ~%d validate per fold), scored by the mean of the folds' best "
+                 "%s; Hyperband trains each fold from scratch (no weight continuation)", data.folds.k,
+                 data.folds.k, pool["pool"], pool["from_train"], pool["from_val"], pool["val_per_fold"][0], OBJECTIVE)
     if cfg.time_budget:
         budget += f"; time budget {describe_budget(cfg.time_budget)} (no trial starts that would not finish)"
     log.info("budget: %s; EarlyStopping(val_accuracy, patience %d); search stops after %d consecutive failed trials",
@@ -208,6 +240,8 @@ def _tune(cfg: SearchConfig, role, plan: RunPlan, space, data: SearchData, devic
     _apply_plan(plan)
     if not plan.previous:
         splits.save_split(run_dir / runs.SPLIT_FILE, data.split)
+        if data.folds is not None:
+            cv.save_folds(run_dir / cv.CV_FILE, data.folds)
     manifest = _new_manifest(cfg, plan, data, device_info, role)
     runs.write_json(run_dir / runs.RUN_JSON, manifest)
     if progress.clock.batch == 0:  # later child processes of one search command do not repeat the header
@@ -248,7 +282,7 @@ def _run_tuner(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData, 
     with distributed.role_environment(role), frozen_heap():
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner's "Reloading Tuner from ...": our header says it
             tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy),
-                                deadline=deadline)
+                                deadline=deadline, folds=data.folds)
         tuner.search(*data.train, validation_data=data.val, epochs=cfg.max_epochs, batch_size=cfg.batch_size,
                      class_weight=data.class_weight, callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout),
                      verbose=cfg.verbose)

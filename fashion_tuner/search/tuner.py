@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import backup, budget, checkpoints, devices, epochlog, fsio, kt_compat, modelsize, tables
+from fashion_tuner import backup, budget, checkpoints, cv, devices, epochlog, fsio, kt_compat, modelsize, tables
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, expected_trials
@@ -46,8 +46,9 @@ def _tuner_class(name: str):
 
     class FashionTuner(base):
         def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, deadline=None,
-                     keep_checkpoints=None, **kwargs):
+                     keep_checkpoints=None, folds=None, **kwargs):
             self._progress = progress
+            self._folds = folds  # --cv: cv.Folds over the pooled (x, y) that search() passes; None: no folds
             self._deadline = deadline  # --time-budget: Unix seconds by which the search must end
             self._keep_checkpoints = keep_checkpoints  # None: keep every checkpoint (checkpoints.prune)
             self._base_seed = seed
@@ -68,11 +69,48 @@ def _tuner_class(name: str):
             # each fit of the trial backed up per epoch: a rerun after a kill resumes it (fashion_tuner.backup)
             kwargs[BACKUP_KWARG] = backup.FitSlots(Path(trial_dir) / backup.TRIAL_BACKUP_DIR, f"trial {trial.trial_id}")
             try:
+                if self._folds is not None:
+                    return self._cv_trial(trial, *args, **kwargs)
                 return super().run_trial(trial, *args, **kwargs)
             except Exception as exc:
                 if fsio.is_disk_full(exc):  # stop the search: every further trial would fail the same way
                     raise kt_compat.fatal_error(f"No space left on device: {exc}", exc) from exc
                 raise
+
+        def _cv_trial(self, trial, x, y, **kwargs) -> kt_compat.TrialResult:
+            """--cv: one Keras Tuner run_trial per fold (a fresh model each, trained on the fold's training
+            part, validated on its held-out part, with the trial's callbacks: EarlyStopping etc.), scored by
+            the mean over folds of each fold's best val_accuracy; each fold's score and their sd are
+            recorded as the trial's metrics ``fold_1``.. ``fold_K`` and ``cv_sd``.
+
+            Hyperband: every fold trains from scratch for the trial's full ``tuner/epochs`` (initial epoch
+            0, no weights loaded from the parent trial, see ``_build_hypermodel``): a parent's checkpoint
+            was trained on other folds and would carry this fold's validation images into its model."""
+            kwargs.pop("validation_data", None)
+            kwargs.pop("initial_epoch", None)
+            epochs = trial.hyperparameters.values.get("tuner/epochs")
+            if epochs:
+                kwargs["epochs"] = int(epochs)
+            folds = []
+            for train, val in self._folds.splits():
+                results = kt.Tuner.run_trial(self, trial, x[train], y[train], validation_data=(x[val], y[val]),
+                                             **kwargs)
+                folds.append(kt_compat.result_metrics(results, self.oracle.objective))
+            result = kt_compat.TrialResult.mean_of(folds, OBJECTIVE, cv.summarize)
+            # every reader (tables.best_epoch) counts a continuation's best_step from its initial epoch, as
+            # Keras Tuner does; these fits started at 0, so shift it (negative: best before that epoch)
+            result.best_step -= int(trial.hyperparameters.values.get("tuner/initial_epoch") or 0)
+            return result
+
+        def _build_hypermodel(self, hp):
+            if self._folds is not None:  # --cv: never continue from a parent's weights (see _cv_trial)
+                return kt.Tuner._build_hypermodel(self, hp)
+            return super()._build_hypermodel(hp)
+
+        def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+            if self._folds is None:
+                return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            kt_compat.report_result(self.oracle, trial, self.run_trial(trial, *fit_args, **fit_kwargs))
 
         def pre_create_trial(self):
             """--time-budget: start no trial that is not expected to finish (this run's median trial time)."""
@@ -126,7 +164,8 @@ def _tuner_class(name: str):
     return FashionTuner
 
 
-def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None, deadline=None):
+def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None, deadline=None, folds=None):
+    """Our tuner over ``space`` in ``run_dir``; ``folds`` (cv.Folds): --cv, search() then gets the pooled images."""
     import keras_tuner as kt
 
     kt_compat.set_debug(cfg.debug)  # failure reasons go to trial.json and our progress lines instead
@@ -141,7 +180,7 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
     )
     tuner_cls = _tuner_class(cfg.tuner)
     batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=expected_trials(cfg),
-                   deadline=deadline, keep_checkpoints=cfg.keep_checkpoints)
+                   deadline=deadline, keep_checkpoints=cfg.keep_checkpoints, folds=folds)
     if cfg.tuner == "hyperband":
         return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1, **batches, **common)
     return tuner_cls(max_trials=cfg.max_trials, **batches, **common)
