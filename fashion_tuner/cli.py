@@ -182,6 +182,10 @@ def _add_run_options(s) -> None:
     s.add_argument("--keep-checkpoints", type=_keep_checkpoints, default=1, metavar="K|all",
                    help="keep the checkpoints of the K best trials (default 1) and those a resume or a Hyperband "
                         "round may still load; delete the others after each trial. all: keep every one")
+    s.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="write RUN/tensorboard, the trials as a TensorBoard HParams logdir, each time a search "
+                        "process ends (finished, stopped, interrupted; default on: under a second for a small "
+                        "search); view with tensorboard --logdir RUN/tensorboard")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
