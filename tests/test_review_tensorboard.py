@@ -124,6 +124,7 @@ def plain_project(fashion, tmp_path_factory) -> Path:
     return directory / "fashion"
 
 
+@pytest.mark.slow  # the Keras Tuner search of its fixture: 2.5-14 s on 2 shared cores
 def test_plain_keras_tuner_project_becomes_a_logdir(plain_project, tmp_path):
     assert not (plain_project / runs.RUN_JSON).exists()
     out = tmp_path / "tb"

@@ -4,8 +4,8 @@ Layout of ``OUT`` (``tensorboard --logdir OUT`` shows it under the HPARAMS tab):
 
 - ``OUT/events.out.tfevents.*``: the experiment (``hp.hparams_config``): one HParam per hyperparameter,
   its domain from the space Keras Tuner declared (Int -> IntInterval, Float -> RealInterval, Choice/Boolean/
-  Fixed -> Discrete), widened to every value the trials took; ``trial/status``; one Metric per curve tag
-  plus ``trial/score`` (the trial's objective score at its best step).
+  Fixed -> Discrete), widened to every value the trials took; ``trial/status``; one Metric for ``trial/score``
+  (the trial's objective score at its best step), then one per curve tag (``val_*`` first).
 - ``OUT/trial_<id>/events.out.tfevents.*``: one session per readable trial: ``hp.hparams(values,
   trial_id=<id>)`` (a conditional hyperparameter a trial did not use is absent), the session's end with its
   status (completed -> SUCCESS, failed/invalid/stopped -> FAILURE, running -> RUNNING), and
@@ -144,8 +144,10 @@ def domains(project: Project, found: list[Session]) -> dict[str, Domain]:
 
 
 def metric_tags(found: list[Session]) -> list[str]:
-    """Every curve tag of any session (sorted), then ``trial/score``."""
-    return sorted({t for s in found for t in s.curves}) + [SCORE_METRIC]
+    """``trial/score``, then every curve tag of any session: validation ones (``val_*``) first, each part
+    sorted (TensorBoard's table shows the metrics in this order)."""
+    tags = sorted({t for s in found for t in s.curves})
+    return [SCORE_METRIC] + [t for t in tags if t.startswith("val_")] + [t for t in tags if not t.startswith("val_")]
 
 
 # ----------------------------------------------------------------------------- the output folder
