@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, search_config
 from fashion_tuner import cli, runs
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import tensorboard as tb
 from fashion_tuner.review.project import read_project
+from fashion_tuner.search.config import resume_changes
 
 SUCCESS = 1  # tensorboard.plugins.hparams.api_pb2.STATUS_SUCCESS
 
@@ -70,9 +71,13 @@ def check_sessions(logdir: dict, run_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_search_writes_a_logdir_and_review_rewrites_it(tiny_run, tmp_path, capsys):
+def test_search_writes_a_logdir_and_review_rewrites_it(tiny_run, data_source, tmp_path, capsys):
     run_args = runs.read_run(tiny_run)["args"]
     assert run_args["tensorboard"] is True  # on by default, recorded in run.json
+    # a runtime flag: a resume may turn it off (recorded as a change), it does not make another search
+    changes = resume_changes(runs.read_run(tiny_run), search_config(data_source, tiny_run.parent, name="tiny",
+                                                                    tensorboard=False), tiny_run)
+    assert changes == [{"arg": "tensorboard", "from": True, "to": False}]
     written = read_logdir(tiny_run / runs.TENSORBOARD_DIR)  # by the search itself
     check_sessions(written, tiny_run)
 
