@@ -30,7 +30,6 @@ from pathlib import Path
 
 from fashion_tuner import fsio
 from fashion_tuner.errors import UserError
-from fashion_tuner.review import infer
 from fashion_tuner.review.project import Project
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,8 @@ def sessions(project: Project) -> list[Session]:
 
 
 def domain(declared: dict | None, observed: list) -> Domain:
-    """The domain of one hyperparameter from its declared space entry (``infer.hp_space``) and the values trials took."""
+    """The domain of one hyperparameter from its declared space entry (``Project.space``) and the values
+    the trials took (None: not used)."""
     declared = declared or {}
     kind = declared.get("type")
     listed = [v for v in (declared.get("values") or []) if v is not None]
