@@ -188,6 +188,10 @@ def _add_run_options(s) -> None:
     s.add_argument("--keep-checkpoints", type=_keep_checkpoints, default=1, metavar="K|all",
                    help="keep the checkpoints of the K best trials (default 1) and those a resume or a Hyperband "
                         "round may still load; delete the others after each trial. all: keep every one")
+    s.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="write RUN/tensorboard, the trials as a TensorBoard HParams logdir, each time a search "
+                        "process ends (finished, stopped, interrupted; default on: under a second for a small "
+                        "search); view with tensorboard --logdir RUN/tensorboard")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
@@ -247,6 +251,9 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
                    help="a Keras Tuner project directory (holds oracle.json) or a folder holding several")
     v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
     v.add_argument("--top", type=_positive_int, default=10, help="trials in the leaderboard (default 10)")
+    v.add_argument("--tensorboard", default=None, metavar="OUT",
+                   help="instead of the HTML review, write the project as a TensorBoard HParams logdir in OUT "
+                        "(a new or empty folder, or one this wrote before); view with tensorboard --logdir OUT")
 
     ls = sub.add_parser("list", parents=[common], formatter_class=fmt, help="one line per run",
                         epilog=f"example:\n  {PY} list --results-dir results")
@@ -390,6 +397,13 @@ def _predict(args) -> int:
 def _review(args) -> int:
     from fashion_tuner.review import review_command
 
+    if args.tensorboard is not None:
+        from fashion_tuner.review.tensorboard import tensorboard_command
+
+        if args.out is not None:
+            raise UserError("--tensorboard OUT writes the TensorBoard logdir only; run review again with --out "
+                            "(without --tensorboard) for the HTML review")
+        return tensorboard_command(args.paths, args.tensorboard)
     return review_command(args.paths, out=args.out, top=args.top)
 
 

@@ -6,7 +6,8 @@ A run directory ``<results_dir>/<name>/`` is a standard Keras Tuner project dire
 - ``run.json``: command line, every argument, versions, data MD5s, split sizes, devices, times;
 - ``split.npz``: the train / validation / held-out test indices (see :mod:`fashion_tuner.splits`);
 - ``best_hyperparameters.json``: the best trial's hyperparameter values;
-- ``report/``: what ``retrain-best`` writes.
+- ``report/``: what ``retrain-best`` writes;
+- ``tensorboard/``: the trials as a TensorBoard HParams logdir (:mod:`fashion_tuner.review.tensorboard`).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ RUN_JSON = "run.json"
 SPLIT_FILE = "split.npz"
 BEST_HP_FILE = "best_hyperparameters.json"
 REPORT_DIR = "report"
+TENSORBOARD_DIR = "tensorboard"
 DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME = 100  # characters; file systems allow 255 bytes and Keras Tuner adds its own names below
 # What a run directory may hold that this tool (or Keras Tuner under it) wrote: --overwrite deletes
 # these and nothing else. Globs, matched against the names directly inside the run directory.
 RUN_ENTRIES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, REPORT_DIR, "review", "oracle.json", "tuner*.json",
-               "trial_*", ".report.*", ".*.tmp-*", "*.tmp", "retrain_backup", "cv_folds.npz")
+               "trial_*", ".report.*", ".*.tmp-*", "*.tmp", "retrain_backup", "cv_folds.npz", TENSORBOARD_DIR)
 # Types of the run.json fields the commands read; anything else means the manifest is damaged.
 log = logging.getLogger(__name__)
 MANIFEST_TYPES = {"args": dict, "data": dict, "space": str, "split": dict, "tuner": str}

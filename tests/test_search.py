@@ -278,11 +278,15 @@ def test_sigint_exits_130_and_is_resumable(data_args, tmp_path):
     assert proc.returncode == 130
     assert "Resume with:" in stderr and "--name ctrl-c" in stderr and "Traceback" not in stderr
     assert runs.read_run(tmp_path / "ctrl-c")["status"] == "interrupted"
+    marker = tmp_path / "ctrl-c" / runs.TENSORBOARD_DIR / ".fashion_tuner_tensorboard.json"
+    done = {f"trial_{t['trial_id']}" for t in trials_of(tmp_path / "ctrl-c") if t["status"] == "COMPLETED"}
+    assert done and done <= set(json.loads(marker.read_text())["sessions"])  # the logdir was written on the way out
     result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "3", "--max-epochs", "2",
                      "--subset", "1500", "--results-dir", str(tmp_path), "--name", "ctrl-c", *data_args)
     assert result.returncode == 0, result.stderr
     trials = trials_of(tmp_path / "ctrl-c")
     assert len({t["trial_id"] for t in trials}) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+    assert len(json.loads(marker.read_text())["sessions"]) == 3  # and rewritten by the resume
 
 
 def test_class_weights(tmp_path):

@@ -9,7 +9,9 @@ no keras_tuner or TensorFlow import (the commands start in about a second).
 - :mod:`.scales`, :mod:`.plots`, :mod:`.importance`: the figures and which hyperparameters mattered;
 - :mod:`.pareto`: the accuracy-against-size front (``pareto.csv``, ``pareto.png``) from trial_*/model.json;
 - :mod:`.summary`, :mod:`.page`: the summary text, leaderboard and ``review.html``;
-- :mod:`.commands`: the three commands (the only printing code).
+- :mod:`.commands`: the three commands (the only printing code);
+- :mod:`.tensorboard`: a project as a TensorBoard HParams logdir (``review PATH --tensorboard OUT``, and
+  ``search``'s ``RUN/tensorboard``); the one module here that imports TensorFlow, and only when it writes.
 """
 
 from fashion_tuner.review.commands import compare_command, list_command, review_command, review_project

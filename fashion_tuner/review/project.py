@@ -43,7 +43,10 @@ class Project:
     per hyperparameter, ``metric:<name>``, ``message``). ``ranking``: trial ids of the completed trials
     with a finite score, best first, ties in start order (:func:`fashion_tuner.runs.ranked_trials`).
     ``space``: ``{name: {"type", "values", "min", "max", "step", "sampling", "default", "conditional"}}``.
-    ``curves``: ``{trial_id: [epoch rows of epochs.jsonl]}``; ``times``: ``{trial_id: (start, end, exact)}``
+    ``curves``: ``{trial_id: [epoch rows of epochs.jsonl]}``; ``values``: ``{trial_id: {hyperparameter: value}}``
+    as trial.json stores them (Hyperband's ``tuner/*`` keys included, a conditional one absent);
+    ``observations``: ``{trial_id: {metric: [(step, value), ...]}}`` from trial.json, steps ascending, each
+    value the mean over executions (Keras Tuner stores the best epoch only); ``times``: ``{trial_id: (start, end, exact)}``
     in Unix seconds; ``mtime``: latest file time (Unix seconds); ``problems``: what the reader warns about.
     """
 
@@ -63,6 +66,8 @@ class Project:
     epochs_exact: bool
     mtime: float
     curves: dict[str, list[dict]] = field(default_factory=dict)
+    values: dict[str, dict] = field(default_factory=dict)
+    observations: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     times: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -164,6 +169,16 @@ def read_trial(trial_dir: Path, problems: list[str]) -> dict | None:
             "best_step": state.get("best_step"), "values": hps.get("values") or {}, "space": hps.get("space") or [],
             "metrics": _metrics(state), "message": message, "mtime": (trial_dir / TRIAL_JSON).stat().st_mtime,
             "begin": begin, "epochs": epochs}
+
+
+def _observations(trial: dict) -> dict[str, list[tuple[int, float]]]:
+    """``{metric: [(step, value), ...]}`` of one read trial, steps ascending (a step that is not a whole number is left out)."""
+    out = {}
+    for name, info in trial["metrics"].items():
+        points = [(int(step), value) for step, value in info["at_best"].items()
+                  if isinstance(step, int) and not isinstance(step, bool)]
+        out[name] = sorted(points)
+    return out
 
 
 def _trial_sort_key(trial_id: str):
@@ -322,6 +337,8 @@ def read_project(path: str | os.PathLike) -> Project:
                    tuner_detail=detail, objective=objective, direction=direction, objective_how=how, space=space,
                    trials=df, ranking=ranking, epochs_spent=epochs_spent, epochs_exact=epochs_exact, mtime=mtime,
                    curves={t["trial_id"]: t["epochs"] for t in trials if t.get("epochs")},
+                   values={t["trial_id"]: dict(t["values"]) for t in trials},
+                   observations={t["trial_id"]: _observations(t) for t in trials},
                    times=trial_times(trials), problems=problems)
 
 

@@ -25,7 +25,7 @@ HYPERBAND_IDENTITY_ARGS = ("factor",)
 # run) and how trials are run. A change is applied and recorded in run.json's "changes".
 BUDGET_ARGS = ("max_trials",)
 RUNTIME_ARGS = ("max_failures", "trial_timeout", "trials_per_process", "strategy", "jit", "input_pipeline",
-                "verbose", "data_dir", "skip_md5", "time_budget", "keep_checkpoints")
+                "verbose", "data_dir", "skip_md5", "time_budget", "keep_checkpoints", "tensorboard")
 
 
 @dataclass
@@ -70,6 +70,7 @@ class SearchConfig:
     retrain_defaults: dict | None = None  # {"epochs", "train_on"} for retrain-best (spaces.SPACE_DEFAULTS)
     keep_checkpoints: int | None = DEFAULT_KEEP  # best K trials' checkpoints kept (+ those still needed); None: all
     cv: int | None = None  # --cv K: each trial scored by K-fold cross-validation (fashion_tuner.cv); None: off
+    tensorboard: bool = True  # write RUN/tensorboard (an HParams logdir) when each search process ends
     command: list[str] = field(default_factory=list)
 
     @property

@@ -246,6 +246,32 @@ def _tune(cfg: SearchConfig, role, plan: RunPlan, space, data: SearchData, devic
     runs.write_json(run_dir / runs.RUN_JSON, manifest)
     if progress.clock.batch == 0:  # later child processes of one search command do not repeat the header
         _banner(cfg, plan, data, role)
+    try:
+        return _tune_and_report(cfg, role, run_dir, space, data, manifest, progress)
+    finally:
+        if cfg.tensorboard:
+            write_tensorboard(run_dir)
+
+
+def write_tensorboard(run_dir: Path) -> None:
+    """Regenerate ``RUN/tensorboard`` from the trial files (:mod:`fashion_tuner.review.tensorboard`); a
+    failure is a warning, never the search's error."""
+    from fashion_tuner.review.project import read_project
+    from fashion_tuner.review.tensorboard import write_logdir
+
+    out = run_dir / runs.TENSORBOARD_DIR
+    try:
+        result = write_logdir(read_project(run_dir), out)
+    except Exception as exc:  # noqa: BLE001 (a logdir is a view of the run: it must not fail the search)
+        log.warning("tensorboard: not written (%s); `%s` writes it later", str(exc).splitlines()[0] if str(exc)
+                    else type(exc).__name__, hints.command("review", str(run_dir), "--tensorboard", str(out)))
+        return
+    log.info("tensorboard: %d trial(s) in %s (%.1f s); view: tensorboard --logdir %s", result["sessions"], out,
+             result["seconds"], out)
+
+
+def _tune_and_report(cfg: SearchConfig, role, run_dir: Path, space, data: SearchData, manifest: dict,
+                     progress: Progress) -> Path:
     status, stop_error = "finished", None
     try:
         _run_tuner(cfg, role, space, run_dir, data, progress)
