@@ -204,7 +204,7 @@ def test_run_for_stops_the_whole_process_group(tmp_path):
 
 @pytest.mark.slow
 def test_peers_at_equal_wall_time_smoke(tmp_path, data_source):
-    """Three approaches, 20 s each, one seed: each runs for the budget (or finishes sooner) and leaves a curve."""
+    """Three approaches, 30 s each (20 s left a loaded machine without a finished trial), one seed: each runs for the budget (or finishes sooner) and leaves a curve."""
     out = tmp_path / "results.json"
     args = ["--suite", "smoke", "--only", "peers_time", "--out", str(out), "--work-dir", str(tmp_path / "work"),
             "--data-dir", str(data_source["dir"])] + (["--skip-md5"] if data_source["skip_md5"] else [])

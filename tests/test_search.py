@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli, search_config, tree_snapshot
-from fashion_tuner import fitting, runs, search, splits
+from fashion_tuner import fitting, locks, runs, search, splits
 from fashion_tuner.errors import UserError
 
 SPACES = Path(__file__).parent / "spaces"
@@ -171,6 +171,24 @@ def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 240) ->
     raise AssertionError(f"never saw {marker!r}; stderr: {proc.stderr.read()[-2000:]}")
 
 
+def _lock_released(path, timeout: float) -> bool:
+    """True once nobody holds the flock on ``path`` (a missing file is a free lock), False after ``timeout`` s."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path, "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True  # closing the file releases the probe's own lock
+        except FileNotFoundError:
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+
 def _processes_with(text: str) -> list[str]:
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
     return [line for line in ps if text in line and "main.py" in line]
@@ -254,6 +272,9 @@ def test_sigkill_then_rerun_finishes_the_budget(data_args, tmp_path):
     while _processes_with("--name killed") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _processes_with("--name killed")
+    # a dying child closes its files after its memory is gone (and its command line with it): on a loaded
+    # machine the lock can outlive the process list entry by a few seconds
+    assert _lock_released(locks.lock_path(tmp_path / "killed"), timeout=30)
     done_before = [t for t in trials_of(tmp_path / "killed") if t["status"] == "COMPLETED"]
     assert len(done_before) >= 2
     result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "4", "--max-epochs", "2",
