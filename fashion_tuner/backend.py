@@ -14,6 +14,7 @@ any command module loads Keras). Nothing here imports Keras or a framework excep
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
@@ -94,22 +95,30 @@ def version(name: str | None = None) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def stderr_silenced():
+    """File descriptor 2 points at /dev/null inside the block: C++ libraries (TensorFlow's start-up lines)
+    write there directly, before Python's logging is set up, so ``sys.stderr`` alone cannot hide them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def import_quietly() -> None:
     """Import the backend's framework with its C++ start-up chatter (printed before logging is set
     up) silenced, then Keras. TensorFlow is imported on the tensorflow backend only."""
     module = MODULES[current()]
     if module not in sys.modules:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                try:
-                    importlib.import_module(module)
-                finally:
-                    os.dup2(saved, 2)
-        finally:
-            os.close(saved)
+        with stderr_silenced():
+            importlib.import_module(module)
     import keras  # noqa: F401
 
 

@@ -12,13 +12,13 @@ later reader rebuilds the identical folds.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fashion_tuner.errors import UserError
+from fashion_tuner.fsio import atomic_savez
 
 MIN_FOLDS = 2
 CV_FILE = "cv_folds.npz"
@@ -124,18 +124,8 @@ def check_folds(folds: Folds, split) -> None:
 
 def save_folds(path: Path, folds: Folds) -> None:
     """Write the folds as a plain ``.npz`` of integer arrays, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, train_idx=folds.train_idx, val_idx=folds.val_idx, fold=folds.fold, k=np.array(folds.k),
-                     seed=np.array(folds.seed))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_savez(path, train_idx=folds.train_idx, val_idx=folds.val_idx, fold=folds.fold, k=np.array(folds.k),
+                 seed=np.array(folds.seed))
 
 
 def load_folds(path: Path) -> Folds:

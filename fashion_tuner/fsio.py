@@ -27,11 +27,24 @@ class DiskFull(UserError):
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Replace ``path`` by ``text`` atomically (temp file + fsync + rename in the same folder)."""
+    _atomic_write(path, "w", lambda fh: fh.write(text))
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> None:
+    """Replace ``path`` by a plain ``.npz`` of ``arrays`` (no pickled objects) atomically."""
+    import numpy as np
+
+    _atomic_write(path, "wb", lambda fh: np.savez(fh, **arrays))
+
+
+def _atomic_write(path: str | os.PathLike, mode: str, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it and rename it over ``path``;
+    on any error the temporary file is removed and ``path`` keeps its previous content."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner.errors import UserError
+from fashion_tuner.fsio import atomic_savez
 
 DEFAULT_SEED = 42
 DEFAULT_VAL_SIZE = {"test": 0.6, "train": 0.1}
@@ -119,20 +120,8 @@ def apply_split(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
 
 def save_split(path: Path, split: Split) -> None:
     """Write the split as a plain ``.npz`` of integer arrays (no pickled objects), atomically."""
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, train_idx=split.train_idx, val_idx=split.val_idx, test_idx=split.test_idx,
-                     val_source=np.array(split.val_source), seed=np.array(split.seed))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_savez(path, train_idx=split.train_idx, val_idx=split.val_idx, test_idx=split.test_idx,
+                 val_source=np.array(split.val_source), seed=np.array(split.seed))
 
 
 def load_split(path: Path) -> Split:

@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,22 +207,15 @@ def _write_marker(out: Path, project: Project, found: list[Session], files: list
 
 def _import_quietly():
     """(tensorflow, hparams api, hparams summary), TensorFlow's C++ start-up lines on stderr silenced."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow as tf
-                from tensorboard.plugins.hparams import api as hp
-                from tensorboard.plugins.hparams import summary
+    from fashion_tuner.backend import stderr_silenced
 
-                tf.constant(0)  # the first op prints its own start-up line
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with stderr_silenced():
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
+        from tensorboard.plugins.hparams import summary
+
+        tf.constant(0)  # the first op prints its own start-up line
     return tf, hp, summary
 
 
