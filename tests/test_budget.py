@@ -26,6 +26,13 @@ def test_epochs_are_planned_from_the_search_timings(tiny_run):
     per_epoch = budget.seconds_per_epoch(tiny_run, 600, 6000)
     median = sorted(s for s, _ in seconds)[len(seconds) // 2]
     assert per_epoch == pytest.approx(10 * median, rel=0.6)  # ten times the images: about ten times the time
+    # the trial to be retrained is timed by its own epochs, not by the other trials'
+    first, second = sorted(p.name.removeprefix("trial_") for p in tiny_run.glob("trial_*"))
+    own = [s for s, _ in budget.epoch_seconds(tiny_run, [second])]
+    assert len(own) == 1 and own[0] in [s for s, _ in seconds]
+    assert budget.seconds_per_epoch(tiny_run, 600, 1200, [second]) == pytest.approx(2 * own[0])
+    every = sum(s for s, _ in seconds) / 2  # no epochs of that trial: the median of all (two) epochs
+    assert budget.seconds_per_epoch(tiny_run, 600, 1200, ["no-such-trial"]) == pytest.approx(2 * every)
     assert budget.plan_epochs(100, 10.0, 50) == 9  # 95 % of the budget, whole epochs
     assert budget.plan_epochs(100, 10.0, 5) == 5 and budget.plan_epochs(1, 10.0, 5) == 1
     assert budget.plan_epochs(100, None, 7) == 7

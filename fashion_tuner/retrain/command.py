@@ -144,7 +144,8 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     space = spaces.load_space(space_name)
     say("loading data and the saved split")
     data, split = _load_data(run, run_dir, cfg.data_dir, train_on, device_info)
-    deadline, plan = _time_plan(cfg, run, run_dir, len(data["y_fit"]), max_epochs)
+    epoch_images = len(data["y_fit"]) + (0 if data["val"] is None else len(data["val"][1]))
+    deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in chosen], max_epochs)
     if plan:
         max_epochs = plan["planned_epochs"]
     # the images and epochs of this training (a cosine schedule decays over exactly these)
@@ -186,9 +187,11 @@ def _add_cross_validation(record: dict, summary: list[dict], notes: list[str], t
             break
 
 
-def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, max_epochs: int):
+def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, trial_ids: list[str],
+               max_epochs: int):
     """``(deadline, plan)`` for --time-budget (``(None, None)`` without one): the epochs each model gets so
-    that every model of this retrain fits the budget, from the search's own seconds per epoch."""
+    that every model of this retrain fits the budget, from the search's own seconds per epoch of the
+    chosen trials. ``fit_images``: the training plus validation images one retrain epoch passes through."""
     if not cfg.time_budget:
         return None, None
     import time
@@ -198,8 +201,9 @@ def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, ma
     started = cfg.started or time.time()
     deadline = started + cfg.time_budget
     models = 2 if cfg.distill_from else cfg.top_k  # distillation trains the student twice (with and without)
-    search_images = int(((run.get("split") or {}).get("sizes") or {}).get("train") or 0)
-    per_epoch = budget.seconds_per_epoch(run_dir, search_images, fit_images)
+    sizes = (run.get("split") or {}).get("sizes") or {}
+    search_images = int(sizes.get("train") or 0) + int(sizes.get("val") or 0)
+    per_epoch = budget.seconds_per_epoch(run_dir, search_images, fit_images, trial_ids)
     planned = budget.plan_epochs((deadline - time.time()) / models, per_epoch, max_epochs)
     plan = {"budget_s": cfg.time_budget, "planned_epochs": planned, "models": models,
             "seconds_per_epoch_expected": None if per_epoch is None else round(per_epoch, 2)}
