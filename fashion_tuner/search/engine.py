@@ -124,11 +124,8 @@ def _search_folds(cfg: SearchConfig, plan: RunPlan, dataset, split: splits.Split
         if not path.is_file():
             raise UserError(f"run {cfg.run_name} was searched without --cv; leave out --cv {cfg.cv}, or use another "
                             "--name (--overwrite deletes it and starts over)")
-        folds = cv.load_folds(path)
+        folds = cv.load_folds(path)  # another K was already refused with the other identity flags
         cv.check_folds(folds, split)
-        if folds.k != cfg.cv:
-            raise UserError(f"run {cfg.run_name} was searched with --cv {folds.k}, not --cv {cfg.cv}; pass --cv "
-                            f"{folds.k} to resume it, or use another --name")
         return folds
     y_val_source = dataset.y_test if split.val_source == "test" else dataset.y_train
     return cv.make_folds(split, dataset.y_train, y_val_source, cfg.cv, cfg.seed, subset=cfg.subset)
