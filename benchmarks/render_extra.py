@@ -1,5 +1,5 @@
-"""The benchmark page's other sections: peers at equal wall time (anytime figures) and the reliability
-table (overhead, scale, memory, determinism, backends, the GPU check)."""
+"""The benchmark page's other sections: peers at equal wall time (anytime figures), the ablations of
+training tricks, and the reliability table (overhead, scale, memory, determinism, backends, the GPU check)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,35 @@ def _median_range(stat: dict | None, fmt: str | None) -> str:
         return "-"
     show = (lambda v: fmt.format(v)) if fmt else dur
     return f"{show(stat['median'])} ({show(stat['min'])}-{show(stat['max'])})"
+
+
+# ----------------------------------------------------------------------------- ablations
+
+def ablation_lines(entry: dict | None) -> list[str]:
+    """The ablation table (``figures.ablation``): per variant the paired gain over the defaults, the flip
+    TTA gain and the fit-time ratio, over seeds; empty without the figure."""
+    if not entry:
+        return []
+    p = entry.get("settings", {})
+    lines = [f"Ablations of training tricks on the cnn defaults ({p.get('epochs')} epochs on "
+             f"{entry.get('n_train', 0):,} training images, scored on {entry.get('n_val', 0):,} validation images, "
+             f"seeds {', '.join(map(str, entry.get('seeds', [])))}; gains in percentage points against the "
+             f"defaults at the same seed, mean (min to max); `benchmarks/ablation.py`):", "",
+             "| variant | val accuracy, mean | gain over defaults, pp | + flip TTA, pp | fit time | parameters | "
+             "verdict | suite | rerun |", "|---|---|---|---|---|---|---|---|---|"]
+    if entry.get("status") != "ok":
+        return lines + [f"| failed: {entry.get('error', '')[:80]} | | | | | | | {suite_cell(entry)} | "
+                        f"{code(entry.get('rerun', ''))} |", ""]
+    for name, s in entry.get("summary", {}).items():
+        gain = "-" if name == "baseline" else _pp(s["gain_pp"])
+        lines.append(f"| {name} | {s['mean_val_accuracy']:.4f} | {gain} | {_pp(s['tta_gain_pp'])} | "
+                     f"x{s['time_ratio']:.2f} | {s['params']:,} | {s['verdict']} | {suite_cell(entry)} | "
+                     f"{code(entry.get('rerun', ''))} |")
+    return lines + [""]
+
+
+def _pp(stat: dict) -> str:
+    return f"{stat['mean']:+.2f} ({stat['min']:+.2f} to {stat['max']:+.2f})"
 
 
 # ----------------------------------------------------------------------------- reliability

@@ -18,6 +18,9 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
 - ``peers_time``: ours, plain Keras Tuner RandomSearch and Optuna TPE over the CNN space, each given
   the same wall-clock minutes per seed; best validation accuracy against wall time, the time each
   needs to reach a target (``benchmarks/anytime.py``).
+- ``ablation``: the cnn defaults with one training trick each (random erasing, label smoothing,
+  weight EMA, residual blocks, batches of 128, narrower blocks, SGD; flip TTA scored on every model), per seed, on the
+  validation split (``benchmarks/ablation.py``): paired gains against the defaults and fit-time ratios.
 - ``overhead``, ``scale``, ``memory``, ``deterministic``: the reliability figures.
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
@@ -42,15 +45,17 @@ from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context
 from benchmarks.peer_steps import bench_peers, bench_peers_mlp, bench_peers_time
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
-from benchmarks.steps import bench_accuracy, bench_deterministic, bench_memory, bench_overhead, bench_scale
+from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
+                              bench_scale)
 from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, SUITE_MEMBERS, SUITES, selected
 
 __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBERS", "main", "render", "selected",
            "store", "update_readme"]
 
 MAX_SEED = 2 ** 31 - 1
-RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time, "overhead": bench_overhead, "scale": bench_scale,
-           "memory": bench_memory, "deterministic": bench_deterministic}
+RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
+           "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
+           "deterministic": bench_deterministic}
 
 
 def _seed(text: str) -> int:
@@ -70,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--suite", choices=SUITES, default="quick")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     parser.add_argument("--seeds", nargs="+", type=_seed, metavar="SEED",
-                        help="run the accuracy rows and peers_time once per seed (the split and the search change "
+                        help="run the accuracy rows, peers_time and ablation once per seed (the split and the search change "
                              "with it; default 42); peers uses the first")
     parser.add_argument("--out", default=None,
                         help="results file (default benchmarks/results.json for full, benchmarks/results-<suite>.json otherwise)")

@@ -14,8 +14,8 @@ from benchmarks import common
 from benchmarks.common import failure, last_json_line
 from benchmarks.context import HERE, Context, StepFailed, now
 from benchmarks.seeds import wilson
-from benchmarks.suites import (ACCURACY_ROWS, DEFAULT_SEEDS, DETERMINISTIC, MEMORY, OVERHEAD, SCALE_SCRIPTS,
-                               SEARCH_ARGS)
+from benchmarks.suites import (ABLATION, ACCURACY_ROWS, DEFAULT_SEEDS, DETERMINISTIC, MEMORY, OVERHEAD,
+                               SCALE_SCRIPTS, SEARCH_ARGS)
 from fashion_tuner.stats import CI_METHOD
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,27 @@ def bench_overhead(ctx: Context) -> dict:
     timings = json.loads(timing.read_text())
     return ctx.entry("overhead", commands, **summarize(timings, bare_out, ours["wall_s"]),
                      ours_fits=timings["fits"], bare_fits=bare_out["fits"], settings=p)
+
+
+def bench_ablation(ctx: Context) -> dict:
+    """``benchmarks/ablation.py`` once per seed; per-seed figures and the paired summary over seeds."""
+    from benchmarks.ablation import summarize
+
+    p = ABLATION[ctx.suite]
+    settings = ["--epochs", str(p["epochs"]), "--subset", str(p["subset"])] + \
+        (["--val-size", str(p["val_size"])] if p["val_size"] else []) + \
+        (["--variants", *p["variants"]] if p["variants"] else [])
+    commands, runs = [], []
+    for seed in ctx.seeds or DEFAULT_SEEDS:
+        result = ctx.run(["python", "-m", "benchmarks.ablation", "--seed", str(seed), *settings, *ctx.data_args()],
+                         f"ablation-s{seed}")
+        commands.append(result["command"])
+        out = last_json_line(result["stdout"])
+        if result["rc"] != 0 or out is None:
+            raise StepFailed(f"{result['command']}: {failure(result)}", commands)
+        runs.append(out)
+    return ctx.entry("ablation", commands, settings=p, seeds=[r["seed"] for r in runs], n_train=runs[0]["n_train"],
+                     n_val=runs[0]["n_val"], runs=runs, summary=summarize(runs))
 
 
 def bench_scale(ctx: Context) -> dict:

@@ -50,7 +50,8 @@ ACCURACY_ROWS = {
     "cnn_100k": AccuracyRow("cnn_100k", note="defaults, every model under 100K parameters"),
 }
 ACCURACY = tuple(ACCURACY_ROWS)
-BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "overhead", "scale", "memory", "deterministic")
+BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
+                         "deterministic")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)
@@ -73,6 +74,11 @@ PEERS_MLP_ARGS = {"smoke": [], "quick": [], "full": ["--max-epochs", "6", "--fac
 PEERS_TIME = {"smoke": dict(budget_s=30, subset=300, val_size=0.05, max_epochs=1, target=0.3),
               "quick": dict(budget_s=120, subset=1000, val_size=0.05, max_epochs=2, target=0.75),
               "full": dict(budget_s=900, subset=10000, val_size=None, max_epochs=6, target=0.87)}
+# ablation: the cnn defaults with one training trick each (benchmarks/ablation.py), per seed; full:
+# 10 epochs on the 10,000-image subset the default search uses (~1 min a variant on 2 cores).
+ABLATION = {"smoke": dict(subset=300, epochs=1, val_size=0.05, variants=("baseline", "erasing")),
+            "quick": dict(subset=2000, epochs=2, val_size=0.05, variants=None),
+            "full": dict(subset=10000, epochs=10, val_size=None, variants=None)}
 STEP_TIMEOUT = {"smoke": 240, "quick": 420, "full": None}
 OVERHEAD = {"smoke": dict(trials=1, epochs=2, subset=300, repeats=1, val_size=0.05),
             "quick": dict(trials=2, epochs=3, subset=2000, repeats=1, val_size=0.1),

@@ -336,3 +336,55 @@ def test_timed_space_keeps_the_fits_of_earlier_search_processes(tmp_path):
     figures = summarize(after, {"fits": [{"fit_s": 7.0, "epoch_s": [4.0, 3.0]}]}, search_wall_s=20.0)
     assert figures["trials"] == 1 and figures["epoch_ratio"] == round(3.5 / 3.0, 3)
     assert figures["search_s"] >= 10.0
+
+
+def _ablation_run(seed, base, others, fit_s=10.0):
+    variants = {"baseline": {"val_accuracy": base, "val_accuracy_tta": base + 0.002, "fit_s": fit_s, "params": 5}}
+    for name, (acc, fit) in others.items():
+        variants[name] = {"val_accuracy": acc, "val_accuracy_tta": acc - 0.001, "fit_s": fit, "params": 7}
+    return {"seed": seed, "variants": variants}
+
+
+def test_ablation_summary_pairs_each_seed_with_its_baseline():
+    from benchmarks.ablation import summarize
+
+    runs = [_ablation_run(42, 0.90, {"erasing": (0.905, 10.5), "ema": (0.91, 20.0), "residual": (0.89, 10.0)}),
+            _ablation_run(7, 0.80, {"erasing": (0.802, 10.0), "ema": (0.795, 20.0), "residual": (0.79, 10.0)})]
+    s = summarize(runs)
+    assert list(s) == ["baseline", "erasing", "ema", "residual"]  # VARIANTS order, only those run at every seed
+    assert s["erasing"]["gain_pp"] == {"mean": 0.35, "min": 0.2, "max": 0.5}  # paired: 0.5 at 42, 0.2 at 7
+    assert s["erasing"]["verdict"] == "pays" and s["erasing"]["time_ratio"] == 1.025
+    assert s["ema"]["verdict"] == "mixed"  # +1.0 and -0.5 pp: better on average, not at every seed
+    assert s["ema"]["gain_pp"]["mean"] == 0.25 and s["ema"]["time_ratio"] == 2.0
+    assert s["residual"]["verdict"] == "no gain"  # -1.0 pp at both seeds
+    assert s["baseline"]["verdict"] == "baseline" and s["baseline"]["tta_gain_pp"]["mean"] == 0.2
+    assert s["erasing"]["tta_gain_pp"]["mean"] == -0.1 and s["erasing"]["params"] == 7
+
+
+def test_erasing_batches_black_out_patches_of_every_image_at_probability_one():
+    import numpy as np
+    from benchmarks.ablation import erasing_batches
+
+    x = np.full((32, 28, 28, 1), 255.0, "float32")
+    images, labels = next(iter(erasing_batches(x, np.arange(32), 32, 1.0, seed=3)))
+    erased = (images.numpy() == 0).mean(axis=(1, 2, 3))
+    assert sorted(labels.numpy().tolist()) == list(range(32))  # shuffled, none lost
+    assert (erased > 0).all() and erased.max() < 0.5  # a patch per image, never the whole image
+    assert set(np.unique(images.numpy())) == {0.0, 255.0}  # filled with black, the rest untouched
+
+
+@pytest.mark.slow
+def test_ablation_smoke_trains_each_variant_and_renders_the_table(tmp_path, data_source):
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "ablation", "--out", str(out), "--work-dir", str(tmp_path / "work"),
+            "--data-dir", str(data_source["dir"])] + (["--skip-md5"] if data_source["skip_md5"] else [])
+    assert bench.main(args) == 0
+    entry = json.loads(out.read_text())["figures"]["ablation"]
+    assert entry["status"] == "ok" and entry["seeds"] == [42] and entry["n_train"] == 300
+    variants = entry["runs"][0]["variants"]
+    assert list(variants) == ["baseline", "erasing"] and variants["erasing"]["harness"] == {"erasing": 0.5}
+    assert all(v["fit_s"] > 0 and v["params"] > 100_000 for v in variants.values())
+    assert entry["summary"]["erasing"]["verdict"] in ("pays", "mixed", "no gain")
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "Ablations of training tricks on the cnn defaults (1 epochs on 300 training images" in table
+    assert "| erasing | " in table
