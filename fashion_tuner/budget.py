@@ -5,12 +5,14 @@ starts no trial it does not expect to finish (the median duration of this run's 
 and a fit that would run past the deadline stops at an epoch boundary (:func:`budget_guard`), so a
 command's wall time stays within its budget plus about one epoch. ``retrain-best`` sizes its epochs
 to the budget from the search's own epoch timings (``trial_*/epochs.jsonl``), so learning-rate
-schedules are laid out for the epochs it will actually run.
+schedules are laid out for the epochs it will actually run; when its own first epoch shows fewer
+fit (:func:`budget_guard` with ``replan``), the schedule is shortened to them and the fit ends there.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import epochlog
+
+log = logging.getLogger(__name__)
 
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
@@ -40,9 +44,14 @@ def describe(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def budget_guard(deadline: float, marker_dir: str | Path | None = None):
+def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: bool = False):
     """A Keras callback that stops a fit at an epoch boundary when the next epoch would end after
-    ``deadline`` (Unix seconds); with ``marker_dir`` it records the stop in ``BUDGET_STOP_FILE`` there."""
+    ``deadline`` (Unix seconds); with ``marker_dir`` it records the stop in ``BUDGET_STOP_FILE`` there.
+
+    ``replan`` (retrain-best): after the first epoch, when fewer of the fit's epochs fit before the
+    deadline at that epoch's pace (times ``SAFETY``), the learning-rate schedule is shortened to them
+    (:func:`shorten_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
+    """
     import keras
 
     class BudgetGuard(keras.callbacks.Callback):
@@ -50,6 +59,7 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None):
             super().__init__()
             self.epoch_started = None
             self.last_epoch_s = 0.0
+            self.replanned_epochs = None
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.time()
@@ -58,8 +68,20 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None):
 
         def on_epoch_end(self, epoch, logs=None):
             self.last_epoch_s = time.time() - self.epoch_started
-            if time.time() + self.last_epoch_s > deadline:
+            if replan and epoch == 0:
+                self._replan()
+            if self.replanned_epochs is not None and epoch + 1 >= self.replanned_epochs:
+                self.model.stop_training = True  # the shortened schedule has ended
+            elif time.time() + self.last_epoch_s > deadline:
                 self._stop(epoch + 1)
+
+        def _replan(self):
+            planned = int(self.params.get("epochs") or 0)
+            fits = 1 + int(max(0.0, deadline - time.time()) * SAFETY // max(self.last_epoch_s, 1e-6))
+            if 1 < fits < planned and shorten_schedule(self.model, fits / planned):
+                self.replanned_epochs = fits
+                log.info("time budget: the first epoch took %s; learning-rate schedule shortened to %d of %d epochs",
+                         describe(self.last_epoch_s), fits, planned)
 
         def _stop(self, epochs_done: int):
             self.model.stop_training = True
@@ -69,6 +91,22 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None):
                     {"epochs_done": int(epochs_done), "time": time.time(), "deadline": deadline}) + "\n")
 
     return BudgetGuard()
+
+
+def shorten_schedule(model, factor: float) -> bool:
+    """Scale the ``decay_steps`` of ``model``'s learning-rate schedule (a Keras ``LearningRateSchedule``
+    such as the spaces' ``CosineDecay``) by ``factor`` and retrace the train step so the next batch uses
+    it. False, nothing changed, when the optimizer has no such schedule (a constant rate, a plateau callback)."""
+    import keras
+
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # mixed precision wraps it
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) or not hasattr(schedule, "decay_steps"):
+        return False
+    schedule.decay_steps = max(1, int(round(schedule.decay_steps * factor)))
+    if hasattr(model, "make_train_function"):
+        model.make_train_function(force=True)
+    return True
 
 
 def epoch_seconds(run_dir: str | Path, trial_ids: list[str] | None = None) -> list[tuple[float, int]]:

@@ -77,3 +77,53 @@ def test_retrain_sizes_its_epochs_to_the_budget(tiny_run, tmp_path):
     assert plan["budget_s"] == 25 and 1 <= plan["planned_epochs"] < 200
     assert metrics["epochs_trained"] <= plan["planned_epochs"]
     assert "so %d epoch(s) per model" % plan["planned_epochs"] in result.stdout
+
+
+def _lr_sum(initial: float, steps: list[int], decay_steps: int, alpha: float) -> float:
+    import math
+
+    return sum(initial * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * min(t, decay_steps) / decay_steps)) + alpha)
+               for t in steps)
+
+
+def test_a_slow_first_epoch_shortens_the_schedule_the_train_step_uses():
+    """SGD on |w - 100| with one step per epoch moves w by exactly the learning rate of each step, so the
+    final weight is the sum of the rates the traced train step used: the shortened cosine's, not the plan's."""
+    import keras
+    import numpy as np
+
+    epochs, alpha, lr = 10, 0.01, 0.1
+
+    class Slow(keras.callbacks.Callback):  # every epoch takes 0.3 s
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.3)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs, alpha=alpha)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae")
+    model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=1, verbose=0)  # trace first
+    model.optimizer.iterations.assign(0)
+    model.layers[0].kernel.assign(np.zeros((1, 1)))
+    guard = budget.budget_guard(time.time() + 1.5, replan=True)
+    history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=epochs, verbose=0,
+                        callbacks=[Slow(), guard])
+    fits = guard.replanned_epochs
+    assert fits is not None and 2 <= fits <= 5  # 1 + (~1.2 s left x 0.95) // ~0.3 s
+    assert len(history.history["loss"]) == fits and schedule.decay_steps == fits
+    w = float(model.layers[0].kernel.numpy()[0, 0])
+    assert w == pytest.approx(_lr_sum(lr, list(range(fits)), fits, alpha), rel=1e-4)
+    assert abs(w - _lr_sum(lr, list(range(fits)), epochs, alpha)) > 0.01  # what the unshortened schedule gives
+
+
+def test_no_replan_when_the_plan_fits_or_without_a_schedule():
+    import keras
+    import numpy as np
+
+    for optimizer in (keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 4)), keras.optimizers.SGD(0.1)):
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer=optimizer, loss="mse")
+        guard = budget.budget_guard(time.time() + 60, replan=True)
+        history = model.fit(np.ones((8, 1)), np.ones((8, 1)), epochs=4, verbose=0, callbacks=[guard])
+        assert guard.replanned_epochs is None and len(history.history["loss"]) == 4
+    assert budget.shorten_schedule(model, 0.5) is False  # a constant rate: nothing to shorten

@@ -37,7 +37,8 @@ def class_weight(run: dict, y: np.ndarray, class_names: list[str]) -> dict | Non
 
 def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label, deadline=None):
     """One fit with the search's callbacks; a diverging fit becomes a UserError. ``deadline`` (Unix seconds,
-    --time-budget): the fit stops at an epoch boundary rather than run past it."""
+    --time-budget): the fit stops at an epoch boundary rather than run past it, and a first epoch slower
+    than planned shortens the learning-rate schedule to the epochs left (``budget.budget_guard``)."""
     import keras_tuner
 
     from fashion_tuner import budget
@@ -47,7 +48,7 @@ def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, pa
     if val is None:
         callbacks = callbacks[1:]  # no validation set to stop on: keep only the NaN guard
     if deadline is not None:
-        callbacks.append(budget.budget_guard(deadline))
+        callbacks.append(budget.budget_guard(deadline, replan=True))
     try:
         return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=epochs,
                                batch_size=batch_size(hp, run_args), callbacks=callbacks,
