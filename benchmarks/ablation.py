@@ -7,8 +7,9 @@ and ``retrain-best`` of a default search train) with one change, trained from th
 ``--epochs`` epochs (cosine schedule laid out over them) on the training part of the same
 stratified split ``main.py search --subset N --seed S`` makes, then scored on its validation
 images (6,000 from the official test set; the held-out test images are never read). Every
-variant is also scored with flip test-time augmentation (the mean of the softmax of each image
-and its mirror), so TTA is measured on every model at the cost of one more predict pass.
+variant is also scored with flip test-time augmentation (``fashion_tuner.tta``, what
+``retrain-best --tta flip`` does: the mean softmax of each image and its mirror), so TTA is
+measured on every model at the cost of one more predict pass.
 
 Variants (``VARIANTS``): ``baseline``; ``erasing`` (random erasing, ``keras.layers.RandomErasing``
 on each training batch with probability ``ERASING_P``, patches filled with black);
@@ -73,12 +74,6 @@ def with_ema(model, momentum: float):
     return model
 
 
-def flip_tta(model, x, batch_size: int = 512):
-    """Softmax outputs ``(N, classes)`` for ``x`` and for ``x`` mirrored left-right, averaged."""
-    return (model.predict(x, batch_size=batch_size, verbose=0)
-            + model.predict(x[:, :, ::-1, :], batch_size=batch_size, verbose=0)) / 2
-
-
 def run_variant(name: str, data: dict, epochs: int, seed: int) -> dict:
     """Train and score one variant; the figures of one row of the JSON line."""
     import keras
@@ -86,6 +81,7 @@ def run_variant(name: str, data: dict, epochs: int, seed: int) -> dict:
     import numpy as np
 
     from benchmarks.space_timed_mlp import EpochTimer
+    from fashion_tuner import tta
     from search_spaces import cnn
 
     fixed, harness = VARIANTS[name]
@@ -108,10 +104,10 @@ def run_variant(name: str, data: dict, epochs: int, seed: int) -> dict:
     fit_s = time.perf_counter() - started
     x_val, y_val = data["x_val"], data["y_val"]
     t0 = time.perf_counter()
-    plain = model.predict(x_val, batch_size=512, verbose=0)
+    plain = tta.predict(model, x_val)
     plain_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    both = flip_tta(model, x_val)
+    both = tta.predict(model, x_val, "flip")
     tta_s = time.perf_counter() - t0
     return {"val_accuracy": float(np.mean(plain.argmax(1) == y_val)),
             "val_accuracy_tta": float(np.mean(both.argmax(1) == y_val)),

@@ -198,6 +198,7 @@ def _add_run_options(s) -> None:
 
 def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
+    from fashion_tuner.tta import TTA_CHOICES
 
     r = sub.add_parser("retrain-best", parents=[common], formatter_class=fmt,
                        help="retrain the best trial (or top K), evaluate once on the held-out test set, write a report",
@@ -229,6 +230,9 @@ def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
                    help="also cross-validate the best configuration on K stratified folds of the images the final "
                         "model trains on (--train-on) and report the mean ± sd beside the test accuracy (K more trainings; "
                         "the test set is still evaluated once, by the final model)")
+    r.add_argument("--tta", default="none", choices=TTA_CHOICES,
+                   help="score the test images as they are (none, default) or as the mean of each image and its "
+                        "mirror (flip: one more forward pass; recorded in metrics.json, and predict does the same)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -385,7 +389,7 @@ def _retrain(args) -> int:
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
         space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params,
-        cv=args.cv))
+        cv=args.cv, tta=args.tta))
 
 
 def _predict(args) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_tuner import tta
 from fashion_tuner.data import CLASS_NAMES
 from fashion_tuner.errors import UserError
 from fashion_tuner.runs import load_model
@@ -161,7 +162,10 @@ def predict_images(model_path: str | Path, images: list[str], top: int = 3):
     model = load_model(model_path)
     check_input_shape(model, model_path)
     batch = np.stack([g for g, _ in loaded])[..., None]
-    probs = np.asarray(model.predict(batch, verbose=0), dtype=np.float64)
+    how = tta.recorded(model_path)
+    if how != "none":
+        log.info("%s: test-time augmentation %r, as recorded in metrics.json beside the model", model_path, how)
+    probs = tta.predict(model, batch, how)
     if probs.ndim != 2:
         raise UserError(f"model {model_path} outputs shape {probs.shape}; expected (N, classes) probabilities")
     names = read_class_names(model_path, probs.shape[1])

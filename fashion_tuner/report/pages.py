@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 LEADERBOARD_ROWS = 10
 MAX_TABLE_COLUMNS = 12  # wider tables are shown sideways in the report (one row per column)
 SUMMARY_KEYS = ["test_accuracy", "test_accuracy_ci95", "macro_f1", "test_loss", "n_test", "epochs_trained",
-                "best_epoch", "wall_s"]
-SUMMARY_HEADERS = {"test_accuracy_ci95": f"test_accuracy {CI_HEADER}"}  # a column named by its method
+                "best_epoch", "wall_s", "tta"]
+# a column named by its method; test-time augmentation by its flag
+SUMMARY_HEADERS = {"test_accuracy_ci95": f"test_accuracy {CI_HEADER}", "tta": "--tta"}
 MODEL_FACTS = {"parameters": "parameters", "size_mb": "size on disk (MB, .keras)",
                "ms_per_image_batched": "inference, ms per image (batches of 1024)",
                "ms_per_image_single": "inference, ms for one image alone"}

@@ -28,10 +28,10 @@ from fashion_tuner.retrain.training import (class_weight, describe_learning_rate
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
                  distill_from: str | None = None, data_dir: str | None = None, space: str | None = None,
-                 max_params: int | None = None, cv: int | None = None) -> Path:
+                 max_params: int | None = None, cv: int | None = None, tta: str = "none") -> Path:
     """:func:`run_retrain` with its :class:`RetrainConfig` given as arguments; returns the report folder."""
     return run_retrain(RetrainConfig(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir,
-                                     space, max_params=max_params, cv=cv))
+                                     space, max_params=max_params, cv=cv, tta=tta))
 
 
 def run_retrain(cfg: RetrainConfig) -> Path:
@@ -155,7 +155,7 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     tmp = run_dir / f".report.tmp-{os.getpid()}"
     tmp.mkdir()
     job = RetrainJob(space, run, data, tmp, max_epochs, cfg.epochs, train_on, cfg.seed, patience, split.test_idx,
-                     deadline, plan)
+                     deadline, plan, cfg.tta)
     try:
         with spaces.using_data_context(context):
             folds = crossval.cross_validate(job, chosen[0], cfg.cv) if cfg.cv else None
@@ -236,12 +236,13 @@ def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.n
     model, hp, history, wall = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
                                             seed=job.seed, patience=job.patience, label=label, deadline=job.deadline,
                                             backup_dir=job.backup_dir(trial, "member"))
-    say(f"[{i}/{k}] evaluating {label} on the held-out test split")
-    probs, seconds = timed_predict(model, job.data["x_te"])
+    say(f"[{i}/{k}] evaluating {label} on the held-out test split" + (" (flip TTA)" if job.tta == "flip" else ""))
+    probs, seconds = timed_predict(model, job.data["x_te"], job.tta)
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     title = f"trial {trial['trial_id']}" if k == 1 else f"model_{i} (trial {trial['trial_id']})"
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
-             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), **job.budget_record(history)}
+             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), "tta": job.tta,
+             **job.budget_record(history)}
     metrics = model_metrics(sub, title=title, history=history, probs=probs, data=job.data, extra=extra)
     lo, hi = metrics["test_accuracy_ci95"]
     say(f"[{i}/{k}] {label}: test accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "

@@ -46,6 +46,7 @@ class RetrainConfig:
     started: float | None = None  # when the command started (Unix seconds); the budget counts from here
     max_params: int | None = None  # only trials whose model has at most this many parameters (trial_*/model.json)
     cv: int | None = None  # --cv K: also K-fold cross-validate the best configuration (retrain.crossval)
+    tta: str = "none"  # --tta: none | flip (fashion_tuner.tta), how the test images are scored
 
     def validate(self) -> "RetrainConfig":
         """UserError for values no retrain can use (checked before anything is loaded)."""
@@ -55,6 +56,10 @@ class RetrainConfig:
             raise UserError(f"--top-k must be at least 1, not {self.top_k}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        from fashion_tuner.tta import TTA_CHOICES
+
+        if self.tta not in TTA_CHOICES:
+            raise UserError(f"--tta must be one of {', '.join(TTA_CHOICES)}, not {self.tta!r}")
         if self.max_params is not None and self.max_params < 1:
             raise UserError(f"--max-params must be at least 1, not {self.max_params}")
         from fashion_tuner.cv import check_k

@@ -146,10 +146,11 @@ def _train_student(job: RetrainJob, trial: dict, sub: Path, what: str, fit, extr
                                             seed=job.seed, patience=job.patience, label=label, fit=fit,
                                             deadline=job.deadline,
                                             backup_dir=job.backup_dir(trial, what, (extra_info or {}).get("distilled_from")))
-    probs, seconds = timed_predict(model, job.data["x_te"])
+    probs, seconds = timed_predict(model, job.data["x_te"], job.tta)
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
-             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), **(extra_info or {}),
+             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), "tta": job.tta,
+             **(extra_info or {}),
              **job.budget_record(history)}
     metrics = model_metrics(sub, title=what, history=history, probs=probs, data=job.data, extra=extra)
     say(f"{what}: test accuracy {metrics['test_accuracy']:.4f}")

@@ -34,6 +34,7 @@ class RetrainJob:
     test_idx: np.ndarray  # the held-out test indices of the run's split
     deadline: float | None = None  # --time-budget: Unix seconds by which every fit must end
     budget: dict | None = None  # --time-budget: what was planned (recorded in metrics.json)
+    tta: str = "none"  # --tta: how test images are scored (fashion_tuner.tta), recorded in metrics.json
 
     def budget_record(self, history: dict) -> dict:
         """``{"time_budget": {...}}`` for a model's metrics under --time-budget (else ``{}``): the plan and

@@ -61,14 +61,16 @@ def history_dict(history) -> dict:
     return {k: [float(v) for v in vals] for k, vals in (getattr(history, "history", None) or {}).items()}
 
 
-def predict(model, x: np.ndarray) -> np.ndarray:
-    """Softmax outputs ``(N, C)`` as float64."""
-    return np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float64)
+def predict(model, x: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Softmax outputs ``(N, C)`` as float64 (with ``tta="flip"``, averaged with the mirrored images', :mod:`fashion_tuner.tta`)."""
+    from fashion_tuner import tta as tta_mod
+
+    return tta_mod.predict(model, x, tta, batch_size=PREDICT_BATCH)
 
 
-def timed_predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
+def timed_predict(model, x: np.ndarray, tta: str = "none") -> tuple[np.ndarray, float]:
     started = time.perf_counter()
-    probs = predict(model, x)
+    probs = predict(model, x, tta)
     return probs, time.perf_counter() - started
 
 
