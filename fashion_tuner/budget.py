@@ -78,7 +78,8 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
         def _replan(self):
             planned = int(self.params.get("epochs") or 0)
             fits = 1 + int(max(0.0, deadline - time.time()) * SAFETY // max(self.last_epoch_s, 1e-6))
-            if 1 < fits < planned and shorten_schedule(self.model, fits / planned):
+            steps_per_epoch = int(self.model.optimizer.iterations.numpy())  # the first epoch's updates
+            if 1 < fits < planned and shorten_schedule(self.model, fits * steps_per_epoch):
                 self.replanned_epochs = fits
                 log.info("time budget: the first epoch took %s; learning-rate schedule shortened to %d of %d epochs",
                          describe(self.last_epoch_s), fits, planned)
@@ -93,17 +94,19 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
     return BudgetGuard()
 
 
-def shorten_schedule(model, factor: float) -> bool:
-    """Scale the ``decay_steps`` of ``model``'s learning-rate schedule (a Keras ``LearningRateSchedule``
-    such as the spaces' ``CosineDecay``) by ``factor`` and retrace the train step so the next batch uses
-    it. False, nothing changed, when the optimizer has no such schedule (a constant rate, a plateau callback)."""
+def shorten_schedule(model, total_steps: int) -> bool:
+    """Make ``model``'s learning-rate schedule (a Keras ``LearningRateSchedule`` with ``decay_steps``, such
+    as the spaces' ``CosineDecay``) end after ``total_steps`` updates when it would end later, and retrace
+    the train step so the next batch uses it. False, nothing changed, when the optimizer has no such
+    schedule (a constant rate, a plateau callback) or it already ends by then."""
     import keras
 
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # mixed precision wraps it
     schedule = getattr(optimizer, "_learning_rate", None)
-    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) or not hasattr(schedule, "decay_steps"):
+    if (not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+            or not hasattr(schedule, "decay_steps") or schedule.decay_steps <= total_steps):
         return False
-    schedule.decay_steps = max(1, int(round(schedule.decay_steps * factor)))
+    schedule.decay_steps = max(1, int(total_steps))
     if hasattr(model, "make_train_function"):
         model.make_train_function(force=True)
     return True
