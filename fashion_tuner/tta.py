@@ -11,15 +11,12 @@ images the way its test accuracy was measured.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 
 TTA_CHOICES = ("none", "flip")
-PREDICT_BATCH = 1024
-
-log = logging.getLogger(__name__)
+PREDICT_BATCH = 1024  # images per predict call (retrain-best scores the test split in these)
 
 
 def predict(model, x: np.ndarray, tta: str = "none", batch_size: int = PREDICT_BATCH) -> np.ndarray:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from fashion_tuner import runs, spaces
 from fashion_tuner.errors import UserError
+from fashion_tuner.tta import PREDICT_BATCH  # noqa: F401  (one batch size for every scoring pass)
 
 TRAIN_ON = ("train", "train+val", "full")
 DEFAULT_EPOCHS = 10
 DEFAULT_PATIENCE = 3
 DEFAULT_BATCH_SIZE = 128
-PREDICT_BATCH = 1024
 LATENCY_REPEATS = 20  # single-image inference calls timed for the report (median)
 MODEL_FILE = "best_model.keras"
 BACKUP_DIR = "retrain_backup"  # RUN_DIR/retrain_backup/<member key>/: per-epoch backups (fashion_tuner.backup)

@@ -65,7 +65,7 @@ def predict(model, x: np.ndarray, tta: str = "none") -> np.ndarray:
     """Softmax outputs ``(N, C)`` as float64 (with ``tta="flip"``, averaged with the mirrored images', :mod:`fashion_tuner.tta`)."""
     from fashion_tuner import tta as tta_mod
 
-    return tta_mod.predict(model, x, tta, batch_size=PREDICT_BATCH)
+    return tta_mod.predict(model, x, tta)
 
 
 def timed_predict(model, x: np.ndarray, tta: str = "none") -> tuple[np.ndarray, float]:
