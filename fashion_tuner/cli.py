@@ -8,12 +8,13 @@ import logging
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from fashion_tuner import hints, logs
+from fashion_tuner import hints, interrupts, logs
 from fashion_tuner.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -22,13 +23,13 @@ EXIT_MORE_TRIALS = 75  # a search process ran its --trials-per-process trials; t
 # TensorFlow keeps ~10 MB per trained model for the life of the process; a fresh process every 5
 # trials bounds that well under 150 MB (README: memory) for a few seconds of start-up each.
 DEFAULT_TRIALS_PER_PROCESS = 5
+WAIT_POLL_S = 0.5  # how often a search's parent process checks for a lost Ctrl-C
 MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
 SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
 BACKENDS = ("tensorflow", "jax", "torch")  # fashion_tuner.backend.BACKENDS (not imported: keep start-up light)
 # Seeds: NumPy, Keras and scikit-learn take 0 .. 2**32 - 1, and trial k of a search is seeded with
 # seed + k, so half that range leaves room for any number of trials.
 MAX_SEED = 2 ** 31 - 1
-_stop_signal = signal.SIGINT  # the signal that interrupted this process (SIGINT or SIGTERM)
 _started = time.time()  # when this process started: a command's --time-budget counts from here
 
 
@@ -305,9 +306,9 @@ def _search(args) -> int:
         return EXIT_MORE_TRIALS
     except KeyboardInterrupt:
         resume = _resuming(cfg.command)
-        print(f"\ninterrupted ({signal.Signals(_stop_signal).name}); completed trials are kept. Resume with:\n"
-              f"  {shlex.join(resume)}", file=sys.stderr)
-        return 128 + _stop_signal
+        print(f"\ninterrupted ({signal.Signals(interrupts.stop_signal()).name}); completed trials are kept. "
+              f"Resume with:\n  {shlex.join(resume)}", file=sys.stderr)
+        return 128 + interrupts.stop_signal()
     finally:
         if own_clock:
             os.environ.pop(SEARCH_STARTED_ENV, None)
@@ -324,8 +325,6 @@ def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
     A child killed by a signal (the OOM killer's SIGKILL) is reported by name; the run stays resumable.
     The run's lock (``lock``) is held here and shared with each child.
     """
-    import subprocess
-
     from fashion_tuner import runs
     from fashion_tuner.search import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
 
@@ -338,16 +337,26 @@ def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
         proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True,
                                 pass_fds=(lock.fd,))
         try:
-            rc = proc.wait()
+            rc = _wait(proc)
         except KeyboardInterrupt:
-            proc.send_signal(_stop_signal)  # the child marks the run interrupted and prints the resume line
+            proc.send_signal(interrupts.stop_signal())  # the child marks the run interrupted and prints the resume line
             rc = proc.wait()
-            return rc if rc > 0 else 128 + _stop_signal
+            return rc if rc > 0 else 128 + interrupts.stop_signal()
         if rc < 0:
             return _child_killed(-rc, proc.pid, argv, run_dir)
         if rc != EXIT_MORE_TRIALS:
             return rc
         argv = _resuming(argv)
+
+
+def _wait(proc) -> int:
+    """``proc.wait()``, polled, so that a signal whose KeyboardInterrupt was lost still stops the wait."""
+    while True:
+        interrupts.raise_if_received()
+        try:
+            return proc.wait(timeout=WAIT_POLL_S)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _child_killed(signum: int, pid: int, argv: list[str], run_dir: Path) -> int:
@@ -427,20 +436,16 @@ HANDLERS = {"search": _search, "retrain-best": _retrain, "predict": _predict, "r
             "list": _list, "compare": _compare}
 
 
-def _on_sigterm(signum, frame):
-    """SIGTERM behaves as Ctrl-C: the command marks its run interrupted and says how to resume."""
-    global _stop_signal
-    _stop_signal = signum
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = "--debug" in argv
     logs.configure(logging.DEBUG if debug else logging.WARNING if "--quiet" in argv else logging.INFO)
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    with interrupts.handled():  # SIGTERM behaves as Ctrl-C: the run is marked interrupted, resumable
+        return _main(argv, debug)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(argv)
@@ -452,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         # before any command imports Keras; search children inherit it through the environment
         args.backend = backend.select(getattr(args, "backend", None),
                                       require=args.command in ("search", "retrain-best", "predict"))
-        return HANDLERS[args.command](args)
+        with interrupts.converted():  # an error TensorFlow raised for a Ctrl-C is the Ctrl-C
+            return HANDLERS[args.command](args)
     except UserError as exc:
         if debug:
             traceback.print_exc()
@@ -460,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 128 + _stop_signal
+        return 128 + interrupts.stop_signal()
     except OSError as exc:
         from fashion_tuner.fsio import disk_full_error, is_disk_full
 

@@ -1,7 +1,7 @@
 """Fitting a space's model, the same way in a search trial and in retrain-best.
 
 EarlyStopping on ``val_accuracy`` (best weights restored), a guard that fails a trial on a NaN/inf
-loss or past its time limit, class weights from the ``--class-weight`` flag, and the fit itself:
+loss or past its time limit (and stops the fit on a Ctrl-C that Python lost), class weights from the ``--class-weight`` flag, and the fit itself:
 the space's own ``fit(hp, model, ...)`` when it has one, else ``model.fit``, with the batch size
 decided in one place (a ``batch_size`` hyperparameter wins; per replica under a strategy).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import devices
+from fashion_tuner import devices, interrupts
 from fashion_tuner.errors import UserError
 
 OBJECTIVE = "val_accuracy"
@@ -61,7 +61,7 @@ def resolve_class_weight(spec: str | None, y: np.ndarray, class_names: list[str]
 
 
 def standard_callbacks(patience: int = DEFAULT_PATIENCE, timeout_s: float | None = None) -> list:
-    """EarlyStopping on val_accuracy (best weights restored) and the NaN / timeout guard."""
+    """EarlyStopping on val_accuracy (best weights restored) and the NaN / timeout / interrupt guard."""
     import keras
 
     return [
@@ -72,7 +72,8 @@ def standard_callbacks(patience: int = DEFAULT_PATIENCE, timeout_s: float | None
 
 
 def _trial_guard(timeout_s: float | None):
-    """A callback that fails the trial (Keras Tuner FailedTrialError) on NaN/inf loss or timeout."""
+    """A callback that fails the trial (Keras Tuner FailedTrialError) on NaN/inf loss or timeout, and
+    raises a Ctrl-C / SIGTERM whose first KeyboardInterrupt was lost (:mod:`fashion_tuner.interrupts`)."""
     import keras
     import keras_tuner
 
@@ -92,6 +93,7 @@ def _trial_guard(timeout_s: float | None):
             self.started = time.monotonic() - float(state.get("elapsed_s") or 0.0)
 
         def on_train_batch_end(self, batch, logs=None):
+            interrupts.raise_if_received()
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True

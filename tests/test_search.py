@@ -296,7 +296,7 @@ def test_sigint_exits_130_and_is_resumable(data_args, tmp_path):
     _wait_for_line(proc, "[1/3]")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, stderr
     assert "Resume with:" in stderr and "--name ctrl-c" in stderr and "Traceback" not in stderr
     assert runs.read_run(tmp_path / "ctrl-c")["status"] == "interrupted"
     marker = tmp_path / "ctrl-c" / runs.TENSORBOARD_DIR / ".fashion_tuner_tensorboard.json"
@@ -307,7 +307,7 @@ def test_sigint_exits_130_and_is_resumable(data_args, tmp_path):
     assert result.returncode == 0, result.stderr
     trials = trials_of(tmp_path / "ctrl-c")
     assert len({t["trial_id"] for t in trials}) == 3 and all(t["status"] == "COMPLETED" for t in trials)
-    assert len(json.loads(marker.read_text())["sessions"]) == 3  # and rewritten by the resume
+    assert len(json.loads(marker.read_text())["sessions"]) == 3, marker.read_text()  # and rewritten by the resume
 
 
 def test_class_weights(tmp_path):

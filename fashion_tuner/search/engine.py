@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import (backend, budget, checkpoints, cv, devices, distributed, fsio, hints, kt_compat, locks, runs,
-                           spaces, splits)
+from fashion_tuner import (backend, budget, checkpoints, cv, devices, distributed, fsio, hints, interrupts, kt_compat,
+                           locks, runs, spaces, splits)
 from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
 from fashion_tuner.errors import UserError
@@ -271,7 +271,8 @@ def _tune_and_report(cfg: SearchConfig, role, run_dir: Path, space, data: Search
                      progress: Progress) -> Path:
     status, stop_error = "finished", None
     try:
-        _run_tuner(cfg, role, space, run_dir, data, progress)
+        with interrupts.converted():  # an error TensorFlow raised for a Ctrl-C is the Ctrl-C
+            _run_tuner(cfg, role, space, run_dir, data, progress)
     except TimeBudgetSpent:  # "stopped", not "finished": the same command resumes the rest of the budget
         status = "stopped"
         manifest["stop_reason"] = _budget_reason(cfg, run_dir)

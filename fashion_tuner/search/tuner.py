@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import backup, budget, checkpoints, cv, devices, epochlog, fsio, kt_compat, modelsize, tables
+from fashion_tuner import (backup, budget, checkpoints, cv, devices, epochlog, fsio, interrupts, kt_compat, modelsize,
+                           tables)
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, expected_trials
@@ -108,9 +109,12 @@ def _tuner_class(name: str):
             return super()._build_hypermodel(hp)
 
         def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
-            if self._folds is None:
-                return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
-            kt_compat.report_result(self.oracle, trial, self.run_trial(trial, *fit_args, **fit_kwargs))
+            # Keras Tuner records any Exception as a failed trial and goes on: one caused by Ctrl-C is the
+            # interrupt (the trial stays RUNNING, and a resume reruns it)
+            with interrupts.converted():
+                if self._folds is None:
+                    return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+                kt_compat.report_result(self.oracle, trial, self.run_trial(trial, *fit_args, **fit_kwargs))
 
         def pre_create_trial(self):
             """--time-budget: start no trial that is not expected to finish (this run's median trial time)."""
