@@ -209,6 +209,9 @@ def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     r.add_argument("--name", default=None, help="run name under --results-dir (instead of RUN)")
     r.add_argument("--epochs", type=_positive_int, default=None,
                    help="epochs at most (default: the search's max; mlp 50, cnn 30 and transfer 20 after a default search)")
+    r.add_argument("--patience", type=_positive_int, default=None,
+                   help="EarlyStopping patience in epochs (default: the search's; 5 after a default search; "
+                        "--patience equal to --epochs runs the whole learning-rate schedule)")
     r.add_argument("--top-k", type=_positive_int, default=1,
                    help="retrain the K best trials and report their ensemble too (default 1; costs K retrainings)")
     r.add_argument("--train-on", default=None, choices=("train", "train+val", "full"),
@@ -398,7 +401,7 @@ def _retrain(args) -> int:
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
         space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params,
-        cv=args.cv, tta=args.tta))
+        cv=args.cv, tta=args.tta, patience=args.patience))
 
 
 def _predict(args) -> int:

@@ -1,9 +1,10 @@
 """Fitting a space's model, the same way in a search trial and in retrain-best.
 
 EarlyStopping on ``val_accuracy`` (best weights restored), a guard that fails a trial on a NaN/inf
-loss or past its time limit (and stops the fit on a Ctrl-C that Python lost), class weights from the ``--class-weight`` flag, and the fit itself:
-the space's own ``fit(hp, model, ...)`` when it has one, else ``model.fit``, with the batch size
-decided in one place (a ``batch_size`` hyperparameter wins; per replica under a strategy).
+loss or past its time limit (and stops the fit on a Ctrl-C that Python lost), class weights from
+the ``--class-weight`` flag, and the fit itself: the space's own ``fit(hp, model, ...)`` when it
+has one, else ``model.fit``, with the batch size decided in one place (a ``batch_size``
+hyperparameter wins; per replica under a strategy).
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ CASES = [
     (["search", "--seed", "4294967295"], "--seed: expected a whole number from 0 to 2147483647"),
     (["search", "--seed", str(2 ** 64)], "--seed: expected a whole number from 0 to 2147483647"),
     (["retrain-best", "{results}/tiny", "--seed", "-1"], "--seed: expected a whole number from 0"),
+    (["retrain-best", "{results}/tiny", "--patience", "0"], "--patience: expected a positive whole number"),
     (["search", "--name", "n" * 300], "300 characters long; use at most 100"),
     (["retrain-best", "{results}/nosuch"], "does not exist"),
     (["retrain-best", "--name", "all-failed"], "no completed trial"),

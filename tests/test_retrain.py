@@ -163,6 +163,14 @@ def test_rerun_replaces_only_the_report_folder(ensemble_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_patience_flag_reaches_the_fit_and_the_record(tiny_run, tmp_path):
+    run_dir = copy_run(tiny_run, tmp_path / "patient")
+    out = retrain_best(str(run_dir), epochs=2, seed=0, patience=9)
+    assert json.loads((out / "metrics.json").read_text())["patience"] == 9
+    assert retrain.retrain_plan(runs.read_run(run_dir)["args"], 2, None)[2] != 9  # not the run's own patience
+
+
+@pytest.mark.slow
 def test_train_plus_val_uses_the_trial_epoch_count(tiny_run, tmp_path):
     run_dir = copy_run(tiny_run, tmp_path / "tv")
     best = ranked_trials(read_trials(run_dir))[0]
@@ -220,6 +228,7 @@ def test_retrain_plan_flags_then_recorded_defaults_then_the_search():
     assert retrain.retrain_plan(searched, None, None) == (6, "train", 3)
     assert retrain.retrain_plan(recorded, None, None) == (30, "full", 5)
     assert retrain.retrain_plan(recorded, 2, "train") == (2, "train", 5)
+    assert retrain.retrain_plan(recorded, 45, None, 45) == (45, "full", 45)  # --patience: the flag wins
     assert retrain.retrain_plan({}, None, None) == (retrain.config.DEFAULT_EPOCHS, "train", retrain.config.DEFAULT_PATIENCE)
 
 

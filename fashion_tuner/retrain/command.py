@@ -28,10 +28,11 @@ from fashion_tuner.retrain.training import (class_weight, describe_learning_rate
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
                  distill_from: str | None = None, data_dir: str | None = None, space: str | None = None,
-                 max_params: int | None = None, cv: int | None = None, tta: str = "none") -> Path:
+                 max_params: int | None = None, cv: int | None = None, tta: str = "none",
+                 patience: int | None = None) -> Path:
     """:func:`run_retrain` with its :class:`RetrainConfig` given as arguments; returns the report folder."""
     return run_retrain(RetrainConfig(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir,
-                                     space, max_params=max_params, cv=cv, tta=tta))
+                                     space, max_params=max_params, cv=cv, tta=tta, patience=patience))
 
 
 def run_retrain(cfg: RetrainConfig) -> Path:
@@ -139,7 +140,7 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     space_name = resolve_space(run, cfg.space)
     teacher_dir = _teacher(cfg, run_dir)
     args = run.get("args", {})
-    max_epochs, train_on, patience = retrain_plan(args, cfg.epochs, cfg.train_on)
+    max_epochs, train_on, patience = retrain_plan(args, cfg.epochs, cfg.train_on, cfg.patience)
     device_info = devices.setup("none", args.get("mixed_precision"), bool(args.get("deterministic")))
     space = spaces.load_space(space_name)
     say("loading data and the saved split")
@@ -242,7 +243,7 @@ def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.n
     title = f"trial {trial['trial_id']}" if k == 1 else f"model_{i} (trial {trial['trial_id']})"
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
              "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), "tta": job.tta,
-             **job.budget_record(history)}
+             "patience": job.patience, **job.budget_record(history)}
     metrics = model_metrics(sub, title=title, history=history, probs=probs, data=job.data, extra=extra)
     lo, hi = metrics["test_accuracy_ci95"]
     say(f"[{i}/{k}] {label}: test accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "

@@ -47,6 +47,7 @@ class RetrainConfig:
     max_params: int | None = None  # only trials whose model has at most this many parameters (trial_*/model.json)
     cv: int | None = None  # --cv K: also K-fold cross-validate the best configuration (retrain.crossval)
     tta: str = "none"  # --tta: none | flip (fashion_tuner.tta), how the test images are scored
+    patience: int | None = None  # EarlyStopping patience; None: the run's retrain_defaults, else the search's
 
     def validate(self) -> "RetrainConfig":
         """UserError for values no retrain can use (checked before anything is loaded)."""
@@ -56,6 +57,8 @@ class RetrainConfig:
             raise UserError(f"--top-k must be at least 1, not {self.top_k}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.patience is not None and self.patience < 1:
+            raise UserError(f"--patience must be at least 1, not {self.patience}")
         from fashion_tuner.tta import TTA_CHOICES
 
         if self.tta not in TTA_CHOICES:
@@ -70,14 +73,15 @@ class RetrainConfig:
         return self
 
 
-def retrain_plan(search_args: dict, epochs: int | None, train_on: str | None) -> tuple[int, str, int]:
+def retrain_plan(search_args: dict, epochs: int | None, train_on: str | None,
+                 patience: int | None = None) -> tuple[int, str, int]:
     """``(max_epochs, train_on, patience)`` for retraining: the flags when given, else the run's
     ``retrain_defaults`` (recorded by a default-budget search of a built-in space), else the search's own
     max epochs and patience and ``"train"``."""
     defaults = search_args.get("retrain_defaults") or {}
     return (int(epochs or defaults.get("epochs") or search_args.get("max_epochs") or DEFAULT_EPOCHS),
             train_on or defaults.get("train_on") or "train",
-            int(defaults.get("patience") or search_args.get("patience") or DEFAULT_PATIENCE))
+            int(patience or defaults.get("patience") or search_args.get("patience") or DEFAULT_PATIENCE))
 
 
 def trial_epochs(trial: dict, fallback: int) -> int:
