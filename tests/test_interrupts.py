@@ -19,6 +19,15 @@ from fashion_tuner.fitting import standard_callbacks
 SPACES = Path(__file__).parent / "spaces"
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_in_a_terminal():
+    """pytest-xdist workers and background jobs of a shell start with SIGINT ignored (and a command then
+    leaves it ignored, as it should); these tests need Python's default, which a terminal gives."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _lose_a_sigint() -> None:
     """Deliver SIGINT while a gc callback runs, as JAX's does under Keras: Python prints the
     KeyboardInterrupt as "Exception ignored" and drops it (the CI failure this module fixes)."""
