@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from fashion_tuner import runs, spaces
 from fashion_tuner.errors import UserError
-from fashion_tuner.tta import PREDICT_BATCH  # noqa: F401  (one batch size for every scoring pass)
 
 TRAIN_ON = ("train", "train+val", "full")
 DEFAULT_EPOCHS = 10

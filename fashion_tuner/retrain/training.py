@@ -13,8 +13,7 @@ import numpy as np
 
 from fashion_tuner import report, runs
 from fashion_tuner.errors import UserError
-from fashion_tuner.retrain.config import (CLASS_NAMES_FILE, DEFAULT_BATCH_SIZE, LATENCY_REPEATS, PREDICT_BATCH,
-                                          PROBS_FILE)
+from fashion_tuner.retrain.config import CLASS_NAMES_FILE, DEFAULT_BATCH_SIZE, LATENCY_REPEATS, PROBS_FILE
 
 
 def verbose() -> int:
@@ -98,8 +97,8 @@ def describe_learning_rate(model, history: dict) -> dict:
 def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float) -> dict:
     """Size and speed of a saved model: parameters, the .keras file's size on disk (MB), and inference
     time per image in milliseconds, batched (``batch_seconds`` to predict ``x`` in batches of
-    PREDICT_BATCH) and for one image alone (median of LATENCY_REPEATS calls after a warm-up), both on
-    this machine's devices."""
+    ``fashion_tuner.tta.PREDICT_BATCH``) and for one image alone (median of LATENCY_REPEATS calls after a
+    warm-up), both on this machine's devices."""
     one = x[:1]
     model(one, training=False)  # warm-up: the first call traces the graph
     times = []
