@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -22,6 +24,17 @@ from fashion_tuner import data as data_mod  # noqa: E402
 from fashion_tuner import logs  # noqa: E402
 
 logs.configure()  # the library's messages reach stdout/stderr as they do under the CLI
+
+
+def lose_a_sigint() -> None:
+    """Deliver SIGINT while a gc callback runs, as JAX's does under Keras: Python prints the
+    KeyboardInterrupt as "Exception ignored" and drops it (the CI failure fashion_tuner.interrupts fixes)."""
+    def callback(phase, info):
+        if phase == "start":
+            gc.callbacks.remove(callback)
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the callback
+    gc.callbacks.append(callback)
+    gc.collect()  # returns normally: the interrupt was lost
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import lose_a_sigint
 from fashion_tuner import cli, interrupts, runs
 from fashion_tuner.fitting import standard_callbacks
 
@@ -28,20 +28,9 @@ def sigint_as_in_a_terminal():
     signal.signal(signal.SIGINT, previous)
 
 
-def _lose_a_sigint() -> None:
-    """Deliver SIGINT while a gc callback runs, as JAX's does under Keras: Python prints the
-    KeyboardInterrupt as "Exception ignored" and drops it (the CI failure this module fixes)."""
-    def callback(phase, info):
-        if phase == "start":
-            gc.callbacks.remove(callback)
-            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the callback
-    gc.callbacks.append(callback)
-    gc.collect()  # returns normally: the interrupt was lost
-
-
 def test_a_lost_interrupt_is_recorded_raised_again_and_not_printed(capsys):
     with interrupts.handled():
-        _lose_a_sigint()
+        lose_a_sigint()
         assert interrupts.received() == signal.SIGINT
         with pytest.raises(KeyboardInterrupt):
             interrupts.raise_if_received()
@@ -58,7 +47,7 @@ def test_a_fit_stops_at_the_next_batch_after_a_lost_interrupt():
         def on_train_batch_end(self, batch, logs=None):
             batches.append(batch)
             if len(batches) == 3:
-                _lose_a_sigint()
+                lose_a_sigint()
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -74,7 +63,7 @@ def test_the_search_parent_stops_waiting_after_a_lost_interrupt():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         with interrupts.handled():
-            _lose_a_sigint()
+            lose_a_sigint()
             started = time.monotonic()
             with pytest.raises(KeyboardInterrupt):
                 cli._wait(child)

@@ -1,10 +1,8 @@
 """A test space whose second fit is interrupted the way TensorFlow sometimes reports Ctrl-C: the
 KeyboardInterrupt is lost (here: raised in a garbage-collector callback) and fit raises SystemError."""
 
-import gc
-import signal
-
 import keras
+from conftest import lose_a_sigint
 
 from fashion_tuner.spaces import data_context
 
@@ -25,10 +23,6 @@ def build_model(hp):
 def fit(hp, model, x, y, **kwargs):
     FITS["n"] += 1
     if FITS["n"] == 2:
-        def callback(phase, info):
-            gc.callbacks.remove(callback)
-            signal.raise_signal(signal.SIGINT)
-        gc.callbacks.append(callback)
-        gc.collect()
+        lose_a_sigint()
         raise SystemError("Objects/listobject.c:338: bad argument to internal function")
     return model.fit(x, y, **kwargs)
