@@ -69,7 +69,9 @@ def _quiet_unraisable(previous):
 @contextlib.contextmanager
 def handled():
     """Within the block, SIGINT (unless ignored, as in a background job) and SIGTERM (unless someone
-    installed a handler) raise ``KeyboardInterrupt`` and are recorded. Restores the previous handlers."""
+    installed a handler) raise ``KeyboardInterrupt`` and are recorded. Restores the previous handlers and
+    forgets the signal on the way out (the command has handled it; a later fit in this process must not
+    raise it again)."""
     global _received
     _received = None
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
@@ -84,6 +86,7 @@ def handled():
         sys.unraisablehook = _quiet_unraisable(hook)
         yield
     finally:
+        _received = None
         sys.unraisablehook = hook
         for s in ours:
             signal.signal(s, previous[s])

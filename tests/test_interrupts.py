@@ -36,6 +36,8 @@ def test_a_lost_interrupt_is_recorded_raised_again_and_not_printed(capsys):
             interrupts.raise_if_received()
     assert "Traceback" not in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is not interrupts._on_signal  # the previous handler is back
+    assert interrupts.received() is None  # handled: a later fit in this process does not raise it again
+    interrupts.raise_if_received()
 
 
 def test_a_fit_stops_at_the_next_batch_after_a_lost_interrupt():
