@@ -133,7 +133,8 @@ def time_run(ctx: Context, approach: str, argv: list[str], seed: int, progress: 
     log.info("peers_time %s seed %s: %s s of %s", approach, seed, budget, common.shown(argv))
     result = run_for(argv, budget, log_file)
     points = ours_points(ctx.work / f"time-ours-s{seed}") if approach == "ours" else progress_points(progress)
-    record = {"command": common.shown(argv), **result, "status": "ok", "trials_completed": len(points)}
+    record = {"command": common.shown(argv), **result, "status": "ok", "trials_completed": len(points),
+              "git_commit": common._git_commit()}
     if not result["stopped"] and result["rc"] != 0:
         tail = [ln for ln in log_file.read_text().splitlines() if ln.strip()][-1:] or ["no output"]
         record.update(status="failed", error=f"exit {result['rc']}: {tail[0][:300]}")
@@ -143,8 +144,6 @@ def time_run(ctx: Context, approach: str, argv: list[str], seed: int, progress: 
 def bench_peers_time(ctx: Context) -> dict:
     """Ours, Keras Tuner RandomSearch and Optuna TPE over the CNN space, each given the same wall-clock
     seconds per seed: anytime curves, final best validation accuracy and time to the target, over seeds."""
-    from benchmarks.anytime import summarize as anytime_summary
-
     p = PEERS_TIME[ctx.suite]
     seeds = list(ctx.seeds or DEFAULT_SEEDS)
     runs: dict[str, dict] = {a: {} for a in TIME_APPROACHES}
@@ -154,17 +153,52 @@ def bench_peers_time(ctx: Context) -> dict:
         for approach, argv in time_commands(ctx, seed, progress).items():
             runs[approach][str(seed)], curves[approach][str(seed)] = time_run(ctx, approach, argv, seed,
                                                                                progress[approach])
-    summary = {TIME_APPROACHES[a]: {"key": a, **anytime_summary(curves[a], p["budget_s"], p["target"])}
-               for a in TIME_APPROACHES}
+    entry = ctx.entry("peers_time", [], budget_s=p["budget_s"], target=p["target"], seeds=seeds,
+                      max_epochs=p["max_epochs"], subset=p["subset"], runs=runs, curves=curves)
+    return with_time_summary(entry)
+
+
+def with_time_summary(entry: dict) -> dict:
+    """``entry`` (a ``peers_time`` figure) with its commands, summary, speed-up and status computed from
+    its ``runs`` and ``curves`` (``{approach: {seed: ...}}``)."""
+    from benchmarks.anytime import summarize as anytime_summary
+
+    runs, curves = entry["runs"], entry["curves"]
+    summary = {TIME_APPROACHES[a]: {"key": a, **anytime_summary(curves[a], entry["budget_s"], entry["target"])}
+               for a in TIME_APPROACHES if a in curves}
     errors = [f"{a} seed {s}: {r['error']}" for a, by_seed in runs.items() for s, r in by_seed.items()
               if r["status"] != "ok"]
-    commands = [r["command"] for by_seed in runs.values() for r in by_seed.values()]
-    entry = ctx.entry("peers_time", commands, budget_s=p["budget_s"], target=p["target"], seeds=seeds,
-                      max_epochs=p["max_epochs"], subset=p["subset"], runs=runs, curves=curves, summary=summary,
-                      speedup_vs_random=speedup(summary))
+    entry = {**entry, "commands": [r["command"] for by_seed in runs.values() for r in by_seed.values()],
+             "summary": summary, "speedup_vs_random": speedup(summary), "status": "failed" if errors else "ok"}
+    entry.pop("error", None)
     if errors:
-        entry.update(status="failed", error="; ".join(errors))
+        entry["error"] = "; ".join(errors)
     return entry
+
+
+# What must match for seeds from two invocations to be one peers_time figure (else the newer replaces it).
+SAME_TIME_FIGURE = ("suite", "budget_s", "target", "max_epochs", "subset")
+
+
+def merge_time(old: dict | None, new: dict) -> dict:
+    """``new`` with the seeds of ``old`` that it did not rerun, when both measured the same thing
+    (:data:`SAME_TIME_FIGURE`); otherwise ``new`` as it is. A kept run without its own ``git_commit``
+    gets the one ``old`` was measured at. Summary, speed-up, commands and the rerun line cover every seed."""
+    if not old or not isinstance(old.get("runs"), dict) or any(old.get(k) != new.get(k) for k in SAME_TIME_FIGURE):
+        return new
+    kept = [s for s in old.get("seeds", []) if s not in new["seeds"]]
+    if not kept:
+        return new
+    commit = (old.get("versions") or {}).get("git_commit")
+    runs, curves = {}, {}
+    for a in TIME_APPROACHES:
+        runs[a] = {str(s): {"git_commit": commit, **old["runs"][a][str(s)]} for s in kept
+                   if str(s) in old["runs"].get(a, {})} | new["runs"].get(a, {})
+        curves[a] = {str(s): old["curves"][a][str(s)] for s in kept
+                     if str(s) in old.get("curves", {}).get(a, {})} | new["curves"].get(a, {})
+    seeds = kept + list(new["seeds"])
+    rerun = new["rerun"].split(" --seeds")[0] + f" --seeds {' '.join(map(str, seeds))}"
+    return with_time_summary({**new, "seeds": seeds, "runs": runs, "curves": curves, "rerun": rerun})
 
 
 def speedup(summary: dict) -> float | None:

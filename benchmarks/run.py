@@ -42,7 +42,7 @@ from benchmarks import common
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
                                 plot_path, store, stored, table_path, write_results)
-from benchmarks.peer_steps import bench_peers, bench_peers_mlp, bench_peers_time
+from benchmarks.peer_steps import bench_peers, bench_peers_mlp, bench_peers_time, merge_time
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
 from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_one(ctx: Context, name: str, results: dict) -> dict:
-    """Run benchmark ``name`` and store its entry in ``results`` (an accuracy row merged with its earlier seeds)."""
+    """Run benchmark ``name`` and store its entry in ``results`` (an accuracy row or ``peers_time`` merged
+    with its earlier seeds)."""
     t0 = time.perf_counter()
     try:
         entry = bench_accuracy(ctx, name) if name in ACCURACY else RUNNERS[name](ctx)
@@ -97,6 +98,8 @@ def run_one(ctx: Context, name: str, results: dict) -> dict:
         entry = ctx.entry(name, exc.commands, status="failed", error=str(exc))
     if name in ACCURACY:
         entry = merge(stored(results, name), entry)
+    elif name == "peers_time":
+        entry = merge_time(results["figures"].get(name), entry)
     entry["benchmark_s"] = round(time.perf_counter() - t0, 1)
     store(results, name, entry)
     return entry

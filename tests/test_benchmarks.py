@@ -184,6 +184,37 @@ def test_anytime_curves_targets_and_spread(tmp_path):
     assert anytime.progress_points(progress) == [{"time": 1.0, "score": 0.5}]  # NaN and a cut-off line skipped
 
 
+def test_peers_time_seeds_of_two_invocations_merge_and_other_settings_replace():
+    from benchmarks.peer_steps import merge_time
+
+    def figure(seeds, finals, commit, budget_s=60):
+        runs = {a: {str(s): {"command": f"{a} {s}", "status": "ok", "wall_s": 60.0} for s in seeds}
+                for a in ("ours", "random", "optuna")}
+        curves = {a: {str(s): [[10.0 * (i + 1), f - d]] for i, (s, f) in enumerate(zip(seeds, finals))}
+                  for a, d in (("ours", 0.0), ("random", 0.05), ("optuna", 0.03))}
+        return {"suite": "full", "budget_s": budget_s, "target": 0.8, "max_epochs": 6, "subset": 1000,
+                "seeds": seeds, "rerun": f"python -m benchmarks.run --suite full --only peers_time --seeds "
+                f"{' '.join(map(str, seeds))}", "versions": {"git_commit": commit}, "runs": runs, "curves": curves,
+                "summary": {}, "status": "ok"}
+
+    old = figure([42], [0.86], "aaa")
+    merged = merge_time(old, figure([7, 123], [0.88, 0.84], "bbb"))
+    assert merged["seeds"] == [42, 7, 123]
+    assert merged["rerun"].endswith("--only peers_time --seeds 42 7 123")
+    assert merged["runs"]["ours"]["42"]["git_commit"] == "aaa"  # the kept seed says what it was measured at
+    ours = merged["summary"]["fashion_tuner search --space cnn (Hyperband, EarlyStopping)"]
+    assert ours["runs"] == 3 and ours["final_val_accuracy"] == {"median": 0.86, "min": 0.84, "max": 0.88}
+    assert ours["reached"] == 3 and merged["speedup_vs_random"] == 1.0  # random reaches 0.8 at the same times
+    assert len(merged["commands"]) == 9 and merged["status"] == "ok"
+    # a rerun seed replaces the old one; a different budget is a different figure
+    assert merge_time(old, figure([42], [0.9], "bbb"))["runs"]["ours"]["42"].get("git_commit") is None
+    other = figure([7], [0.88], "bbb", budget_s=120)
+    assert merge_time(old, other) is other
+    failed = figure([7], [0.88], "bbb")
+    failed["runs"]["optuna"]["7"].update(status="failed", error="exit 1: no optuna")
+    assert merge_time(old, failed)["status"] == "failed" and "optuna seed 7" in merge_time(old, failed)["error"]
+
+
 def test_run_for_stops_the_whole_process_group(tmp_path):
     from benchmarks import anytime
 
