@@ -26,9 +26,19 @@ def predict(model, x: np.ndarray, tta: str = "none", batch_size: int = PREDICT_B
         raise ValueError(f"tta must be one of {TTA_CHOICES}, not {tta!r}")
     probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     if tta == "flip":
-        mirrored = np.ascontiguousarray(np.asarray(x)[:, :, ::-1])
-        probs = (probs + np.asarray(model.predict(mirrored, batch_size=batch_size, verbose=0), dtype=np.float64)) / 2
+        probs = (probs + np.asarray(model.predict(mirror(x), batch_size=batch_size, verbose=0), dtype=np.float64)) / 2
     return probs
+
+
+def mirror(x: np.ndarray) -> np.ndarray:
+    """Images ``(N, H, W, C)`` mirrored along the width axis."""
+    return np.ascontiguousarray(np.asarray(x)[:, :, ::-1])
+
+
+def views(x: np.ndarray, tta: str = "none") -> np.ndarray:
+    """What the model reads to score images ``x`` ``(N, H, W, C)`` in one call: ``x``, or with ``"flip"``
+    ``x`` followed by its mirror ``(2N, H, W, C)`` (what one image's latency under TTA pays for)."""
+    return np.concatenate([np.asarray(x), mirror(x)]) if tta == "flip" else np.asarray(x)
 
 
 def recorded(model_path: str | Path) -> str:

@@ -287,6 +287,7 @@ def test_report_says_size_speed_schedule_and_links_the_review(ensemble_run):
 
         assert facts["parameters"] == keras.models.load_model(saved).count_params() > 0
         assert 0 < facts["ms_per_image_batched"] < 1000 and 0 < facts["ms_per_image_single"] < 10000
+        assert facts["views_per_image"] == 1  # no TTA: the image alone
         assert member["optimizer"] and "learning_rate_schedule" in member and member["final_learning_rate"] > 0
     assert m["ensemble"]["model"]["parameters"] == sum(x["model"]["parameters"] for x in m["members"])
     page = (out / "report.html").read_text()

@@ -41,6 +41,9 @@ def test_flip_averages_each_image_with_its_mirror():
     assert both.dtype == np.float64 and both.shape == (3, 2)
     with pytest.raises(ValueError, match="tta must be one of"):
         tta.predict(model, x, "rotate")
+    pair = tta.views(x[:1], "flip")
+    assert pair.shape == (2, 4, 4, 1) and pair[1, :, 3, 0].tolist() == [1.0] * 4  # the image, then its mirror
+    assert tta.views(x[:1]).shape == (1, 4, 4, 1)
 
 
 def test_recorded_reads_the_metrics_beside_the_model(tmp_path):
@@ -64,6 +67,7 @@ def test_retrain_with_flip_tta_scores_and_predicts_with_the_mirror(tiny_run, tmp
     out = retrain_best(str(run_dir), epochs=1, seed=0, tta="flip")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tta"] == "flip"
+    assert metrics["model"]["views_per_image"] == 2  # one image's latency includes its mirror
     _, _, _, _, (x_te, y_te) = runs.load_run_data(runs.read_run(run_dir))
     model = keras.models.load_model(out / "best_model.keras", safe_mode=True)
     saved = np.load(out / "test_probabilities.npy")

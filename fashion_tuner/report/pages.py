@@ -23,7 +23,7 @@ SUMMARY_KEYS = ["test_accuracy", "test_accuracy_ci95", "macro_f1", "test_loss", 
 SUMMARY_HEADERS = {"test_accuracy_ci95": f"test_accuracy {CI_HEADER}", "tta": "--tta"}
 MODEL_FACTS = {"parameters": "parameters", "size_mb": "size on disk (MB, .keras)",
                "ms_per_image_batched": "inference, ms per image (batches of 1024)",
-               "ms_per_image_single": "inference, ms for one image alone"}
+               "ms_per_image_single": "inference, ms for one image alone (with its mirror under --tta flip)"}
 LR_FACTS = {"optimizer": "optimizer", "learning_rate_schedule": "learning-rate schedule",
             "final_learning_rate": "learning rate at the end"}
 CONFUSED_COLUMNS = ["true", "predicted", "count", "fraction_of_true"]

@@ -242,7 +242,7 @@ def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.n
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     title = f"trial {trial['trial_id']}" if k == 1 else f"model_{i} (trial {trial['trial_id']})"
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
-             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), "tta": job.tta,
+             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds, job.tta), "tta": job.tta,
              "patience": job.patience, **job.budget_record(history)}
     metrics = model_metrics(sub, title=title, history=history, probs=probs, data=job.data, extra=extra)
     lo, hi = metrics["test_accuracy_ci95"]

@@ -149,7 +149,7 @@ def _train_student(job: RetrainJob, trial: dict, sub: Path, what: str, fit, extr
     probs, seconds = timed_predict(model, job.data["x_te"], job.tta)
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
-             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds), "tta": job.tta,
+             "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds, job.tta), "tta": job.tta,
              **(extra_info or {}),
              **job.budget_record(history)}
     metrics = model_metrics(sub, title=what, history=history, probs=probs, data=job.data, extra=extra)

@@ -94,12 +94,15 @@ def describe_learning_rate(model, history: dict) -> dict:
             "final_learning_rate": float(np.asarray(opt.learning_rate))}
 
 
-def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float) -> dict:
+def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float, tta: str = "none") -> dict:
     """Size and speed of a saved model: parameters, the .keras file's size on disk (MB), and inference
     time per image in milliseconds, batched (``batch_seconds`` to predict ``x`` in batches of
     ``fashion_tuner.tta.PREDICT_BATCH``) and for one image alone (median of LATENCY_REPEATS calls after a
-    warm-up), both on this machine's devices."""
-    one = x[:1]
+    warm-up; under ``tta="flip"`` one call scores the image and its mirror, ``views_per_image`` 2), both
+    on this machine's devices."""
+    from fashion_tuner import tta as tta_mod
+
+    one = tta_mod.views(x[:1], tta)
     model(one, training=False)  # warm-up: the first call traces the graph
     times = []
     for _ in range(LATENCY_REPEATS):
@@ -110,7 +113,7 @@ def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float) -> dict:
             "trainable_parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
             "size_mb": round(Path(path).stat().st_size / 1e6, 2),
             "ms_per_image_batched": round(1000.0 * batch_seconds / max(len(x), 1), 4),
-            "ms_per_image_single": round(1000.0 * float(np.median(times)), 3)}
+            "ms_per_image_single": round(1000.0 * float(np.median(times)), 3), "views_per_image": len(one)}
 
 
 def save_model_files(out: Path, model, hp_values: dict, history: dict, class_names: list[str]) -> None:
