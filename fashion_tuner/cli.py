@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 import traceback
-from pathlib import Path
 
 from fashion_tuner import hints, interrupts, logs
 from fashion_tuner.errors import UserError
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-EXIT_MORE_TRIALS = 75  # a search process ran its --trials-per-process trials; the budget is not spent
 # TensorFlow keeps ~10 MB per trained model for the life of the process; a fresh process every 5
-# trials bounds that well under 150 MB (README: memory) for a few seconds of start-up each.
+# trials bounds that well under 150 MB (README: memory) for a few seconds of start-up each
+# (fashion_tuner.search.processes).
 DEFAULT_TRIALS_PER_PROCESS = 5
-WAIT_POLL_S = 0.5  # how often a search's parent process checks for a lost Ctrl-C
-MAIN_PY = Path(__file__).resolve().parent.parent / "main.py"
-SEARCH_PARENT_ENV = "FASHION_TUNER_SEARCH_PARENT"  # set in a search's child processes: the parent's pid
 BACKENDS = ("tensorflow", "jax", "torch")  # fashion_tuner.backend.BACKENDS (not imported: keep start-up light)
 # Seeds: NumPy, Keras and scikit-learn take 0 .. 2**32 - 1, and trial k of a search is seeded with
 # seed + k, so half that range leaves room for any number of trials.
@@ -279,7 +272,7 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
 def _search(args) -> int:
     from fashion_tuner import runs, spaces
     from fashion_tuner.distributed import resolve_role
-    from fashion_tuner.search import SearchConfig, apply_space_defaults
+    from fashion_tuner.search import SearchConfig, apply_space_defaults, processes
 
     spaces.check_space_name(args.space)
     resolve_role(args.role, args.oracle_address, args.worker_id)  # validates before TensorFlow loads
@@ -287,15 +280,15 @@ def _search(args) -> int:
     apply_space_defaults(cfg)
     runs.run_dir_for(cfg.results_dir, cfg.run_name)  # validates before TensorFlow loads
     cfg.command = [*hints.main_py().split(), *args.argv]
-    child = SEARCH_PARENT_ENV in os.environ
+    child = processes.SEARCH_PARENT_ENV in os.environ
     if cfg.trials_per_process and cfg.role is None and not child:
         from fashion_tuner.locks import RunLock
 
         run_dir = runs.run_dir_for(cfg.results_dir, cfg.run_name)
         with RunLock(run_dir, "search") as lock:  # held here for every child process, shared with them
-            return _search_in_fresh_processes(args.argv, lock, run_dir)
+            return processes.run_in_fresh_processes(args.argv, lock, run_dir, _started)
     if child:
-        _exit_with_parent(int(os.environ[SEARCH_PARENT_ENV]))
+        processes.exit_with_parent(int(os.environ[processes.SEARCH_PARENT_ENV]))
     else:
         cfg.trials_per_process = 0
     from fashion_tuner.search import SEARCH_STARTED_ENV, TrialBatchDone, run_search
@@ -306,9 +299,9 @@ def _search(args) -> int:
     try:
         run_search(cfg)
     except TrialBatchDone:
-        return EXIT_MORE_TRIALS
+        return processes.EXIT_MORE_TRIALS
     except KeyboardInterrupt:
-        resume = _resuming(cfg.command)
+        resume = processes.resuming(cfg.command)
         print(f"\ninterrupted ({signal.Signals(interrupts.stop_signal()).name}); completed trials are kept. "
               f"Resume with:\n  {shlex.join(resume)}", file=sys.stderr)
         return 128 + interrupts.stop_signal()
@@ -316,82 +309,6 @@ def _search(args) -> int:
         if own_clock:
             os.environ.pop(SEARCH_STARTED_ENV, None)
     return 0
-
-
-def _search_in_fresh_processes(argv: list[str], lock, run_dir: Path) -> int:
-    """Run ``main.py search ARGV`` as a chain of child processes, each stopping after
-    --trials-per-process trials (exit EXIT_MORE_TRIALS) and the next resuming the run.
-
-    The children print straight to this terminal; their exit status is returned. Each child runs
-    in its own session, so Ctrl-C or SIGTERM (sent to this process alone) reaches it exactly once,
-    forwarded from here: it marks the run interrupted, prints how to resume and exits 128 + the signal.
-    A child killed by a signal (the OOM killer's SIGKILL) is reported by name; the run stays resumable.
-    The run's lock (``lock``) is held here and shared with each child.
-    """
-    from fashion_tuner import runs
-    from fashion_tuner.search import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
-
-    done = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if run_dir.is_dir() else 0
-    env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env(),
-           SEARCH_STARTED_ENV: os.environ.get(SEARCH_STARTED_ENV) or repr(_started),
-           SEARCH_DONE_ENV: str(done)}  # one clock for every child
-    for batch in itertools.count():
-        env[SEARCH_BATCH_ENV] = str(batch)
-        proc = subprocess.Popen([sys.executable, str(MAIN_PY), *argv], env=env, start_new_session=True,
-                                pass_fds=(lock.fd,))
-        try:
-            rc = _wait(proc)
-        except KeyboardInterrupt:
-            proc.send_signal(interrupts.stop_signal())  # the child marks the run interrupted and prints the resume line
-            rc = proc.wait()
-            return rc if rc > 0 else 128 + interrupts.stop_signal()
-        if rc < 0:
-            return _child_killed(-rc, proc.pid, argv, run_dir)
-        if rc != EXIT_MORE_TRIALS:
-            return rc
-        argv = _resuming(argv)
-
-
-def _wait(proc) -> int:
-    """``proc.wait()``, polled, so that a signal whose KeyboardInterrupt was lost still stops the wait."""
-    while True:
-        interrupts.raise_if_received()
-        try:
-            return proc.wait(timeout=WAIT_POLL_S)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _child_killed(signum: int, pid: int, argv: list[str], run_dir: Path) -> int:
-    """Report a search process killed by a signal, mark the run and its unfinished trial, return 128 + signum."""
-    from fashion_tuner import kt_compat, runs
-
-    name = signal.Signals(signum).name
-    why = f"search process {pid} was killed by {name}" + (" (out of memory?)" if signum == signal.SIGKILL else "")
-    runs.mark_stopped(run_dir, "interrupted", why)
-    kt_compat.note_running_trials(run_dir, why)
-    print(f"error: {why}; completed trials are kept. Resume with: {hints.command(*_resuming(argv))}",
-          file=sys.stderr)
-    return 128 + signum
-
-
-def _resuming(argv: list[str]) -> list[str]:
-    """The same search command without ``--overwrite``, so that it resumes instead of starting over."""
-    return [a for a in argv if a != "--overwrite"]
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Ask Linux to kill this child when the parent dies (SIGKILL of a search leaves no orphan)."""
-    import signal
-
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux/glibc: an orphan finishes its batch and exits
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(EXIT_INTERRUPTED)
 
 
 def _retrain(args) -> int:

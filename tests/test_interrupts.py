@@ -14,6 +14,7 @@ import pytest
 
 from conftest import lose_a_sigint
 from fashion_tuner import cli, interrupts, runs
+from fashion_tuner.search import processes
 from fashion_tuner.fitting import standard_callbacks
 
 SPACES = Path(__file__).parent / "spaces"
@@ -68,7 +69,7 @@ def test_the_search_parent_stops_waiting_after_a_lost_interrupt():
             lose_a_sigint()
             started = time.monotonic()
             with pytest.raises(KeyboardInterrupt):
-                cli._wait(child)
+                processes.wait(child)
         assert time.monotonic() - started < 5
     finally:
         child.kill()

@@ -4,7 +4,8 @@
 - :mod:`.tuner`: our Keras Tuner tuner and the space adapter;
 - :mod:`.progress`: what a running search says, on one clock;
 - :mod:`.summary`: the trials as a ranked table;
-- :mod:`.engine`: ``run_search``, the whole run.
+- :mod:`.engine`: ``run_search``, the whole run;
+- :mod:`.processes`: a search as a chain of fresh processes (the CLI's parent and its children).
 """
 
 from fashion_tuner.search.config import (SearchConfig, apply_space_defaults, expected_trials, identity,

@@ -17,7 +17,7 @@ from fashion_tuner.budget import describe as duration
 from fashion_tuner.fitting import OBJECTIVE
 from fashion_tuner.search.config import SearchConfig, expected_trials
 
-# Set by the CLI's parent process for each child of one search (cli._search_in_fresh_processes).
+# Set by a search's parent process for each of its children (fashion_tuner.search.processes).
 SEARCH_STARTED_ENV = "FASHION_TUNER_SEARCH_STARTED"
 SEARCH_DONE_ENV = "FASHION_TUNER_SEARCH_DONE_AT_START"
 SEARCH_BATCH_ENV = "FASHION_TUNER_SEARCH_BATCH"
