@@ -176,3 +176,8 @@ def space_digest(space: str) -> str | None:
 def space_reference(space: str) -> str:
     """What run.json records: a built-in name, or the absolute path of a user space file."""
     return str(Path(space).resolve()) if is_space_file(space) else space
+
+
+def hp_value(hp, name: str, default=None):
+    """The value of a hyperparameter, or ``default`` when it does not exist or is inactive."""
+    return hp.get(name) if name in hp else default

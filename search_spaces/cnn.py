@@ -59,7 +59,7 @@ Hyperparameters (name: range, default -- why):
 - ``lr_schedule``: plateau | cosine | constant, cosine -- cosine decays to 1% over
   ``max_epochs`` epochs of ``steps_per_epoch`` steps (taken from ``data_context().extra``, which
   the search and retrain-best fill with the fit's own images and epochs, see
-  :func:`cosine_decay_steps`); plateau halves the rate after ``PLATEAU_PATIENCE`` epochs without a
+  :func:`fashion_tuner.schedules.cosine_decay_steps`); plateau halves the rate after 2 epochs without a
   better validation loss (a callback added by :func:`fit`). Cosine is the default because a
   fixed budget is the CPU case: retraining the default CNN for 30 epochs with plateau kept the
   rate at 1e-3 for 28 epochs (validation loss kept creeping down) and ended at 0.937 test
@@ -67,25 +67,25 @@ Hyperparameters (name: range, default -- why):
 - ``label_smoothing``: 0.0-0.2 step 0.05, 0.0 -- targets ``(1-e) * onehot + e / classes``.
 - ``mixing``: none | mixup | cutmix, none; ``mixing_alpha`` 0.1-1.0 step 0.1, 0.2 (only when
   mixing). MixUp/CutMix need the labels, so :func:`fit` applies ``keras.layers.MixUp`` /
-  ``CutMix`` to training batches that it one-hot encodes: a ``tf.data`` pipeline on TensorFlow, a
-  ``keras.utils.PyDataset`` (:class:`MixedBatches`) on JAX and torch. The model is then compiled with :class:`LabelCrossentropy` and :class:`LabelAccuracy`
-  (named "accuracy"), which take integer labels *or* one-hot/soft labels, so validation,
+  ``CutMix`` to training batches that it one-hot encodes (:mod:`fashion_tuner.mixing`: a ``tf.data``
+  pipeline on TensorFlow, a ``keras.utils.PyDataset`` on JAX and torch). The model is then compiled
+  with :mod:`fashion_tuner.soft_labels`' ``LabelCrossentropy`` and ``LabelAccuracy`` (named "accuracy"), which take integer labels *or* one-hot/soft labels, so validation,
   ``evaluate`` and the report keep using plain integer labels. Training "accuracy" under mixing
   compares against the dominant label of each mixed image.
 
-Models contain only built-in layers plus the two registered loss/metric classes below, so
-they save and load as ``.keras`` with ``safe_mode=True`` once this module has been imported
+Models contain only built-in layers plus those two registered loss/metric classes, so they save
+and load as ``.keras`` with ``safe_mode=True`` once this module has been imported
 (``fashion_tuner.spaces.load_space("cnn")`` does that).
 """
 
 from __future__ import annotations
 
-import math
-
 import keras
-import numpy as np
 
-from fashion_tuner.spaces import data_context
+from fashion_tuner.mixing import mixed_dataset
+from fashion_tuner.schedules import cosine_schedule, plateau_callback
+from fashion_tuner.soft_labels import compile_classifier
+from fashion_tuner.spaces import data_context, hp_value
 
 # Default budget (read by fashion_tuner.spaces without importing this file): 10 Hyperband trials, 36
 # epochs on a stratified 10,000-image subset (~12 min on 2 cores); a trial over 5 min is failed (a wide
@@ -104,186 +104,9 @@ SGD_MOMENTUM = 0.9
 # steps and was scored with inference statistics ~10x off (val accuracy 0.29 vs 0.84 in training
 # mode). 0.9 (PyTorch's default) settles in ~50 steps.
 BN_MOMENTUM = 0.9
-PLATEAU_FACTOR = 0.5
-PLATEAU_PATIENCE = 2
-PLATEAU_MIN_LR = 1e-6
-COSINE_FINAL_FRACTION = 0.01
-# Used for the cosine schedule when the engine does not say (data_context().extra).
-DEFAULT_TRAIN_SIZE = 54_000
-DEFAULT_MAX_EPOCHS = 20
 
 
-# --------------------------------------------------------------------------- loss and metric
-def _is_distribution(y_true, y_pred) -> bool:
-    """True when labels are one-hot/soft (same rank and width as the predictions)."""
-    return (len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] is not None
-            and y_true.shape[-1] == y_pred.shape[-1] and y_pred.shape[-1] != 1)
-
-
-def _as_distribution(y_true, y_pred, num_classes: int):
-    if _is_distribution(y_true, y_pred):
-        return keras.ops.cast(y_true, y_pred.dtype)
-    labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-    return keras.ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
-
-
-@keras.saving.register_keras_serializable(package="fashion_tuner")
-class LabelCrossentropy(keras.losses.Loss):
-    """Categorical cross-entropy on probabilities that accepts integer labels (N,) / (N, 1)
-    or one-hot / soft labels (N, classes), with optional label smoothing.
-
-    Keras 3.15's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``, and MixUp/CutMix
-    produce soft labels during training while validation keeps integer labels.
-    """
-
-    def __init__(self, num_classes: int = 10, label_smoothing: float = 0.0,
-                 name: str = "label_crossentropy", reduction: str = "sum_over_batch_size", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = int(num_classes)
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        y_true = _as_distribution(y_true, y_pred, self.num_classes)
-        return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=self.label_smoothing)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "label_smoothing": self.label_smoothing}
-
-
-def _label_accuracy(y_true, y_pred):
-    predicted = keras.ops.argmax(y_pred, axis=-1)
-    if _is_distribution(y_true, y_pred):
-        actual = keras.ops.argmax(y_true, axis=-1)
-    else:
-        actual = keras.ops.reshape(y_true, (-1,))
-    return keras.ops.cast(keras.ops.equal(keras.ops.cast(actual, "int32"),
-                                          keras.ops.cast(predicted, "int32")), "float32")
-
-
-@keras.saving.register_keras_serializable(package="fashion_tuner")
-class LabelAccuracy(keras.metrics.MeanMetricWrapper):
-    """Accuracy for integer labels or one-hot/soft labels (argmax); reported as "accuracy"."""
-
-    def __init__(self, name: str = "accuracy", dtype=None):
-        super().__init__(fn=_label_accuracy, name=name, dtype=dtype)
-
-    def get_config(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype}
-
-
-def compile_classifier(model: keras.Model, optimizer: keras.optimizers.Optimizer, *,
-                       label_smoothing: float = 0.0, soft_labels: bool = False,
-                       num_classes: int = 10) -> keras.Model:
-    """Compile for integer labels; custom loss/metric only when smoothing or soft labels need them."""
-    if soft_labels or label_smoothing > 0:
-        loss = LabelCrossentropy(num_classes=num_classes, label_smoothing=label_smoothing)
-    else:
-        loss = "sparse_categorical_crossentropy"
-    metric = LabelAccuracy() if soft_labels else "accuracy"
-    model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
-    return model
-
-
-def hp_value(hp, name: str, default=None):
-    """The value of a hyperparameter, or ``default`` when it does not exist or is inactive."""
-    return hp.get(name) if name in hp else default
-
-
-# --------------------------------------------------------------------------- schedules and fit
-def cosine_decay_steps(batch_size: int) -> int:
-    """Steps over which the cosine schedule decays: steps_per_epoch x max_epochs.
-
-    Read from ``data_context().extra``: ``steps_per_epoch`` if the engine gives it, else
-    ``ceil(train_size / batch_size)`` (``train_size`` from extra, else ``len(x_train)``, else
-    ``DEFAULT_TRAIN_SIZE``); ``max_epochs`` from extra, else ``DEFAULT_MAX_EPOCHS``.
-    """
-    ctx = data_context()
-    steps = ctx.extra.get("steps_per_epoch")
-    if not steps:
-        size = ctx.extra.get("train_size") or (len(ctx.x_train) if ctx.x_train is not None else DEFAULT_TRAIN_SIZE)
-        steps = math.ceil(size / batch_size)
-    epochs = ctx.extra.get("max_epochs") or DEFAULT_MAX_EPOCHS
-    return max(1, int(steps) * int(epochs))
-
-
-def cosine_schedule(learning_rate: float, batch_size: int) -> keras.optimizers.schedules.CosineDecay:
-    """``learning_rate`` decayed to ``COSINE_FINAL_FRACTION`` of itself over :func:`cosine_decay_steps`."""
-    return keras.optimizers.schedules.CosineDecay(learning_rate, cosine_decay_steps(batch_size),
-                                                  alpha=COSINE_FINAL_FRACTION)
-
-
-def _mixing_layer(mixing: str, alpha: float, seed: int):
-    return (keras.layers.MixUp(alpha=alpha, seed=seed) if mixing == "mixup"
-            else keras.layers.CutMix(factor=alpha, seed=seed))
-
-
-def _mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes: int, seed: int):
-    """(images, one-hot labels) batches with MixUp or CutMix applied, shuffled each epoch.
-
-    On TensorFlow a ``tf.data`` pipeline (``x`` may already be a dataset of batches); on the other
-    backends a :class:`MixedBatches` ``keras.utils.PyDataset`` over the arrays.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return MixedBatches(x, y, batch_size, _mixing_layer(mixing, alpha, seed), num_classes, seed)
-    import tensorflow as tf
-
-    layer = _mixing_layer(mixing, alpha, seed)
-
-    def mix(images, labels):
-        onehot = tf.one_hot(tf.cast(tf.reshape(labels, (-1,)), tf.int32), num_classes)
-        out = layer({"images": images, "labels": onehot}, training=True)
-        return out["images"], out["labels"]
-
-    if isinstance(x, tf.data.Dataset):  # already (images, labels) batches
-        ds = x
-    else:
-        ds = (tf.data.Dataset.from_tensor_slices((np.asarray(x, "float32"), np.asarray(y)))
-              .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-              .batch(batch_size))
-    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-class MixedBatches(keras.utils.PyDataset):
-    """Batches of ``(images, one-hot labels)`` with a MixUp/CutMix layer applied, for any backend.
-
-    ``x``: (N, H, W, C) float32 pixels, ``y``: (N,) integer labels. The order is reshuffled at
-    the end of every epoch from ``seed``; the layer mixes each batch through ``keras.ops``.
-    """
-
-    def __init__(self, x, y, batch_size: int, layer, num_classes: int, seed: int):
-        super().__init__()
-        self.x = np.asarray(x, "float32")
-        self.y = np.asarray(y).reshape(-1).astype("int32")
-        self.batch_size = int(batch_size)
-        self.layer = layer
-        self.num_classes = int(num_classes)
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(self.x))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        onehot = keras.ops.one_hot(self.y[rows], self.num_classes)
-        out = self.layer({"images": self.x[rows], "labels": onehot}, training=True)
-        return (keras.ops.convert_to_numpy(out["images"]).astype("float32"),
-                keras.ops.convert_to_numpy(out["labels"]).astype("float32"))
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.x))
-
-
-def lr_callbacks(hp, kwargs: dict) -> list:
-    """Callbacks the learning-rate schedule needs (ReduceLROnPlateau for ``plateau``)."""
-    if hp_value(hp, "lr_schedule") != "plateau":
-        return []
-    has_val = kwargs.get("validation_data") is not None or bool(kwargs.get("validation_split"))
-    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss" if has_val else "loss", factor=PLATEAU_FACTOR,
-                                              patience=PLATEAU_PATIENCE, min_lr=PLATEAU_MIN_LR, verbose=0)]
-
-
+# --------------------------------------------------------------------------- fit
 def fit(hp, model: keras.Model, x, y=None, **kwargs):
     """Keras Tuner ``HyperModel.fit``: adds the plateau callback and MixUp/CutMix, then ``model.fit``.
 
@@ -291,13 +114,14 @@ def fit(hp, model: keras.Model, x, y=None, **kwargs):
     integer labels (N,). Returns the History.
     """
     kwargs = dict(kwargs)
-    kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + lr_callbacks(hp, kwargs)
+    plateau = [plateau_callback(kwargs)] if hp_value(hp, "lr_schedule") == "plateau" else []
+    kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + plateau
     mixing = hp_value(hp, "mixing", "none")
     if mixing != "none":
         batch_size = kwargs.pop("batch_size", None) or hp_value(hp, "batch_size", 128)
         kwargs["shuffle"] = False  # the dataset reshuffles itself each epoch
-        x = _mixed_dataset(x, y, batch_size, mixing, hp_value(hp, "mixing_alpha", 0.2),
-                           data_context().num_classes, data_context().seed)
+        x = mixed_dataset(x, y, batch_size, mixing, hp_value(hp, "mixing_alpha", 0.2),
+                          data_context().num_classes, data_context().seed)
         y = None
     return model.fit(x, y, **kwargs)
 

@@ -60,7 +60,7 @@ Hyperparameters (name: range, default -- why):
 - ``learning_rate``: 1e-4 .. 1e-2 log, 1e-3 -- Adam rate for the head (and everything under
   ``full``). ``learning_rate_finetune``: 1e-5 .. 1e-3 log, 1e-4 (two_stage only) -- stage 2.
 - ``lr_schedule``: cosine | constant, cosine -- cosine decays ``learning_rate`` to 1% over the
-  fit's epochs, as in the CNN space (:func:`search_spaces.cnn.cosine_schedule`); two_stage's
+  fit's epochs, as in the CNN space (:func:`fashion_tuner.schedules.cosine_schedule`); two_stage's
   second stage always runs at the constant ``learning_rate_finetune``.
 """
 
@@ -78,8 +78,10 @@ import keras_tuner
 import numpy as np
 
 from fashion_tuner.errors import UserError
-from fashion_tuner.spaces import data_context
-from search_spaces.cnn import add_augmentation, compile_classifier, cosine_schedule, hp_value
+from fashion_tuner.schedules import cosine_schedule
+from fashion_tuner.soft_labels import compile_classifier
+from fashion_tuner.spaces import data_context, hp_value
+from search_spaces.cnn import add_augmentation
 
 # Default budget (read by fashion_tuner.spaces without importing this file): Hyperband on a 15,000-image
 # subset, the winner retrained on every training image; no trial timeout: the first trial also

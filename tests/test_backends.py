@@ -174,6 +174,7 @@ from fashion_tuner import data, runs, spaces
 ds = data.load_dataset("fashion_mnist", sys.argv[1], verify_md5=False)
 x, y = runs.to_model_input(ds.x_train[:512]), ds.y_train[:512]
 cnn = spaces.load_space("cnn")
+from fashion_tuner.mixing import mixed_dataset
 out = {"backend": keras.backend.backend()}
 from fashion_tuner import devices
 from fashion_tuner.errors import UserError
@@ -184,7 +185,7 @@ except UserError as exc:
 out["auto"] = devices.resolve_input_pipeline("auto")
 out["strategy"] = devices.strategy_for("auto")
 for mixing in ("mixup", "cutmix"):
-    batches = cnn._mixed_dataset(x, y, 64, mixing, 0.5, 10, 0)
+    batches = mixed_dataset(x, y, 64, mixing, 0.5, 10, 0)
     images, labels = batches[0]
     hp = kt.HyperParameters(); hp.Fixed("mixing", mixing); hp.Fixed("conv_blocks", 1)
     keras.utils.set_random_seed(0)

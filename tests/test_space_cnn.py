@@ -1,5 +1,5 @@
 """The CNN search space: every hyperparameter's extremes build and compile, the default learns,
-custom loss/metric behave and serialise, and a search through the engine runs."""
+mixed and smoothed labels train and serialise, and a search through the engine runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_arrays
 
-from fashion_tuner import spaces
+from fashion_tuner import soft_labels, spaces
 
 cnn = spaces.load_space("cnn")
 CHANCE = 0.1  # ten classes
@@ -110,35 +110,9 @@ def test_high_end_builds_and_compiles(registered_hp):
     names = {layer.name for layer in model.layers}
     assert {"block4_add", "block4_se_scale", "aug_rotation", "aug_zoom"} <= names
     assert isinstance(schedule(model), keras.optimizers.schedules.CosineDecay)
-    assert isinstance(model.loss, cnn.LabelCrossentropy) and model.loss.label_smoothing == 0.2
+    assert isinstance(model.loss, soft_labels.LabelCrossentropy) and model.loss.label_smoothing == 0.2
     print("high-end CNN parameters:", model.count_params())
     assert 6_000_000 < model.count_params() < 8_000_000  # 7,069,858 measured: eight 5x5 convs up to 256 filters
-
-
-def test_label_crossentropy_matches_keras_losses():
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(10), size=6).astype("float32")
-    labels = np.array([0, 3, 9, 1, 1, 5])
-    onehot = np.eye(10, dtype="float32")[labels]
-    plain = cnn.LabelCrossentropy(num_classes=10)
-    expected = keras.losses.SparseCategoricalCrossentropy()(labels, probs)
-    assert np.isclose(float(plain(labels, probs)), float(expected), rtol=1e-5)
-    assert np.isclose(float(plain(onehot, probs)), float(expected), rtol=1e-5)
-    assert np.isclose(float(plain(labels[:, None], probs)), float(expected), rtol=1e-5)
-    smooth = cnn.LabelCrossentropy(num_classes=10, label_smoothing=0.1)
-    expected_smooth = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(onehot, probs)
-    assert np.isclose(float(smooth(labels, probs)), float(expected_smooth), rtol=1e-5)
-    acc = cnn.LabelAccuracy()
-    acc.update_state(labels, onehot)
-    acc.update_state(onehot, onehot)
-    assert float(acc.result()) == 1.0 and acc.name == "accuracy"
-
-
-def test_cosine_steps_follow_the_engine(monkeypatch):
-    monkeypatch.setattr(spaces, "_CONTEXT", spaces.DataContext(extra={"train_size": 1000, "max_epochs": 3}))
-    assert cnn.cosine_decay_steps(100) == 30
-    monkeypatch.setattr(spaces, "_CONTEXT", spaces.DataContext(extra={"steps_per_epoch": 7}))
-    assert cnn.cosine_decay_steps(100) == 7 * cnn.DEFAULT_MAX_EPOCHS
 
 
 def test_default_learns_and_round_trips(registered_hp, learnable, tmp_path):
@@ -173,7 +147,7 @@ def test_mixing_trains_on_soft_labels_and_validates_on_integers(registered_hp, l
     path = tmp_path / f"{mixing}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded.loss, cnn.LabelCrossentropy) and loaded.loss.label_smoothing == 0.1
+    assert isinstance(loaded.loss, soft_labels.LabelCrossentropy) and loaded.loss.label_smoothing == 0.1
     np.testing.assert_allclose(loaded.predict(xv[:8], verbose=0), model.predict(xv[:8], verbose=0), atol=1e-5)
 
 
