@@ -69,8 +69,9 @@ Hyperparameters (name: range, default -- why):
   mixing). MixUp/CutMix need the labels, so :func:`fit` applies ``keras.layers.MixUp`` /
   ``CutMix`` to training batches that it one-hot encodes (:mod:`fashion_tuner.mixing`: a ``tf.data``
   pipeline on TensorFlow, a ``keras.utils.PyDataset`` on JAX and torch). The model is then compiled
-  with :mod:`fashion_tuner.soft_labels`' ``LabelCrossentropy`` and ``LabelAccuracy`` (named "accuracy"), which take integer labels *or* one-hot/soft labels, so validation,
-  ``evaluate`` and the report keep using plain integer labels. Training "accuracy" under mixing
+  with :mod:`fashion_tuner.soft_labels`' ``LabelCrossentropy`` and ``LabelAccuracy`` (named
+  "accuracy"), which take integer labels *or* one-hot/soft labels, so validation, ``evaluate`` and
+  the report keep using plain integer labels. Training "accuracy" under mixing
   compares against the dominant label of each mixed image.
 
 Models contain only built-in layers plus those two registered loss/metric classes, so they save
