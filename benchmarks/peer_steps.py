@@ -182,18 +182,19 @@ SAME_TIME_FIGURE = ("suite", "budget_s", "target", "max_epochs", "subset")
 
 def merge_time(old: dict | None, new: dict) -> dict:
     """``new`` with the seeds of ``old`` that it did not rerun, when both measured the same thing
-    (:data:`SAME_TIME_FIGURE`); otherwise ``new`` as it is. A kept run without its own ``git_commit``
-    gets the one ``old`` was measured at. Summary, speed-up, commands and the rerun line cover every seed."""
+    (:data:`SAME_TIME_FIGURE`); otherwise ``new`` as it is. A run without its own ``git_commit`` gets the
+    one its figure was measured at. Summary, speed-up, commands and the rerun line cover every seed."""
     if not old or not isinstance(old.get("runs"), dict) or any(old.get(k) != new.get(k) for k in SAME_TIME_FIGURE):
         return new
     kept = [s for s in old.get("seeds", []) if s not in new["seeds"]]
     if not kept:
         return new
-    commit = (old.get("versions") or {}).get("git_commit")
+    old_commit, new_commit = ((e.get("versions") or {}).get("git_commit") for e in (old, new))
     runs, curves = {}, {}
     for a in TIME_APPROACHES:
-        runs[a] = {str(s): {"git_commit": commit, **old["runs"][a][str(s)]} for s in kept
-                   if str(s) in old["runs"].get(a, {})} | new["runs"].get(a, {})
+        runs[a] = {str(s): {"git_commit": old_commit, **old["runs"][a][str(s)]} for s in kept
+                   if str(s) in old["runs"].get(a, {})} | {
+                       s: {"git_commit": new_commit, **r} for s, r in new["runs"].get(a, {}).items()}
         curves[a] = {str(s): old["curves"][a][str(s)] for s in kept
                      if str(s) in old.get("curves", {}).get(a, {})} | new["curves"].get(a, {})
     seeds = kept + list(new["seeds"])

@@ -201,7 +201,8 @@ def test_peers_time_seeds_of_two_invocations_merge_and_other_settings_replace():
     merged = merge_time(old, figure([7, 123], [0.88, 0.84], "bbb"))
     assert merged["seeds"] == [42, 7, 123]
     assert merged["rerun"].endswith("--only peers_time --seeds 42 7 123")
-    assert merged["runs"]["ours"]["42"]["git_commit"] == "aaa"  # the kept seed says what it was measured at
+    assert merged["runs"]["ours"]["42"]["git_commit"] == "aaa"  # each seed says what it was measured at
+    assert merged["runs"]["optuna"]["123"]["git_commit"] == "bbb"
     ours = merged["summary"]["fashion_tuner search --space cnn (Hyperband, EarlyStopping)"]
     assert ours["runs"] == 3 and ours["final_val_accuracy"] == {"median": 0.86, "min": 0.84, "max": 0.88}
     assert ours["reached"] == 3 and merged["speedup_vs_random"] == 1.0  # random reaches 0.8 at the same times
