@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 
+
 def mixing_layer(mixing: str, alpha: float, seed: int):
     return (keras.layers.MixUp(alpha=alpha, seed=seed) if mixing == "mixup"
             else keras.layers.CutMix(factor=alpha, seed=seed))
@@ -23,11 +24,10 @@ def mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes:
     On TensorFlow a ``tf.data`` pipeline (``x`` may already be a dataset of batches); on the other
     backends a :class:`MixedBatches` ``keras.utils.PyDataset`` over the arrays.
     """
-    if keras.backend.backend() != "tensorflow":
-        return MixedBatches(x, y, batch_size, mixing_layer(mixing, alpha, seed), num_classes, seed)
-    import tensorflow as tf
-
     layer = mixing_layer(mixing, alpha, seed)
+    if keras.backend.backend() != "tensorflow":
+        return MixedBatches(x, y, batch_size, layer, num_classes, seed)
+    import tensorflow as tf
 
     def mix(images, labels):
         onehot = tf.one_hot(tf.cast(tf.reshape(labels, (-1,)), tf.int32), num_classes)
