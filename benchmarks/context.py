@@ -38,10 +38,11 @@ class Context:
     """What every benchmark needs: suite, folders, data arguments, seeds and the provenance stamp."""
 
     def __init__(self, suite: str, work_dir: Path, data_dir: str | None, skip_md5: bool, out: Path,
-                 seeds: tuple[int, ...] | None = None):
+                 seeds: tuple[int, ...] | None = None, approaches: tuple[str, ...] | None = None):
         self.suite, self.work, self.out = suite, work_dir, out
         self.data_dir, self.skip_md5 = data_dir, skip_md5
         self.seeds = tuple(seeds) if seeds else None  # None: the default seed, no --seeds on the rerun line
+        self.approaches = tuple(approaches) if approaches else None  # peers_time: None runs every approach
         self.timeout = STEP_TIMEOUT[suite]
         self.logs = work_dir / "logs"
         self.stamp = {"machine": common.machine(), "versions": common.versions(),

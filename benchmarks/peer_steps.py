@@ -115,7 +115,7 @@ def time_commands(ctx: Context, seed: int, progress: dict[str, Path]) -> dict[st
     epochs = ["--max-epochs", str(p["max_epochs"])]
     return {
         "ours": ["python", "main.py", "search", "--space", "cnn", "--name", f"time-ours-s{seed}", "--results-dir",
-                 ctx.rel(ctx.work), "--overwrite", *epochs, *data],
+                 ctx.rel(ctx.work), "--overwrite", "--time-budget", f"{p['budget_s']}s", *epochs, *data],
         "random": ["python", "-m", "benchmarks.random_cnn", "--progress", ctx.rel(progress["random"]),
                    "--work-dir", ctx.rel(ctx.work), *epochs, *data],
         "optuna": ["python", "-m", "benchmarks.optuna_cnn", "--epoch-budget", "1000000", "--progress",
@@ -143,16 +143,19 @@ def time_run(ctx: Context, approach: str, argv: list[str], seed: int, progress: 
 
 def bench_peers_time(ctx: Context) -> dict:
     """Ours, Keras Tuner RandomSearch and Optuna TPE over the CNN space, each given the same wall-clock
-    seconds per seed: anytime curves, final best validation accuracy and time to the target, over seeds."""
+    seconds per seed: anytime curves, final best validation accuracy and time to the target, over seeds.
+    ``ctx.approaches`` (``--approaches``): run only those; :func:`merge_time` keeps the others' earlier runs."""
     p = PEERS_TIME[ctx.suite]
     seeds = list(ctx.seeds or DEFAULT_SEEDS)
-    runs: dict[str, dict] = {a: {} for a in TIME_APPROACHES}
-    curves: dict[str, dict] = {a: {} for a in TIME_APPROACHES}
+    chosen = [a for a in TIME_APPROACHES if not ctx.approaches or a in ctx.approaches]
+    runs: dict[str, dict] = {a: {} for a in chosen}
+    curves: dict[str, dict] = {a: {} for a in chosen}
     for seed in seeds:
         progress = {a: ctx.work / f"time-{a}-s{seed}.progress.jsonl" for a in TIME_APPROACHES}
         for approach, argv in time_commands(ctx, seed, progress).items():
-            runs[approach][str(seed)], curves[approach][str(seed)] = time_run(ctx, approach, argv, seed,
-                                                                               progress[approach])
+            if approach in chosen:
+                runs[approach][str(seed)], curves[approach][str(seed)] = time_run(ctx, approach, argv, seed,
+                                                                                   progress[approach])
     entry = ctx.entry("peers_time", [], budget_s=p["budget_s"], target=p["target"], seeds=seeds,
                       max_epochs=p["max_epochs"], subset=p["subset"], runs=runs, curves=curves)
     return with_time_summary(entry)
@@ -181,23 +184,23 @@ SAME_TIME_FIGURE = ("suite", "budget_s", "target", "max_epochs", "subset")
 
 
 def merge_time(old: dict | None, new: dict) -> dict:
-    """``new`` with the seeds of ``old`` that it did not rerun, when both measured the same thing
-    (:data:`SAME_TIME_FIGURE`); otherwise ``new`` as it is. A run without its own ``git_commit`` gets the
-    one its figure was measured at. Summary, speed-up, commands and the rerun line cover every seed."""
+    """``new`` with the runs of ``old`` (an approach at a seed) that it did not rerun, when both measured
+    the same thing (:data:`SAME_TIME_FIGURE`); otherwise ``new`` as it is. A run without its own
+    ``git_commit`` gets the one its figure was measured at. Summary, speed-up, commands and the rerun line
+    cover every run."""
     if not old or not isinstance(old.get("runs"), dict) or any(old.get(k) != new.get(k) for k in SAME_TIME_FIGURE):
         return new
-    kept = [s for s in old.get("seeds", []) if s not in new["seeds"]]
-    if not kept:
+    kept = {a: [s for s in old["runs"].get(a, {}) if s not in new["runs"].get(a, {})] for a in TIME_APPROACHES}
+    if not any(kept.values()):
         return new
     old_commit, new_commit = ((e.get("versions") or {}).get("git_commit") for e in (old, new))
     runs, curves = {}, {}
     for a in TIME_APPROACHES:
-        runs[a] = {str(s): {"git_commit": old_commit, **old["runs"][a][str(s)]} for s in kept
-                   if str(s) in old["runs"].get(a, {})} | {
-                       s: {"git_commit": new_commit, **r} for s, r in new["runs"].get(a, {}).items()}
-        curves[a] = {str(s): old["curves"][a][str(s)] for s in kept
-                     if str(s) in old.get("curves", {}).get(a, {})} | new["curves"].get(a, {})
-    seeds = kept + list(new["seeds"])
+        runs[a] = {s: {"git_commit": old_commit, **old["runs"][a][s]} for s in kept[a]} | {
+            s: {"git_commit": new_commit, **r} for s, r in new["runs"].get(a, {}).items()}
+        curves[a] = {s: old["curves"][a][s] for s in kept[a] if s in old.get("curves", {}).get(a, {})} | (
+            new["curves"].get(a, {}))
+    seeds = [s for s in old.get("seeds", []) if s not in new["seeds"]] + list(new["seeds"])
     rerun = new["rerun"].split(" --seeds")[0] + f" --seeds {' '.join(map(str, seeds))}"
     return with_time_summary({**new, "seeds": seeds, "runs": runs, "curves": curves, "rerun": rerun})
 
@@ -205,5 +208,7 @@ def merge_time(old: dict | None, new: dict) -> dict:
 def speedup(summary: dict) -> float | None:
     """Median time to the target of random search over ours (> 1: ours is faster); None if either never gets there."""
     by_key = {s["key"]: s for s in summary.values()}
+    if not {"ours", "random"} <= by_key.keys():
+        return None
     ours, random = (by_key[k]["time_to_target_s"]["median"] for k in ("ours", "random"))
     return round(random / ours, 2) if ours and random else None

@@ -42,7 +42,7 @@ from benchmarks import common
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
                                 plot_path, store, stored, table_path, write_results)
-from benchmarks.peer_steps import bench_peers, bench_peers_mlp, bench_peers_time, merge_time
+from benchmarks.peer_steps import TIME_APPROACHES, bench_peers, bench_peers_mlp, bench_peers_time, merge_time
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
 from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", nargs="+", type=_seed, metavar="SEED",
                         help="run the accuracy rows, peers_time and ablation once per seed (the split and the search change "
                              "with it; default 42); peers uses the first")
+    parser.add_argument("--approaches", nargs="+", choices=TIME_APPROACHES, metavar="APPROACH",
+                        help="peers_time: run only these of " + ", ".join(TIME_APPROACHES) + "; the others' earlier "
+                             "runs at the same settings are kept")
     parser.add_argument("--out", default=None,
                         help="results file (default benchmarks/results.json for full, benchmarks/results-<suite>.json otherwise)")
     parser.add_argument("--work-dir", default=None, help=f"where runs and logs go (default {DEFAULT_WORK.relative_to(REPO)})")
@@ -110,7 +113,7 @@ def run_suite(args: argparse.Namespace, argv: list[str] | None, out: Path, resul
     names = selected(args.suite, args.only)
     work = Path(args.work_dir).resolve() if args.work_dir else DEFAULT_WORK
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(args.suite, work, args.data_dir, args.skip_md5, out, seeds=args.seeds)
+    ctx = Context(args.suite, work, args.data_dir, args.skip_md5, out, seeds=args.seeds, approaches=args.approaches)
     invocation = ["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)]
     started, failed = time.perf_counter(), []
     print(f"[bench] suite {args.suite}: {', '.join(names)}; results -> {out}; runs and logs -> {work}", flush=True)

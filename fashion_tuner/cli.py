@@ -148,7 +148,8 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     s.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
                    help="stop the search within this wall time (90s, 15m, 1h; from the start of this command): "
                         "no trial starts that is not expected to finish, a trial that would overrun stops at an "
-                        "epoch boundary (resumable: the same command continues)")
+                        "epoch boundary; Hyperband repeats its sweep of brackets while time is left (resumable: "
+                        "the same command continues)")
     s.add_argument("--trials-per-process", type=_nonneg_int, default=DEFAULT_TRIALS_PER_PROCESS,
                    help="run the search in fresh processes of at most this many trials each, so memory that "
                         "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"

@@ -13,6 +13,9 @@ loudly when these internals move):
 - Oracles draw trial values with ``Oracle._random_values()`` and register them with
   ``Oracle._duplicate(values)`` (:func:`defaults_first` wraps the first); trials to rerun wait in
   ``Oracle._retry_queue``; ``keras_tuner.src.config.DEBUG`` prints each failed trial's traceback.
+- ``HyperbandOracle`` keeps ``hyperband_iterations`` in ``oracle.json`` (a reload restores it) and
+  stops once ``_current_iteration + 1 == hyperband_iterations`` and its last bracket has run
+  (:func:`hyperband_sweeps`).
 - ``conditions.Parent.to_proto`` prints a stray value (:func:`quiet_condition_protos`).
 - ``BaseTuner._run_and_update_trial`` turns what ``run_trial`` returns into the metrics and the best
   step it reports with ``oracle.update_trial``; ``tuner_utils.convert_to_metrics_dict`` /
@@ -249,6 +252,19 @@ def defaults_first(oracle) -> None:
         return hps.values
 
     oracle._random_values = values
+
+
+def hyperband_sweeps(oracle, another: bool) -> None:
+    """Whether a Hyperband oracle may begin another sweep (iteration) of its brackets after the current
+    one: ``another`` False ends the search with the current sweep. Other oracles are left as they are.
+
+    Keras Tuner restores ``hyperband_iterations`` from ``oracle.json`` on reload and compares it with
+    ``==``, so a reload of a run past that count would sweep forever: the count is always set here
+    relative to the sweep in progress."""
+    import keras_tuner as kt
+
+    if isinstance(oracle, kt.oracles.HyperbandOracle):
+        oracle.hyperband_iterations = int(getattr(oracle, "_current_iteration", 0)) + (2 if another else 1)
 
 
 def retry_queue(oracle) -> list:

@@ -211,6 +211,15 @@ def test_peers_time_seeds_of_two_invocations_merge_and_other_settings_replace():
     assert merge_time(old, figure([42], [0.9], "bbb"))["runs"]["ours"]["42"].get("git_commit") is None
     other = figure([7], [0.88], "bbb", budget_s=120)
     assert merge_time(old, other) is other
+    # --approaches ours: ours rerun at a seed, the peers' runs there kept
+    ours_only = figure([42], [0.9], "ccc")
+    for a in ("random", "optuna"):
+        del ours_only["runs"][a], ours_only["curves"][a]
+    merged = merge_time(old, ours_only)
+    assert merged["seeds"] == [42] and merged["runs"]["ours"]["42"]["git_commit"] == "ccc"
+    assert merged["runs"]["random"]["42"]["git_commit"] == "aaa"
+    assert merged["curves"]["optuna"] == old["curves"]["optuna"]
+    assert merged["summary"]["plain Keras Tuner RandomSearch, same CNN space"]["runs"] == 1
     failed = figure([7], [0.88], "bbb")
     failed["runs"]["optuna"]["7"].update(status="failed", error="exit 1: no optuna")
     assert merge_time(old, failed)["status"] == "failed" and "optuna seed 7" in merge_time(old, failed)["error"]
@@ -244,6 +253,7 @@ def test_peers_at_equal_wall_time_smoke(tmp_path, data_source):
     entry = json.loads(out.read_text())["figures"]["peers_time"]
     budget = bench_suites.PEERS_TIME["smoke"]["budget_s"]
     assert entry["budget_s"] == budget and entry["seeds"] == [42]
+    assert f"--time-budget {budget}s" in entry["runs"]["ours"]["42"]["command"]  # ours keeps to it by itself
     try:
         import optuna  # noqa: F401  (benchmarks/requirements.txt; absent here the row must say why)
         approaches = ("ours", "random", "optuna")

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_cli
-from fashion_tuner import budget, runs
+from conftest import run_cli, search_config
+from fashion_tuner import budget, runs, search
 
 
 def test_durations():
@@ -65,6 +65,32 @@ def test_search_keeps_to_its_budget_and_stops_an_overrunning_trial(tmp_path, dat
     assert all(t["status"] == "COMPLETED" for t in trials) and len(trials) < 50
     stopped = json.loads(stops[0].read_text())
     assert 0 < stopped["epochs_done"] < 200
+
+
+@pytest.mark.slow
+def test_hyperband_sweeps_again_until_the_budget_is_spent(data_source, tmp_path, caplog):
+    """One Hyperband sweep (5 trials of 1-2 epochs on 600 images) ends in seconds: a 30 s budget runs
+    further sweeps instead of stopping there; a rerun without a budget finishes the sweep in progress."""
+    cfg = search_config(data_source, tmp_path, tuner="hyperband", max_epochs=2, factor=2, name="sweeps",
+                        time_budget=30.0)
+    assert search.expected_trials(cfg) == 5 and search.trial_budget(cfg) is None
+    caplog.set_level("INFO")
+    run_dir = search.run_search(cfg)
+    manifest = runs.read_run(run_dir)
+    assert manifest["status"] == "stopped" and "time budget 30s spent" in manifest["stop_reason"]
+    trials = list(run_dir.glob("trial_*/trial.json"))
+    assert len(trials) > search.expected_trials(cfg)  # past the first sweep
+    oracle = json.loads((run_dir / "oracle.json").read_text())
+    assert oracle["current_iteration"] >= 1 and oracle["hyperband_iterations"] == oracle["current_iteration"] + 1
+    assert "sweeps repeat while the time budget lasts" in caplog.text and "budget left" in caplog.text
+
+    search.run_search(search_config(data_source, tmp_path, tuner="hyperband", max_epochs=2, factor=2, name="sweeps"))
+    assert runs.read_run(run_dir)["status"] == "finished"
+    after = json.loads((run_dir / "oracle.json").read_text())
+    assert after["current_iteration"] == oracle["current_iteration"]  # no new sweep began
+    assert not after["ongoing_trials"] and after["current_bracket"] == 0  # the sweep ran to its last bracket
+    statuses = [json.loads(p.read_text())["status"] for p in run_dir.glob("trial_*/trial.json")]
+    assert len(statuses) >= len(trials) and set(statuses) == {"COMPLETED"}
 
 
 @pytest.mark.slow

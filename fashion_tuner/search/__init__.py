@@ -9,7 +9,7 @@
 """
 
 from fashion_tuner.search.config import (SearchConfig, apply_space_defaults, expected_trials, identity,
-                                         prepare_run_dir, resume_changes)
+                                         prepare_run_dir, resume_changes, trial_budget)
 from fashion_tuner.search.engine import run_search, versions
 from fashion_tuner.search.progress import (SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV, Progress,
                                            failure_reason, trial_seconds)
@@ -19,4 +19,4 @@ from fashion_tuner.search.tuner import TrialBatchDone, build_optimizer
 __all__ = ["SearchConfig", "apply_space_defaults", "expected_trials", "identity", "prepare_run_dir",
            "resume_changes", "run_search", "versions", "SEARCH_BATCH_ENV", "SEARCH_DONE_ENV", "SEARCH_STARTED_ENV",
            "Progress", "failure_reason", "trial_seconds", "summarize", "top_table", "trial_table", "TrialBatchDone",
-           "build_optimizer"]
+           "build_optimizer", "trial_budget"]

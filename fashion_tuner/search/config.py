@@ -97,6 +97,18 @@ def apply_space_defaults(cfg: SearchConfig) -> SearchConfig:
     return cfg
 
 
+def sweeps_until_deadline(cfg: SearchConfig) -> bool:
+    """True when Hyperband repeats its sweep of brackets (new random configurations each time) until
+    the --time-budget is spent, instead of ending after one sweep. Not in a distributed search: its
+    workers keep to the budget, but the chief's oracle must end by itself, after one sweep."""
+    return cfg.tuner == "hyperband" and bool(cfg.time_budget) and cfg.role is None
+
+
+def trial_budget(cfg: SearchConfig) -> int | None:
+    """How many trials the search will run when it runs to its end; None when the time budget decides."""
+    return None if sweeps_until_deadline(cfg) else expected_trials(cfg)
+
+
 def expected_trials(cfg: SearchConfig) -> int | None:
     """How many trials the budget allows (Hyperband: one sweep of brackets, Keras Tuner's formulas)."""
     if cfg.tuner != "hyperband":

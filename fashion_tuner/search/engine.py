@@ -29,7 +29,8 @@ from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, resolve_class_weight, standard_callbacks
-from fashion_tuner.search.config import RunPlan, SearchConfig, expected_trials, prepare_run_dir
+from fashion_tuner.search.config import (RunPlan, SearchConfig, expected_trials, prepare_run_dir,
+                                         sweeps_until_deadline, trial_budget)
 from fashion_tuner.search.progress import Progress, SearchClock, budget_left, search_clock
 from fashion_tuner.search.summary import SUMMARY_TOP, summarize
 from fashion_tuner.search.tuner import TimeBudgetSpent, TrialBatchDone, build_tuner, frozen_heap
@@ -181,12 +182,15 @@ def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role) -> None:
     sizes = data.split.sizes()
     budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials)" if cfg.tuner == "hyperband"
               else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
+    if sweeps_until_deadline(cfg):
+        budget = budget.replace("trials)", "trials a sweep; sweeps repeat while the time budget lasts)")
     if plan.previous:
         finished = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(plan.run_dir))
         budget += budget_left(cfg, plan.run_dir, finished)
         if plan.previous.get("status") == "finished" and not plan.changes:
             log.info("run %s already finished (%d trials): nothing left to run (a larger --max-trials extends a "
-                     "random/Bayesian search; --overwrite starts over)", plan.run_dir, finished)
+                     "random/Bayesian search, a --time-budget a Hyperband one; --overwrite starts over)",
+                     plan.run_dir, finished)
             return
     log.info("%s %s search of space %s into %s", "Resuming" if plan.previous else "Starting", cfg.tuner, cfg.space,
              plan.run_dir)
@@ -219,7 +223,7 @@ def _search(cfg: SearchConfig, role, plan: RunPlan) -> Path:
     finished_before = (sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(plan.run_dir))
                        if plan.previous else 0)
     clock = search_clock(finished_before)
-    progress = Progress(expected_trials(cfg), finished_before, clock)
+    progress = Progress(trial_budget(cfg), finished_before, clock, cfg.time_budget)
     device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, jit=cfg.jit,
                                 input_pipeline=cfg.input_pipeline, announce=clock.batch == 0)
     context = spaces.DataContext.from_data(data.dataset, data.train[0], cfg.results_dir, cfg.seed, cfg.weights,

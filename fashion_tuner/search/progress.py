@@ -15,7 +15,7 @@ import numpy as np
 from fashion_tuner import kt_compat, tables
 from fashion_tuner.budget import describe as duration
 from fashion_tuner.fitting import OBJECTIVE
-from fashion_tuner.search.config import SearchConfig, expected_trials
+from fashion_tuner.search.config import SearchConfig, trial_budget
 
 # Set by a search's parent process for each of its children (fashion_tuner.search.processes).
 SEARCH_STARTED_ENV = "FASHION_TUNER_SEARCH_STARTED"
@@ -46,14 +46,17 @@ def search_clock(finished_now: int) -> SearchClock:
 
 
 class Progress:
-    """One line per finished trial: id, key hyperparameters, score, best so far, elapsed, ETA.
+    """One line per finished trial: id, key hyperparameters, score, best so far, elapsed, ETA (or,
+    with no trial count to run to, what is left of ``time_budget``, seconds).
 
     Elapsed time and the ETA run on the command's clock, so they continue across the child
     processes of one search instead of restarting in each.
     """
 
-    def __init__(self, total: int | None, done_before: int = 0, clock: SearchClock | None = None):
+    def __init__(self, total: int | None, done_before: int = 0, clock: SearchClock | None = None,
+                 time_budget: float | None = None):
         self.total = total
+        self.time_budget = time_budget
         self.clock = clock or SearchClock(time.time(), done_before)
         self.started = self.clock.started
         self.done_before = self.clock.done_at_start  # trials finished before this command: not in the ETA
@@ -75,6 +78,8 @@ class Progress:
             left = max(self.total - self.done, 0)
             ran = max(self.done - self.done_before, 1)
             eta = f"  eta {duration(elapsed / ran * left)}" if left else ""
+        elif self.time_budget:
+            eta = f"  budget left {duration(max(self.time_budget - elapsed, 0.0))}"
         count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
         score_s = f"{score:.4f}" if score is not None else "-"
         best_s = f"{best_score:.4f}" if best_score is not None else "-"
@@ -125,7 +130,7 @@ def trial_seconds(run_dir: Path) -> list[float]:
 def budget_left(cfg: SearchConfig, run_dir: Path, finished: int) -> str:
     """"; N trials left, about T at S per trial so far" once trials of this run have been timed."""
     seconds = trial_seconds(run_dir)
-    total = expected_trials(cfg)
+    total = trial_budget(cfg)
     if not seconds or not total:
         return ""
     per = float(np.median(seconds))

@@ -15,7 +15,7 @@ from fashion_tuner import (backup, budget, checkpoints, cv, devices, epochlog, f
                            tables)
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
-from fashion_tuner.search.config import SearchConfig, expected_trials
+from fashion_tuner.search.config import SearchConfig, sweeps_until_deadline, trial_budget
 
 
 BACKUP_KWARG = "fashion_tuner_backup"  # run_trial -> HyperModel.fit: the trial's backup.FitSlots
@@ -47,10 +47,11 @@ def _tuner_class(name: str):
 
     class FashionTuner(base):
         def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, deadline=None,
-                     keep_checkpoints=None, folds=None, **kwargs):
+                     keep_checkpoints=None, folds=None, sweeps_until_deadline=False, **kwargs):
             self._progress = progress
             self._folds = folds  # --cv: cv.Folds over the pooled (x, y) that search() passes; None: no folds
             self._deadline = deadline  # --time-budget: Unix seconds by which the search must end
+            self._sweeps_until_deadline = sweeps_until_deadline  # Hyperband: sweep again while time is left
             self._keep_checkpoints = keep_checkpoints  # None: keep every checkpoint (checkpoints.prune)
             self._base_seed = seed
             self._stop_after = stop_after
@@ -58,6 +59,7 @@ def _tuner_class(name: str):
             self._trials_here = 0
             super().__init__(*args, seed=seed, **kwargs)
             kt_compat.defaults_first(self.oracle)
+            kt_compat.hyperband_sweeps(self.oracle, another=False)  # a reloaded run: finish the sweep it is in
 
         def run_trial(self, trial, *args, **kwargs):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
@@ -117,7 +119,8 @@ def _tuner_class(name: str):
                 kt_compat.report_result(self.oracle, trial, self.run_trial(trial, *fit_args, **fit_kwargs))
 
         def pre_create_trial(self):
-            """--time-budget: start no trial that is not expected to finish (this run's median trial time)."""
+            """--time-budget: start no trial that is not expected to finish (this run's median trial time);
+            while one would, Hyperband may begin another sweep of its brackets (``sweeps_until_deadline``)."""
             super().pre_create_trial()
             if self._deadline is None:
                 return
@@ -126,7 +129,12 @@ def _tuner_class(name: str):
             seconds = trial_seconds(self.project_dir)
             expected = float(np.median(seconds)) if seconds else 0.0
             if time.time() + expected > self._deadline:
+                if self._sweeps_until_deadline:  # oracle.json says how many sweeps began, as without a budget
+                    kt_compat.hyperband_sweeps(self.oracle, another=False)
+                    self.oracle.save()
                 raise TimeBudgetSpent()
+            if self._sweeps_until_deadline:
+                kt_compat.hyperband_sweeps(self.oracle, another=True)
 
         def on_trial_begin(self, trial):
             # libhdf5 crashes the process when a checkpoint meets a full disk: stop before that
@@ -183,10 +191,12 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
         distribution_strategy=strategy,
     )
     tuner_cls = _tuner_class(cfg.tuner)
-    batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=expected_trials(cfg),
+    batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=trial_budget(cfg),
                    deadline=deadline, keep_checkpoints=cfg.keep_checkpoints, folds=folds)
-    if cfg.tuner == "hyperband":
-        return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1, **batches, **common)
+    if cfg.tuner == "hyperband":  # one sweep of brackets; with a time budget, as many as it allows
+        return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1,
+                         sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None, **batches,
+                         **common)
     return tuner_cls(max_trials=cfg.max_trials, **batches, **common)
 
 
