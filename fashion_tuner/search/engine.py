@@ -180,10 +180,9 @@ def _new_manifest(cfg: SearchConfig, plan: RunPlan, data: SearchData, device_inf
 def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role) -> None:
     total = expected_trials(cfg)
     sizes = data.split.sizes()
-    budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials)" if cfg.tuner == "hyperband"
+    sweeps = " a sweep; sweeps repeat while the time budget lasts" if sweeps_until_deadline(cfg) else ""
+    budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials{sweeps})" if cfg.tuner == "hyperband"
               else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
-    if sweeps_until_deadline(cfg):
-        budget = budget.replace("trials)", "trials a sweep; sweeps repeat while the time budget lasts)")
     if plan.previous:
         finished = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(plan.run_dir))
         budget += budget_left(cfg, plan.run_dir, finished)
