@@ -162,6 +162,11 @@ def read_trials(run_dir: Path) -> list[dict]:
     return trials
 
 
+def finished_trials(run_dir: Path) -> int:
+    """How many of a run's trials have ended (completed, failed or invalid; not RUNNING); 0 for no run."""
+    return sum(t.get("status") not in (None, "RUNNING") for t in read_trials(run_dir))
+
+
 def trial_score(trial: dict) -> float | None:
     """A trial's score as a float, or None when it is missing or not finite (NaN never ranks)."""
     score = trial.get("score")

@@ -177,14 +177,14 @@ def _new_manifest(cfg: SearchConfig, plan: RunPlan, data: SearchData, device_inf
     }
 
 
-def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role) -> None:
+def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role, finished: int) -> None:
+    """The search's opening lines; ``finished``: trials the run had ended before this process."""
     total = expected_trials(cfg)
     sizes = data.split.sizes()
     sweeps = " a sweep; sweeps repeat while the time budget lasts" if sweeps_until_deadline(cfg) else ""
     budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials{sweeps})" if cfg.tuner == "hyperband"
               else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
     if plan.previous:
-        finished = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(plan.run_dir))
         budget += budget_left(cfg, plan.run_dir, finished)
         if plan.previous.get("status") == "finished" and not plan.changes:
             log.info("run %s already finished (%d trials): nothing left to run (a larger --max-trials extends a "
@@ -219,8 +219,7 @@ def _search(cfg: SearchConfig, role, plan: RunPlan) -> Path:
     devices.import_tensorflow_quietly()
     kt_compat.install_atomic_json()
     space = spaces.load_space(cfg.space)  # imports keras; a broken space file fails before anything is written
-    finished_before = (sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(plan.run_dir))
-                       if plan.previous else 0)
+    finished_before = runs.finished_trials(plan.run_dir) if plan.previous else 0
     clock = search_clock(finished_before)
     progress = Progress(trial_budget(cfg), finished_before, clock, cfg.time_budget)
     device_info = devices.setup(cfg.strategy, cfg.mixed_precision, cfg.deterministic, jit=cfg.jit,
@@ -245,7 +244,7 @@ def _tune(cfg: SearchConfig, role, plan: RunPlan, space, data: SearchData, devic
     manifest = _new_manifest(cfg, plan, data, device_info, role)
     runs.write_json(run_dir / runs.RUN_JSON, manifest)
     if progress.clock.batch == 0:  # later child processes of one search command do not repeat the header
-        _banner(cfg, plan, data, role)
+        _banner(cfg, plan, data, role, progress.done)
     try:
         return _tune_and_report(cfg, role, run_dir, space, data, manifest, progress)
     finally:

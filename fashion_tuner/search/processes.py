@@ -40,7 +40,7 @@ def run_in_fresh_processes(argv: list[str], lock, run_dir: Path, started: float)
     from fashion_tuner import runs
     from fashion_tuner.search.progress import SEARCH_BATCH_ENV, SEARCH_DONE_ENV, SEARCH_STARTED_ENV
 
-    done = sum(t.get("status") not in (None, "RUNNING") for t in runs.read_trials(run_dir)) if run_dir.is_dir() else 0
+    done = runs.finished_trials(run_dir)
     env = {**os.environ, SEARCH_PARENT_ENV: str(os.getpid()), **lock.child_env(),
            SEARCH_STARTED_ENV: os.environ.get(SEARCH_STARTED_ENV) or repr(started),
            SEARCH_DONE_ENV: str(done)}  # one clock for every child
