@@ -146,7 +146,8 @@ class Study:
         if self.args.progress:
             from benchmarks.random_cnn import append_progress
 
-            append_progress(self.args.progress, report.best_val, trial=trial.number)
+            append_progress(self.args.progress, report.best_val, trial=trial.number,
+                            hyperparameters=dict(hp.values))
         return report.best_val
 
     def run(self):

@@ -102,7 +102,7 @@ def add_ratios(rows: dict) -> None:
 
 # ----------------------------------------------------------------------------- equal wall time
 
-TIME_APPROACHES = {"ours": "fashion_tuner search --space cnn (Hyperband, EarlyStopping)",
+TIME_APPROACHES = {"ours": "fashion_tuner search --space cnn --tuner hyperband (Keras Tuner's Hyperband, EarlyStopping)",
                    "random": "plain Keras Tuner RandomSearch, same CNN space",
                    "optuna": "Optuna TPE + median pruner, same CNN space"}
 
@@ -114,8 +114,9 @@ def time_commands(ctx: Context, seed: int, progress: dict[str, Path]) -> dict[st
                                                                  else []), *ctx.data_args()]
     epochs = ["--max-epochs", str(p["max_epochs"])]
     return {
-        "ours": ["python", "main.py", "search", "--space", "cnn", "--name", f"time-ours-s{seed}", "--results-dir",
-                 ctx.rel(ctx.work), "--overwrite", "--time-budget", f"{p['budget_s']}s", *epochs, *data],
+        # --tuner hyperband: the sampler every stored peers_time run used (priorband is measured by search_value)
+        "ours": ["python", "main.py", "search", "--space", "cnn", "--tuner", "hyperband", "--name", f"time-ours-s{seed}",
+                 "--results-dir", ctx.rel(ctx.work), "--overwrite", "--time-budget", f"{p['budget_s']}s", *epochs, *data],
         "random": ["python", "-m", "benchmarks.random_cnn", "--progress", ctx.rel(progress["random"]),
                    "--work-dir", ctx.rel(ctx.work), *epochs, *data],
         "optuna": ["python", "-m", "benchmarks.optuna_cnn", "--epoch-budget", "1000000", "--progress",

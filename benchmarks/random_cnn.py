@@ -7,7 +7,7 @@ the only difference from ``main.py search --space cnn`` is the search: Keras Tun
 ``RandomSearch`` (objective ``val_accuracy``, each trial ``--max-epochs`` epochs, no
 EarlyStopping, no Hyperband schedule, nothing of ours around the trials). Same data, split and
 validation set. It runs until stopped (``benchmarks/anytime.py`` stops it at the wall budget) or
-``--max-trials``; after each completed trial it appends ``{"time", "score"}`` to ``--progress``.
+``--max-trials``; after each completed trial it appends ``{"time", "score", "trial", "hyperparameters"}`` to ``--progress``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             super().on_trial_end(trial)
             done = self.oracle.trials[trial.trial_id]
             if done.status == "COMPLETED" and done.score is not None:
-                append_progress(args.progress, done.score, trial=done.trial_id)
+                append_progress(args.progress, done.score, trial=done.trial_id,
+                                hyperparameters=dict(done.hyperparameters.values))
 
     tuner = Random(SpaceModel(), objective="val_accuracy", max_trials=args.max_trials, seed=args.seed,
                    directory=str(Path(args.work_dir)), project_name=f"random-cnn-s{args.seed}", overwrite=True)

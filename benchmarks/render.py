@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.cells import acc, ci_of, code, dur, suite_cell
 from benchmarks.common import REPO
-from benchmarks.render_extra import ablation_lines, anytime_lines, reliability_lines
+from benchmarks.render_extra import ablation_lines, anytime_lines, reliability_lines, search_value_lines
 from benchmarks.seeds import seed_rows, summarize
 from benchmarks.suites import ACCURACY, ACCURACY_ROWS, REFERENCES
 from fashion_tuner.stats import CI_METHOD
@@ -140,6 +140,7 @@ def render(results: dict) -> str:
               "split as the search left it (no retraining). Wall ratios are peer / ours, within each comparison.",
               ""]
     lines += anytime_lines(figures.get("peers_time"))
+    lines += search_value_lines(figures)
     lines += ablation_lines(figures.get("ablation"))
     lines += ["| reliability figure | value | goal | suite | rerun |", "|---|---|---|---|---|"]
     lines += reliability_lines(figures)

@@ -41,6 +41,38 @@ def _median_range(stat: dict | None, fmt: str | None) -> str:
     return f"{show(stat['median'])} ({show(stat['min'])}-{show(stat['max'])})"
 
 
+# ----------------------------------------------------------------------------- search against the defaults
+
+SEARCH_VALUE_TITLES = {"search_value": "the cnn space", "search_value_bad": "the cnn space with poor defaults",
+                       "search_value_mlp": "the mlp space"}
+
+
+def search_value_lines(figures: dict) -> list[str]:
+    """One table per ``search_value*`` figure: per arm, ``delta_ref`` (its pick retrained at the reference
+    fidelity minus the defaults retrained the same way, pp, per seed), its median and minimum, and the best
+    validation accuracy the arm itself reached within the budget; empty without the figures."""
+    lines = []
+    for name, title in SEARCH_VALUE_TITLES.items():
+        entry = figures.get(name)
+        if not entry:
+            continue
+        lines += [f"Search against the defaults, {title} (`{name}`: each arm alone for {dur(entry.get('budget_s'))} "
+                  f"per seed on {entry.get('subset', 0):,} training images; its pick retrained {entry.get('ref_epochs')} "
+                  f"epochs at {entry.get('train_seeds')} training seed(s) and scored on validation; delta_ref = pick "
+                  f"minus the defaults at the same seed, pp; seeds {', '.join(map(str, entry.get('seeds', [])))}):", "",
+                  "| arm | delta_ref per seed, pp | median | min | best val accuracy within the budget, median (range) "
+                  "| suite | rerun |", "|---|---|---|---|---|---|---|"]
+        for arm, d in (entry.get("delta") or {}).items():
+            per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in d.get("delta_ref", {}).items()) or "-"
+            median = "-" if d.get("median_pp") is None else f"{d['median_pp']:+.2f}"
+            low = "-" if d.get("min_pp") is None else f"{d['min_pp']:+.2f}"
+            final = _median_range((entry.get("anytime") or {}).get(arm, {}).get("final_val_accuracy"), "{:.4f}")
+            lines.append(f"| {arm} | {per_seed} | {median} | {low} | {final} | {suite_cell(entry)} | "
+                         f"{code(entry.get('rerun', ''))} |")
+        lines.append("")
+    return lines
+
+
 # ----------------------------------------------------------------------------- ablations
 
 def ablation_lines(entry: dict | None) -> list[str]:

@@ -21,6 +21,10 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
 - ``ablation``: the cnn defaults with one training trick each (random erasing, label smoothing,
   weight EMA, residual blocks, batches of 128, narrower blocks, SGD; flip TTA scored on every model), per seed, on the
   validation split (``benchmarks/ablation.py``): paired gains against the defaults and fit-time ratios.
+- ``search_value`` (and ``_bad``: poor defaults, ``_mlp``): does the search beat its space's defaults? Each arm
+  (the defaults trained for the whole budget, priorband, Keras Tuner Hyperband, RandomSearch, Optuna TPE) alone
+  for the same wall time, its pick retrained at a reference fidelity against the defaults
+  (``benchmarks/search_value.py``): ``delta_ref`` per seed and anytime curves.
 - ``overhead``, ``scale``, ``memory``, ``deterministic``: the reliability figures.
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
@@ -33,12 +37,13 @@ on small subsets and check the harness; ``full`` is the real thing and takes hou
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, search_value
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
                                 plot_path, store, stored, table_path, write_results)
@@ -55,7 +60,8 @@ __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBER
 MAX_SEED = 2 ** 31 - 1
 RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
            "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
-           "deterministic": bench_deterministic}
+           "deterministic": bench_deterministic,
+           **{name: functools.partial(search_value.bench_search_value, name=name) for name in search_value.VARIANTS}}
 
 
 def _seed(text: str) -> int:
@@ -77,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", nargs="+", type=_seed, metavar="SEED",
                         help="run the accuracy rows, peers_time and ablation once per seed (the split and the search change "
                              "with it; default 42); peers uses the first")
-    parser.add_argument("--approaches", nargs="+", choices=TIME_APPROACHES, metavar="APPROACH",
-                        help="peers_time: run only these of " + ", ".join(TIME_APPROACHES) + "; the others' earlier "
-                             "runs at the same settings are kept")
+    parser.add_argument("--approaches", nargs="+", choices=sorted({*TIME_APPROACHES, *search_value.ARMS}),
+                        metavar="APPROACH",
+                        help="peers_time: run only these of " + ", ".join(TIME_APPROACHES) + "; search_value*: only these "
+                             "arms of " + ", ".join(search_value.ARMS) + "; the others' earlier runs at the same "
+                             "settings are kept")
     parser.add_argument("--out", default=None,
                         help="results file (default benchmarks/results.json for full, benchmarks/results-<suite>.json otherwise)")
     parser.add_argument("--work-dir", default=None, help=f"where runs and logs go (default {DEFAULT_WORK.relative_to(REPO)})")
@@ -103,6 +111,8 @@ def run_one(ctx: Context, name: str, results: dict) -> dict:
         entry = merge(stored(results, name), entry)
     elif name == "peers_time":
         entry = merge_time(results["figures"].get(name), entry)
+    elif name in search_value.VARIANTS and entry.get("status") == "ok":
+        entry = search_value.merge(results["figures"].get(name), entry)
     entry["benchmark_s"] = round(time.perf_counter() - t0, 1)
     store(results, name, entry)
     return entry

@@ -51,7 +51,7 @@ ACCURACY_ROWS = {
 }
 ACCURACY = tuple(ACCURACY_ROWS)
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
-                         "deterministic")
+                         "deterministic", "search_value", "search_value_bad", "search_value_mlp")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
 
-from fashion_tuner import fsio, kt_compat, runs
+from fashion_tuner import algorithms, fsio, kt_compat, runs
 from fashion_tuner.fitting import DIRECTION
 
 CHECKPOINT_FILE = "checkpoint.weights.h5"
@@ -35,13 +34,6 @@ DEFAULT_KEEP = 1
 PARENT_KEY = "tuner/trial_id"
 
 log = logging.getLogger(__name__)
-
-
-def _hyperband_size(state: dict, bracket_num: int, round_num: int) -> int:
-    """Trials in round ``round_num`` of bracket ``bracket_num`` (Keras Tuner 1.4.8 HyperbandOracle._get_size)."""
-    max_epochs, factor = state["max_epochs"], state["factor"]
-    end_size = math.ceil(1 + math.log(max_epochs, factor)) / (bracket_num + 1)
-    return math.ceil(end_size * factor ** (bracket_num - round_num))
 
 
 def needed(oracle_state: dict, trials: list[dict]) -> dict[str, str]:
@@ -57,12 +49,10 @@ def needed(oracle_state: dict, trials: list[dict]) -> dict[str, str]:
         parent = values.get(tid, {}).get(PARENT_KEY)
         if parent:
             why.setdefault(str(parent), f"parent of unfinished trial {tid}")
-    for bracket in oracle_state.get("brackets") or []:
-        rounds, num = bracket.get("rounds") or [], bracket.get("bracket_num")
-        for r in range(len(rounds) - 1):
-            if len(rounds[r + 1]) < _hyperband_size(oracle_state, num, r + 1):
-                for info in rounds[r]:
-                    why.setdefault(str(info.get("id")), f"Hyperband may continue it (bracket {num}, round {r + 1})")
+    recognized = algorithms.recognize(oracle_state)
+    if recognized is not None:  # what the algorithm's own saved state may still continue (Hyperband's rounds)
+        for tid, reason in algorithms.module(recognized[0]).needed_checkpoints(oracle_state, trials).items():
+            why.setdefault(tid, reason)
     return why
 
 

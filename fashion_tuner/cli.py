@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="main.py", description="Keras Tuner searches, honest splits, retraining and reports "
                     "for Fashion-MNIST classifiers.", parents=[common], formatter_class=fmt,
                     epilog=f"example:\n  {PY} search --space mlp --max-epochs 10\n"
-                           f"  {PY} retrain-best results/mlp-hyperband\n"
+                           f"  {PY} retrain-best results/mlp-priorband\n"
                            f"  {PY} review results/")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_search_parser(sub, common, fmt, PY)
@@ -110,10 +110,15 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
                               "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
     s.add_argument("--space", default="mlp", type=_space, help=f"{' | '.join(BUILTIN_SPACES)} | path/to/space.py "
                    "(default mlp)")
-    s.add_argument("--tuner", default="hyperband", choices=search_config.TUNERS, help="default hyperband")
+    s.add_argument("--tuner", default=search_config.TUNERS[0], choices=search_config.TUNERS,
+                   help=f"search algorithm (default {search_config.TUNERS[0]}: Hyperband drawing near the space's "
+                        "defaults and the best so far; hyperband, bayesian, random: Keras Tuner's own)")
     s.add_argument("--max-epochs", type=_positive_int, default=None,
                    help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")
-    s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (default 3)")
+    s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (priorband, hyperband; default 3)")
+    s.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
+                   help="reject, before it trains, any configuration whose model has more than N parameters "
+                        "(priorband; counted in review)")
     s.add_argument("--max-trials", type=_positive_int, default=20, help="trials for bayesian/random (default 20)")
     s.add_argument("--executions-per-trial", type=_positive_int, default=1,
                    help="fits per trial, score averaged (default 1; 2+ lowers the noise, costs that many times more)")
@@ -197,7 +202,7 @@ def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
 
     r = sub.add_parser("retrain-best", parents=[common], formatter_class=fmt,
                        help="retrain the best trial (or top K), evaluate once on the held-out test set, write a report",
-                       epilog=f"example:\n  {PY} retrain-best results/cnn-hyperband --top-k 3")
+                       epilog=f"example:\n  {PY} retrain-best results/cnn-priorband --top-k 3")
     r.add_argument("run", nargs="?", help="run directory (or run name under --results-dir)")
     r.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where runs live (default results/)")
     r.add_argument("--name", default=None, help="run name under --results-dir (instead of RUN)")
@@ -241,14 +246,14 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
 
     p = sub.add_parser("predict", parents=[common], formatter_class=fmt, help="classify images with a saved model",
-                       epilog=f"example:\n  {PY} predict --model results/mlp-hyperband/report/best_model.keras shoe.png")
+                       epilog=f"example:\n  {PY} predict --model results/mlp-priorband/report/best_model.keras shoe.png")
     p.add_argument("--model", required=True, help="a .keras file written by retrain-best")
     p.add_argument("images", nargs="+", help="PNG/JPG or .npy images")
     p.add_argument("--top", type=_positive_int, default=3, help="classes shown per image, most likely first (default 3)")
 
     v = sub.add_parser("review", parents=[common], formatter_class=fmt,
                        help="summarise and plot any Keras Tuner results directory",
-                       epilog=f"example:\n  {PY} review results/cnn-hyperband --top 10")
+                       epilog=f"example:\n  {PY} review results/cnn-priorband --top 10")
     v.add_argument("paths", nargs="+", metavar="PATH",
                    help="a Keras Tuner project directory (holds oracle.json) or a folder holding several")
     v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
@@ -262,7 +267,7 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
     ls.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where runs live (default results/)")
 
     c = sub.add_parser("compare", parents=[common], formatter_class=fmt, help="runs side by side",
-                       epilog=f"example:\n  {PY} compare mlp-hyperband cnn-hyperband")
+                       epilog=f"example:\n  {PY} compare mlp-priorband cnn-priorband")
     c.add_argument("runs", nargs="+", metavar="RUN", help="run names under --results-dir, or run directories")
     c.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where runs live (default results/)")
     c.add_argument("--out", default=None,

@@ -15,7 +15,12 @@ loudly when these internals move):
   ``Oracle._retry_queue``; ``keras_tuner.src.config.DEBUG`` prints each failed trial's traceback.
 - ``HyperbandOracle`` keeps ``hyperband_iterations`` in ``oracle.json`` (a reload restores it) and
   stops once ``_current_iteration + 1 == hyperband_iterations`` and its last bracket has run
-  (:func:`hyperband_sweeps`).
+  (``fashion_tuner.algorithms.set_sweeps``); it draws new configurations in ``_random_trial`` through
+  ``_random_values`` and sizes rounds with ``_get_size``/``_get_epochs`` (``algorithms/priorband.py``
+  subclasses it; ``algorithms/hyperband.py`` repeats the formulas for files read without Keras).
+- ``Hyperband._build_hypermodel`` loads a continuation's parent checkpoint through the tuner's
+  ``_get_checkpoint_fname`` / ``_get_build_config_fname`` (:func:`load_parent_weights`: our one tuner class
+  does the same for every multi-fidelity oracle).
 - ``conditions.Parent.to_proto`` prints a stray value (:func:`quiet_condition_protos`).
 - ``BaseTuner._run_and_update_trial`` turns what ``run_trial`` returns into the metrics and the best
   step it reports with ``oracle.update_trial``; ``tuner_utils.convert_to_metrics_dict`` /
@@ -254,17 +259,15 @@ def defaults_first(oracle) -> None:
     oracle._random_values = values
 
 
-def hyperband_sweeps(oracle, another: bool) -> None:
-    """Whether a Hyperband oracle may begin another sweep (iteration) of its brackets after the current
-    one: ``another`` False ends the search with the current sweep. Other oracles are left as they are.
+def load_parent_weights(tuner, model, parent_id: str) -> None:
+    """Load the checkpoint of trial ``parent_id`` into ``model``, as Keras Tuner 1.4.8's ``Hyperband._build_hypermodel``
+    does for a continuation (on a multi-backend Keras the model is built from the parent's build config first)."""
+    from keras_tuner.src import backend as kt_backend
+    from keras_tuner.src import utils
 
-    Keras Tuner restores ``hyperband_iterations`` from ``oracle.json`` on reload and compares it with
-    ``==``, so a reload of a run past that count would sweep forever: the count is always set here
-    relative to the sweep in progress."""
-    import keras_tuner as kt
-
-    if isinstance(oracle, kt.oracles.HyperbandOracle):
-        oracle.hyperband_iterations = int(getattr(oracle, "_current_iteration", 0)) + (2 if another else 1)
+    if kt_backend.config.multi_backend():
+        model.build_from_config(utils.load_json(tuner._get_build_config_fname(parent_id)))
+    model.load_weights(tuner._get_checkpoint_fname(parent_id))
 
 
 def retry_queue(oracle) -> list:

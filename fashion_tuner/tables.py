@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 DEFAULT_WIDTH = 100  # columns when the output is not a terminal (a pipe, a log file, a test)
 MIN_WIDTH = 60
 PARENT_KEY = "tuner/trial_id"  # Keras Tuner Hyperband: the trial whose checkpoint this one continues
+EPOCHS_KEY = "tuner/epochs"  # Hyperband: the epoch a trial trains to (counted from its lineage's start)
+INITIAL_EPOCH_KEY = "tuner/initial_epoch"  # Hyperband: the epoch a continuation starts from
 MISSING = "-"  # a conditional hyperparameter the trial did not use
 
 

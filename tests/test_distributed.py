@@ -112,7 +112,8 @@ def test_loopback_chief_and_two_workers_share_one_search(data_args, tmp_path):
     from fashion_tuner.review import review_command
 
     address = f"127.0.0.1:{free_port()}"
-    search = ["search", "--space", "mlp", "--tuner", "random", "--max-trials", "6", "--max-epochs", "1",
+    # the default sampler (priorband) runs in the chief: max_epochs 3, factor 3 is one sweep of 6 trials
+    search = ["search", "--space", "mlp", "--tuner", "priorband", "--max-epochs", "3", "--factor", "3",
               "--subset", "600", "--batch-size", "64", "--results-dir", str(tmp_path / "results"),
               "--name", "dist", "--seed", "3", *data_args]
     logs = {name: tmp_path / f"{name}.log" for name in ("chief", "w1", "w2")}
@@ -148,5 +149,9 @@ def test_loopback_chief_and_two_workers_share_one_search(data_args, tmp_path):
     assert run["distributed"] == {"role": "chief", "oracle_address": address, "tuner_id": "chief"}
     assert (run_dir / runs.BEST_HP_FILE).is_file() and run["best"]["trial_id"] in ids
     assert "Top 5 trials (6 completed, 0 failed)" in text["chief"]
+    oracle = json.loads((run_dir / "oracle.json").read_text())
+    draws = oracle["priorband"]["draws"]  # the chief's oracle drew every new configuration (5 new, 1 continued)
+    assert len(draws) == 5 and draws[min(draws)] == "defaults"
+    assert sum("tuner/trial_id" in t["hyperparameters"]["values"] for t in trials) == 1
     assert review_command([str(run_dir)]) == 0
     assert (run_dir / "review" / "trials.csv").is_file()

@@ -346,3 +346,36 @@ def test_a_built_in_space_is_its_file(tmp_path):
     assert spaces.read_builtin_spaces(tmp_path) == {"plain": {}, "tiny_net": {"max_epochs": 3, "subset": 500}}
     assert spaces.BUILTIN_SPACES == ("cnn", "cnn_100k", "mlp", "transfer")
     assert spaces.SPACE_DEFAULTS["cnn"]["retrain"] == {"epochs": 30, "train_on": "full", "patience": 5}
+
+
+MLP_DEFAULT_PARAMS = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10  # the mlp space's defaults: 2 x Dense 256
+
+
+@pytest.mark.slow
+def test_priorband_search_rejects_big_models_before_they_train(data_source, tmp_path):
+    """A real priorband search (the default tuner) with --max-params just above the defaults' size: trial 0 is
+    the defaults, no trained model is over the limit, the rejected draws are counted in oracle.json and review
+    says so, and no trial folder exists for a rejected configuration."""
+    from fashion_tuner.review.project import read_project
+
+    limit = MLP_DEFAULT_PARAMS + 1000
+    cfg = search_config(data_source, tmp_path, tuner="priorband", max_epochs=2, factor=2, max_params=limit,
+                        name="small")
+    run_dir = search.run_search(cfg)
+    trials = trials_of(run_dir)
+    assert len(trials) == search.expected_trials(cfg) == 5
+    first = min(trials, key=lambda t: t["trial_id"])["hyperparameters"]["values"]
+    assert first["hidden_layers"] == 2 and first["units_0"] == first["units_1"] == 256
+    sizes = [json.loads(p.read_text())["parameters"] for p in run_dir.glob("trial_*/model.json")]
+    assert len(sizes) == len(trials) and max(sizes) <= limit and MLP_DEFAULT_PARAMS in sizes
+    oracle = json.loads((run_dir / "oracle.json").read_text())
+    assert oracle["priorband"]["rejected"] > 0
+    assert f"{oracle['priorband']['rejected']} configuration(s) rejected" in read_project(run_dir).tuner_detail
+    assert runs.read_run(run_dir)["args"]["max_params"] == limit
+
+
+def test_max_params_with_a_tuner_that_cannot_reject_is_one_line(tmp_path, data_args):
+    result = run_cli("search", "--tuner", "random", "--max-params", "1000", "--results-dir", str(tmp_path), *data_args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "--max-params" in result.stderr and "--tuner priorband" in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_tuner import hints
+from fashion_tuner import algorithms, hints
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import plots
 from fashion_tuner.review.page import write_review
@@ -214,7 +214,7 @@ def _compare_column(p: Project) -> dict:
            "objective": f"{p.objective} ({p.direction})"}
     for key in BUDGET_KEYS:
         # a Hyperband budget is max_epochs and factor; --max-trials only counts for the other tuners
-        irrelevant = (key == "factor") != (p.tuner == "hyperband") and key in ("factor", "max_trials")
+        irrelevant = (key == "factor") != algorithms.is_multi_fidelity(p.tuner) and key in ("factor", "max_trials")
         col[f"budget: {key}"] = "-" if irrelevant else args.get(key, "-")
     completed, failed = _counts(p)
     col.update({"trials completed": completed, "trials failed": failed,

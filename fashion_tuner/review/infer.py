@@ -1,8 +1,9 @@
 """What a Keras Tuner directory does not say outright, inferred from what it stores.
 
 - The search space: the union of the hyperparameter configs in ``oracle.json`` and every trial.
-- The tuner: Hyperband adds ``brackets``/``max_epochs``/``factor`` to ``oracle.json``; BayesianOptimization
-  adds ``num_initial_points``/``alpha``/``beta``; RandomSearch and GridSearch add nothing, but GridSearch's
+- The tuner: each algorithm module (:mod:`fashion_tuner.algorithms`) recognizes its oracle's state (Hyperband
+  adds ``brackets``/``max_epochs``/``factor`` to ``oracle.json``, priorband its ``priorband`` draws,
+  BayesianOptimization ``num_initial_points``/``alpha``/``beta``); RandomSearch and GridSearch add nothing, but GridSearch's
   first trial always takes every default value and its second differs from it in one value.
 - The objective: its name is not stored. Each trial keeps its metrics (at the best epoch only) and its
   ``score``: the objective is the metric equal to the score in the most trials.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+
+from fashion_tuner import algorithms
 
 log = logging.getLogger(__name__)
 HYPERBAND_KEYS = {"tuner/epochs": "epochs", "tuner/initial_epoch": "initial_epoch",
@@ -59,14 +62,11 @@ def default_value(hp: dict):
 
 def infer_tuner(oracle: dict | None, trials: list[dict], space: dict) -> tuple[str, str]:
     """(tuner name, detail) from oracle.json keys and the trials' hyperparameters (``values`` of each)."""
-    if oracle and "brackets" in oracle:
-        return "hyperband", (f"max_epochs {oracle.get('max_epochs')}, factor {oracle.get('factor')}, "
-                             f"{oracle.get('hyperband_iterations')} iteration(s)")
+    recognized = algorithms.recognize(oracle)  # an oracle whose saved state names it (fashion_tuner.algorithms)
+    if recognized is not None:
+        return recognized
     if any("tuner/epochs" in t["values"] for t in trials):
         return "hyperband", "inferred from the trials' tuner/* hyperparameters"
-    if oracle and "num_initial_points" in oracle:
-        return "bayesian", (f"num_initial_points {oracle.get('num_initial_points')}, "
-                            f"alpha {oracle.get('alpha')}, beta {oracle.get('beta')}")
     if oracle is None or not trials:
         return "unknown", "no oracle.json" if oracle is None else "no trials"
     by_id = {t["trial_id"]: t for t in trials}

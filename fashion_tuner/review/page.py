@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_tuner import checkpoints, fsio, html_page
+from fashion_tuner import algorithms, checkpoints, fsio, html_page
 from fashion_tuner.review import importance, pareto, plots
 from fashion_tuner.review.project import Project
 
@@ -46,7 +46,7 @@ def review_figures(project: Project, out: Path, top: int, front: pd.DataFrame | 
     add("timeline", plots.plot_timeline(project, out / "timeline.png"))
     add("hp_scores", plots.plot_hp_scores(project, out / "hp_scores.png"))
     add("parallel", plots.plot_parallel(project, out / "parallel.png", top, table))
-    if project.tuner == "hyperband" and "bracket" in project.trials:
+    if algorithms.is_multi_fidelity(project.tuner) and "bracket" in project.trials:
         add("hyperband", plots.plot_hyperband(project, out / "hyperband.png"))
     add("importance", (plots.plot_importance(project, table, out / "importance.png") if table is not None else None,
                        importance_note))

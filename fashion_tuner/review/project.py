@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fashion_tuner import epochlog
+from fashion_tuner import algorithms, epochlog
 from fashion_tuner.cv import FOLD_PREFIX, SD_METRIC
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import infer
@@ -292,7 +292,7 @@ def _epochs_spent(df: pd.DataFrame, tuner: str, folds: int = 1) -> tuple[int, bo
     """(epochs trained by the trials that ran, exact?): exact under Hyperband, else a lower bound.
     ``folds``: search --cv's K (every trial trained K models; ``epochs_run`` already counts them)."""
     ran = df[df["status"].isin(RAN)]
-    if tuner == "hyperband" and ran["epochs_run"].notna().all():
+    if algorithms.is_multi_fidelity(tuner) and ran["epochs_run"].notna().all():
         return int(ran["epochs_run"].sum()), True
     return int((ran["best_step"].fillna(0) + 1).where(ran["status"] == "completed", 0).sum()) * folds, False
 

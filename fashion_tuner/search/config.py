@@ -4,23 +4,22 @@ is written (:func:`prepare_run_dir`)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_tuner import kt_compat, runs, spaces
+from fashion_tuner import algorithms, kt_compat, runs, spaces
 from fashion_tuner.checkpoints import DEFAULT_KEEP
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DEFAULT_PATIENCE
 
-TUNERS = ("hyperband", "bayesian", "random")
+TUNERS = algorithms.names()  # the default (algorithms.DEFAULT) first
 DEFAULT_MAX_FAILURES = 5
 # Arguments that define a run: resuming with other values would mix two different searches, so a
 # rerun that changes one is refused. Hyperband's oracle also keeps its own max_epochs and factor.
 IDENTITY_ARGS = ("space", "tuner", "dataset", "subset", "val_source", "val_size", "seed", "max_epochs",
                  "executions_per_trial", "batch_size", "patience", "class_weight", "weights", "mixed_precision",
-                 "deterministic", "cv")
-HYPERBAND_IDENTITY_ARGS = ("factor",)
+                 "deterministic", "cv", "max_params")
+# and each algorithm's own (Hyperband-style: factor), from its module in fashion_tuner.algorithms
 # Arguments a resume may change: the budget (max_trials may grow, never below the trials already
 # run) and how trials are run. A change is applied and recorded in run.json's "changes".
 BUDGET_ARGS = ("max_trials",)
@@ -33,7 +32,7 @@ class SearchConfig:
     """Every argument of ``main.py search`` (names match the CLI flags)."""
 
     space: str = "mlp"
-    tuner: str = "hyperband"
+    tuner: str = algorithms.DEFAULT
     max_epochs: int = 10
     factor: int = 3
     max_trials: int = 20
@@ -69,6 +68,7 @@ class SearchConfig:
     trials_per_process: int = 0  # stop (TrialBatchDone) after this many trials; 0: no limit
     retrain_defaults: dict | None = None  # {"epochs", "train_on"} for retrain-best (spaces.SPACE_DEFAULTS)
     keep_checkpoints: int | None = DEFAULT_KEEP  # best K trials' checkpoints kept (+ those still needed); None: all
+    max_params: int | None = None  # --max-params N: configurations with more parameters are rejected before training
     cv: int | None = None  # --cv K: each trial scored by K-fold cross-validation (fashion_tuner.cv); None: off
     tensorboard: bool = True  # write RUN/tensorboard (an HParams logdir) when each search process ends
     command: list[str] = field(default_factory=list)
@@ -97,11 +97,20 @@ def apply_space_defaults(cfg: SearchConfig) -> SearchConfig:
     return cfg
 
 
+def oracle_settings(cfg: SearchConfig, constraint=None) -> algorithms.OracleSettings:
+    """The plain values an algorithm module builds its oracle from."""
+    from fashion_tuner.fitting import DIRECTION, OBJECTIVE
+
+    return algorithms.OracleSettings(objective=OBJECTIVE, direction=DIRECTION, seed=cfg.seed, max_epochs=cfg.max_epochs,
+                                     factor=cfg.factor, max_trials=cfg.max_trials, max_failures=cfg.max_failures,
+                                     constraint=constraint)
+
+
 def sweeps_until_deadline(cfg: SearchConfig) -> bool:
-    """True when Hyperband repeats its sweep of brackets (new random configurations each time) until
-    the --time-budget is spent, instead of ending after one sweep. Not in a distributed search: its
+    """True when a sweeping algorithm (Hyperband-style) repeats its sweep of brackets (new configurations each
+    time) until the --time-budget is spent, instead of ending after one sweep. Not in a distributed search: its
     workers keep to the budget, but the chief's oracle must end by itself, after one sweep."""
-    return cfg.tuner == "hyperband" and bool(cfg.time_budget) and cfg.role is None
+    return algorithms.module(cfg.tuner).SWEEPS and bool(cfg.time_budget) and cfg.role is None
 
 
 def trial_budget(cfg: SearchConfig) -> int | None:
@@ -110,16 +119,8 @@ def trial_budget(cfg: SearchConfig) -> int | None:
 
 
 def expected_trials(cfg: SearchConfig) -> int | None:
-    """How many trials the budget allows (Hyperband: one sweep of brackets, Keras Tuner's formulas)."""
-    if cfg.tuner != "hyperband":
-        return cfg.max_trials
-    brackets, epochs = 0, cfg.max_epochs
-    while epochs >= 1:
-        epochs /= cfg.factor
-        brackets += 1
-    end_size = math.ceil(1 + math.log(cfg.max_epochs, cfg.factor))
-    return sum(math.ceil(end_size / (b + 1) * cfg.factor ** (b - r))
-               for b in range(brackets) for r in range(b + 1))
+    """How many trials the budget allows (Hyperband-style: one sweep of brackets)."""
+    return algorithms.module(cfg.tuner).expected_trials(oracle_settings(cfg))
 
 
 @dataclass
@@ -158,7 +159,7 @@ def prepare_run_dir(cfg: SearchConfig, check_files: bool = True) -> RunPlan:
 
 
 def identity(cfg: SearchConfig) -> dict:
-    keys = IDENTITY_ARGS + (HYPERBAND_IDENTITY_ARGS if cfg.tuner == "hyperband" else ())
+    keys = IDENTITY_ARGS + algorithms.module(cfg.tuner).IDENTITY_ARGS
     out = {k: getattr(cfg, k) for k in keys}
     out["space"] = spaces.space_reference(cfg.space)
     return out
@@ -175,7 +176,7 @@ def resume_changes(previous: dict, cfg: SearchConfig, run_dir: Path) -> list[dic
         raise UserError(f"run {cfg.run_name} already holds a different search ({'; '.join(diffs)}); "
                         "use another --name, or --overwrite to delete it and start over")
     changes = []
-    if cfg.tuner != "hyperband" and before.get("max_trials") not in (None, cfg.max_trials):
+    if not algorithms.module(cfg.tuner).MULTI_FIDELITY and before.get("max_trials") not in (None, cfg.max_trials):
         ran = len(list(run_dir.glob("trial_*")))
         if cfg.max_trials < ran:
             raise UserError(f"--max-trials {cfg.max_trials} is below the {ran} trials run {cfg.run_name} already ran; "

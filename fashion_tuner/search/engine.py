@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import (backend, budget, checkpoints, cv, devices, distributed, fsio, hints, interrupts, kt_compat,
+from fashion_tuner import (algorithms, backend, budget, checkpoints, cv, devices, distributed, fsio, hints, interrupts, kt_compat,
                            locks, runs, spaces, splits)
 from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
@@ -33,7 +33,7 @@ from fashion_tuner.search.config import (RunPlan, SearchConfig, expected_trials,
                                          sweeps_until_deadline, trial_budget)
 from fashion_tuner.search.progress import Progress, SearchClock, budget_left, search_clock
 from fashion_tuner.search.summary import SUMMARY_TOP, summarize
-from fashion_tuner.search.tuner import TimeBudgetSpent, TrialBatchDone, build_tuner, frozen_heap
+from fashion_tuner.search.tuner import SamplerExhausted, TimeBudgetSpent, TrialBatchDone, build_tuner, frozen_heap
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ def run_search(cfg: SearchConfig) -> Path:
     worker. Raises ``KeyboardInterrupt`` through after marking the run interrupted.
     """
     cv.check_k(cfg.cv)
+    if cfg.max_params and not algorithms.module(cfg.tuner).CONSTRAINTS:
+        raise UserError(f"--max-params rejects configurations before they train with --tuner {algorithms.DEFAULT} only; "
+                        f"drop --tuner {cfg.tuner}, or filter afterwards with retrain-best RUN --max-params N")
     if cfg.backend:
         backend.select(cfg.backend)  # before Keras loads; UserError when it already runs on another
     role = distributed.resolve_role(cfg.role, cfg.oracle_address, cfg.worker_id)
@@ -182,8 +185,8 @@ def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role, finished: 
     total = expected_trials(cfg)
     sizes = data.split.sizes()
     sweeps = " a sweep; sweeps repeat while the time budget lasts" if sweeps_until_deadline(cfg) else ""
-    budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials{sweeps})" if cfg.tuner == "hyperband"
-              else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
+    budget = (f"max_epochs {cfg.max_epochs}, factor {cfg.factor} (~{total} trials{sweeps})"
+              if algorithms.module(cfg.tuner).MULTI_FIDELITY else f"{cfg.max_trials} trials of up to {cfg.max_epochs} epochs")
     if plan.previous:
         budget += budget_left(cfg, plan.run_dir, finished)
         if plan.previous.get("status") == "finished" and not plan.changes:
@@ -193,6 +196,7 @@ def _banner(cfg: SearchConfig, plan: RunPlan, data: SearchData, role, finished: 
             return
     log.info("%s %s search of space %s into %s", "Resuming" if plan.previous else "Starting", cfg.tuner, cfg.space,
              plan.run_dir)
+    log.info("algorithm: %s", algorithms.module(cfg.tuner).SUMMARY)
     log.info("data: %s from %s; train %d, val %d (from %s), held-out test %d (not used by the search)",
              data.dataset.name, data.dataset.source, sizes["train"], sizes["val"], data.split.val_source, sizes["test"])
     if data.folds:
@@ -278,6 +282,8 @@ def _tune_and_report(cfg: SearchConfig, role, run_dir: Path, space, data: Search
     except TimeBudgetSpent:  # "stopped", not "finished": the same command resumes the rest of the budget
         status = "stopped"
         manifest["stop_reason"] = _budget_reason(cfg, run_dir)
+    except SamplerExhausted as exc:
+        manifest["stop_reason"] = f"no new configuration could be drawn: {exc}"
     except TrialBatchDone:
         summary = summarize(run_dir)[1]
         manifest.update(trials=summary["counts"], best=summary["best"])  # still "running": the next process resumes
@@ -312,6 +318,9 @@ def _run_tuner(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData, 
         tuner.search(*data.train, validation_data=data.val, epochs=cfg.max_epochs, batch_size=cfg.batch_size,
                      class_weight=data.class_weight, callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout),
                      verbose=cfg.verbose)
+    exhausted = getattr(tuner.oracle, "exhausted", None)  # the sampler found no new configuration (priorband)
+    if exhausted:
+        raise SamplerExhausted(exhausted)
 
 
 def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_error, clock: SearchClock) -> Path:
@@ -320,7 +329,7 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
     table, summary = _finish(run_dir, manifest, status)
     failed = summary["failed"]
     if summary["best"] is None:
-        reasons = sorted({r["reason"] for r in failed}) or ["no trial ran"]
+        reasons = sorted({r["reason"] for r in failed}) or [manifest.get("stop_reason") or "no trial ran"]
         raise UserError(f"every trial failed ({len(failed)}): " + " | ".join(reasons))
     fsio.atomic_write_text(run_dir / runs.BEST_HP_FILE, json.dumps(summary["best_hyperparameters"], indent=2) + "\n")
     log.info("\nTop %d trials (%d completed, %d failed) in %s:\n%s", SUMMARY_TOP,

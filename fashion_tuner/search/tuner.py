@@ -1,4 +1,4 @@
-"""Our Keras Tuner tuner: the chosen Keras Tuner class with per-trial hooks (seeds, disk checks,
+"""Our Keras Tuner tuner: one ``kt.Tuner`` subclass taking any algorithm's oracle, with per-trial hooks (seeds, disk checks,
 per-epoch logs, progress, batches of trials per process), and the adapter from a space module to
 Keras Tuner's HyperModel."""
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import (backup, budget, checkpoints, cv, devices, epochlog, fsio, interrupts, kt_compat, modelsize,
-                           tables)
+from fashion_tuner import (algorithms, backup, budget, checkpoints, cv, devices, epochlog, fsio, interrupts, kt_compat,
+                           modelsize, tables)
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
-from fashion_tuner.search.config import SearchConfig, sweeps_until_deadline, trial_budget
+from fashion_tuner.search.config import SearchConfig, oracle_settings, sweeps_until_deadline, trial_budget
 
 
 BACKUP_KWARG = "fashion_tuner_backup"  # run_trial -> HyperModel.fit: the trial's backup.FitSlots
@@ -38,14 +38,29 @@ class TimeBudgetSpent(Exception):
     """--time-budget: the next trial would not finish in time (the run is saved; a rerun with a budget resumes)."""
 
 
-def _tuner_class(name: str):
-    """A subclass of the chosen Keras Tuner tuner with our per-trial hooks."""
+class SamplerExhausted(Exception):
+    """The oracle could draw no new configuration (every draw a duplicate or rejected by ``--max-params``)."""
+
+
+_TUNER_CLASS = None
+
+
+def tuner_class():
+    """Our Keras Tuner tuner class (defined on first use: importing Keras Tuner loads TensorFlow)."""
+    global _TUNER_CLASS
+    if _TUNER_CLASS is None:
+        _TUNER_CLASS = _define_tuner()
+    return _TUNER_CLASS
+
+
+def _define_tuner():
+    """One ``kt.Tuner`` subclass for every algorithm (its oracle comes from :mod:`fashion_tuner.algorithms`),
+    with our per-trial hooks; a multi-fidelity oracle's trials train to their ``tuner/epochs`` and continue
+    their parent's weights, as Keras Tuner's ``Hyperband`` tuner does."""
     import keras
     import keras_tuner as kt
 
-    base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}[name]
-
-    class FashionTuner(base):
+    class FashionTuner(kt.Tuner):
         def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, deadline=None,
                      keep_checkpoints=None, folds=None, sweeps_until_deadline=False, **kwargs):
             self._progress = progress
@@ -57,9 +72,8 @@ def _tuner_class(name: str):
             self._stop_after = stop_after
             self._budget_trials = budget_trials
             self._trials_here = 0
-            super().__init__(*args, seed=seed, **kwargs)
-            kt_compat.defaults_first(self.oracle)
-            kt_compat.hyperband_sweeps(self.oracle, another=False)  # a reloaded run: finish the sweep it is in
+            super().__init__(*args, **kwargs)
+            algorithms.set_sweeps(self.oracle, another=False)  # a reloaded run: finish the sweep it is in
 
         def run_trial(self, trial, *args, **kwargs):
             # Each trial gets its own seed, so a resumed or repeated trial trains identically.
@@ -71,6 +85,10 @@ def _tuner_class(name: str):
                 kwargs["callbacks"].append(budget.budget_guard(self._deadline, trial_dir))
             # each fit of the trial backed up per epoch: a rerun after a kill resumes it (fashion_tuner.backup)
             kwargs[BACKUP_KWARG] = backup.FitSlots(Path(trial_dir) / backup.TRIAL_BACKUP_DIR, f"trial {trial.trial_id}")
+            epochs = trial.hyperparameters.values.get(tables.EPOCHS_KEY)
+            if epochs and self._folds is None:  # a multi-fidelity trial trains to its budget (kt.Hyperband's way)
+                kwargs["epochs"] = epochs
+                kwargs["initial_epoch"] = trial.hyperparameters.values.get(tables.INITIAL_EPOCH_KEY, 0)
             try:
                 if self._folds is not None:
                     return self._cv_trial(trial, *args, **kwargs)
@@ -106,9 +124,11 @@ def _tuner_class(name: str):
             return result
 
         def _build_hypermodel(self, hp):
-            if self._folds is not None:  # --cv: never continue from a parent's weights (see _cv_trial)
-                return kt.Tuner._build_hypermodel(self, hp)
-            return super()._build_hypermodel(hp)
+            model = super()._build_hypermodel(hp)
+            parent = hp.values.get(tables.PARENT_KEY)
+            if parent and self._folds is None:  # --cv never continues from a parent's weights (see _cv_trial)
+                kt_compat.load_parent_weights(self, model, parent)
+            return model
 
         def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
             # Keras Tuner records any Exception as a failed trial and goes on: one caused by Ctrl-C is the
@@ -130,11 +150,11 @@ def _tuner_class(name: str):
             expected = float(np.median(seconds)) if seconds else 0.0
             if time.time() + expected > self._deadline:
                 if self._sweeps_until_deadline:  # oracle.json says how many sweeps began, as without a budget
-                    kt_compat.hyperband_sweeps(self.oracle, another=False)
+                    algorithms.set_sweeps(self.oracle, another=False)
                     self.oracle.save()
                 raise TimeBudgetSpent()
             if self._sweeps_until_deadline:
-                kt_compat.hyperband_sweeps(self.oracle, another=True)
+                algorithms.set_sweeps(self.oracle, another=True)
 
         def on_trial_begin(self, trial):
             # libhdf5 crashes the process when a checkpoint meets a full disk: stop before that
@@ -177,27 +197,39 @@ def _tuner_class(name: str):
 
 
 def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None, deadline=None, folds=None):
-    """Our tuner over ``space`` in ``run_dir``; ``folds`` (cv.Folds): --cv, search() then gets the pooled images."""
-    import keras_tuner as kt
-
+    """Our tuner over ``space`` in ``run_dir``, with the oracle of ``cfg.tuner`` (:mod:`fashion_tuner.algorithms`);
+    ``folds`` (cv.Folds): --cv, search() then gets the pooled images."""
     kt_compat.set_debug(cfg.debug)  # failure reasons go to trial.json and our progress lines instead
 
     hypermodel = SpaceHyperModel(space, {"batch_size": cfg.batch_size, "epochs": cfg.max_epochs, "jit": cfg.jit,
                                          "input_pipeline": cfg.input_pipeline})
-    common = dict(
-        hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, DIRECTION), seed=cfg.seed,
-        executions_per_trial=cfg.executions_per_trial, max_consecutive_failed_trials=cfg.max_failures,
-        directory=str(run_dir.parent), project_name=run_dir.name, overwrite=False,
-        distribution_strategy=strategy,
-    )
-    tuner_cls = _tuner_class(cfg.tuner)
-    batches = dict(progress=progress, stop_after=cfg.trials_per_process, budget_trials=trial_budget(cfg),
-                   deadline=deadline, keep_checkpoints=cfg.keep_checkpoints, folds=folds)
-    if cfg.tuner == "hyperband":  # one sweep of brackets; with a time budget, as many as it allows
-        return tuner_cls(max_epochs=cfg.max_epochs, factor=cfg.factor, hyperband_iterations=1,
-                         sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None, **batches,
-                         **common)
-    return tuner_cls(max_trials=cfg.max_trials, **batches, **common)
+    constraint = params_constraint(hypermodel, cfg.max_params) if cfg.max_params else None
+    oracle = algorithms.module(cfg.tuner).build_oracle(oracle_settings(cfg, constraint))
+    return tuner_class()(
+        oracle=oracle, hypermodel=hypermodel, executions_per_trial=cfg.executions_per_trial,
+        directory=str(run_dir.parent), project_name=run_dir.name, overwrite=False, distribution_strategy=strategy,
+        progress=progress, seed=cfg.seed, stop_after=cfg.trials_per_process, budget_trials=trial_budget(cfg),
+        deadline=deadline, keep_checkpoints=cfg.keep_checkpoints, folds=folds,
+        sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None)
+
+
+def params_constraint(hypermodel, max_params: int):
+    """``values -> reason or None``: builds the model of a configuration (no training) and rejects it when it has
+    more than ``max_params`` parameters (``search --max-params``)."""
+    import keras
+    import keras_tuner as kt
+
+    def check(values: dict) -> str | None:
+        hp = kt.HyperParameters()
+        hp.values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        try:
+            model = hypermodel.build(hp)
+            count = int(model.count_params())
+        finally:
+            keras.backend.clear_session()
+        return f"{count:,} parameters > --max-params {max_params:,}" if count > max_params else None
+
+    return check
 
 
 @contextlib.contextmanager

@@ -1,0 +1,101 @@
+"""Search algorithms: one module per algorithm, each saying everything the rest of fashion_tuner needs to
+know about it (how to build its Keras Tuner oracle, which arguments are part of a run's identity, how many
+trials it runs, whether it sweeps again until a time budget is spent, which checkpoints its saved state may
+still load, and how review describes it).
+
+A module exposes:
+
+- ``NAME``: the ``--tuner`` value; ``SUMMARY``: one line for ``--help`` and review;
+- ``IDENTITY_ARGS``: search arguments that, besides the common ones, define a run of this algorithm;
+- ``MULTI_FIDELITY``: trials carry ``tuner/epochs`` (and continue a parent's weights: Hyperband-style);
+- ``CONSTRAINTS``: it honours ``OracleSettings.constraint`` (``search --max-params``);
+- ``SWEEPS``: it can repeat its sweep of brackets while a time budget lasts (:func:`set_sweeps`);
+- ``build_oracle(settings: OracleSettings)`` -> a Keras Tuner ``Oracle``;
+- ``expected_trials(settings)`` -> trials one run (one sweep) makes;
+- ``needed_checkpoints(oracle_state, trials)`` -> ``{trial_id: why}``: checkpoints the algorithm may still
+  load (beyond unfinished trials and their parents, which every algorithm needs);
+- ``recognizes(oracle_state)`` -> bool, and ``describe(oracle_state)`` -> str: for any Keras Tuner folder.
+
+Adding an algorithm: one module here plus its test, and its name in :data:`MODULES`. Nothing here imports
+Keras or Keras Tuner at import time (validation runs before TensorFlow loads).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+# In the order review tries them on an unknown folder (the most specific oracle state first).
+MODULES = ("priorband", "hyperband", "bayesian", "random_search")
+DEFAULT = "priorband"
+
+
+@dataclass(frozen=True)
+class OracleSettings:
+    """Plain values an algorithm needs to build its oracle (no SearchConfig: see the package docstring).
+
+    ``objective``/``direction``: the metric and "max"/"min"; ``max_epochs`` per trial; ``factor``:
+    Hyperband's reduction factor; ``max_trials``: the trial count of non-Hyperband algorithms; ``constraint``:
+    ``values -> reason or None``, rejecting a configuration before it trains (``search --max-params``)."""
+
+    objective: str = "val_accuracy"
+    direction: str = "max"
+    seed: int = 42
+    max_epochs: int = 10
+    factor: int = 3
+    max_trials: int = 20
+    max_failures: int = 5
+    constraint: Callable[[dict], str | None] | None = None
+
+
+def module(name: str) -> ModuleType:
+    """The algorithm module called ``name`` (a ``--tuner`` value); KeyError for an unknown one."""
+    for mod_name in MODULES:
+        mod = importlib.import_module(f"{__name__}.{mod_name}")
+        if mod.NAME == name:
+            return mod
+    raise KeyError(name)
+
+
+def names() -> tuple[str, ...]:
+    """Every ``--tuner`` value, the default first."""
+    found = [module_by_file(m).NAME for m in MODULES]
+    return tuple(sorted(found, key=lambda n: n != DEFAULT))
+
+
+def module_by_file(mod_name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{mod_name}")
+
+
+def is_multi_fidelity(name: str) -> bool:
+    """True for Hyperband-style algorithms (trials carry epoch budgets); False for unknown names."""
+    try:
+        return bool(module(name).MULTI_FIDELITY)
+    except KeyError:
+        return False
+
+
+def recognize(oracle_state: dict | None) -> tuple[str, str] | None:
+    """``(name, description)`` of the algorithm whose oracle wrote ``oracle_state`` (oracle.json), if one does."""
+    if not isinstance(oracle_state, dict):
+        return None
+    for mod_name in MODULES:
+        mod = module_by_file(mod_name)
+        if mod.recognizes(oracle_state):
+            return mod.NAME, mod.describe(oracle_state)
+    return None
+
+
+def set_sweeps(oracle, another: bool) -> None:
+    """Whether a sweeping (Hyperband-style) oracle may begin another sweep of its brackets after the current
+    one: ``another`` False ends the search with the current sweep. Other oracles are left as they are.
+
+    Keras Tuner restores ``hyperband_iterations`` from ``oracle.json`` on reload and compares it with
+    ``==``, so a reload of a run past that count would sweep forever: the count is always set here relative
+    to the sweep in progress."""
+    import keras_tuner as kt
+
+    if isinstance(oracle, kt.oracles.HyperbandOracle):
+        oracle.hyperband_iterations = int(getattr(oracle, "_current_iteration", 0)) + (2 if another else 1)

@@ -1,0 +1,377 @@
+"""Hyperband that starts from the space's defaults and searches near what works (``--tuner priorband``, the
+default): after PriorBand (Mallik et al., NeurIPS 2023) with a TPE-style model as in BOHB.
+
+Keras Tuner's Hyperband draws every new configuration uniformly; over a space of ~30 hyperparameters a
+draw changes most of them at once, and 10-30 trials never get near the defaults' neighbourhood, where
+the good configurations of a well-chosen space are. This oracle keeps Hyperband's brackets, rounds and
+continuations, and draws each new configuration from a mixture:
+
+- ``uniform``: a uniform draw (Keras Tuner's own), a larger share in brackets that start at few epochs
+  (cheap to try, and Hyperband discards the bad ones);
+- ``prior``: the defaults with one to a few hyperparameters moved (a step of about a sixth of the range);
+- ``incumbent``: the same around the best configuration at the highest rung (epoch budget) reached;
+- ``model``: once :data:`MODEL_MIN_POINTS` configurations were scored at one epoch budget, a
+  Parzen-estimator ratio of good to bad ones there (TPE) picks the best of several local candidates.
+
+Prior and incumbent share their part by which of the two better explains the top configurations so far
+(the likelihood of the top ones under a local kernel around each), so a poor default soon loses weight.
+Trial 0 is the defaults. Conditional hyperparameters stay valid (a value is set only where active);
+duplicates are redrawn; a ``constraint`` (``search --max-params``) rejects a configuration before it
+trains, counted in ``rejected``, and a run of :data:`MAX_ATTEMPTS` rejected draws ends the search instead of
+spinning. Every draw is seeded from ``seed`` and the oracle's saved ``seed_state``, and the mixture state
+lives in oracle.json, so a resumed or killed search continues the same sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+from fashion_tuner.algorithms import hyperband
+
+NAME = "priorband"
+SUMMARY = "Hyperband drawing near the defaults and the best so far (PriorBand-style), with a TPE model later"
+IDENTITY_ARGS = ("factor",)
+MULTI_FIDELITY = True
+SWEEPS = True
+CONSTRAINTS = True  # honours OracleSettings.constraint (search --max-params)
+
+STEP_SD = 0.15  # a local move's standard deviation, as a fraction of the hyperparameter's (log-)range
+MORE_CHANGES = 0.35  # probability of changing one more hyperparameter in a local move (1 + geometric)
+UNIFORM_LOW, UNIFORM_HIGH = 0.15, 0.5  # uniform share in a bracket starting at max_epochs .. at few epochs
+MODEL_SHARE = 0.35  # of the non-uniform draws, once the model is available
+MODEL_MIN_POINTS = 8  # configurations scored at one epoch budget before the model proposes
+MODEL_CANDIDATES = 24
+GOOD_FRACTION = 0.3  # the top share of a budget's configurations that the model calls good
+MAX_ATTEMPTS = 50  # draws (duplicates or rejected) before giving up for this trial
+STATE_KEY = "priorband"
+
+log = logging.getLogger(__name__)
+
+
+def build_oracle(settings):
+    """A :class:`PriorBandOracle` (one sweep; a time budget adds sweeps: ``algorithms.set_sweeps``)."""
+    import keras_tuner as kt
+
+    cls = oracle_class()
+    return cls(objective=kt.Objective(settings.objective, settings.direction), max_epochs=settings.max_epochs,
+               factor=settings.factor, hyperband_iterations=1, seed=settings.seed,
+               max_consecutive_failed_trials=settings.max_failures, constraint=settings.constraint)
+
+
+def expected_trials(settings) -> int:
+    return hyperband.expected_trials(settings)
+
+
+def needed_checkpoints(oracle_state: dict, trials: list[dict]) -> dict[str, str]:
+    return hyperband.needed_checkpoints(oracle_state, trials)
+
+
+def recognizes(oracle_state: dict) -> bool:
+    return STATE_KEY in oracle_state
+
+
+def describe(oracle_state: dict) -> str:
+    state = oracle_state.get(STATE_KEY) or {}
+    draws = state.get("draws") or {}
+    counts = {}
+    for mode in draws.values():
+        counts[mode] = counts.get(mode, 0) + 1
+    mix = ", ".join(f"{n} {m}" for m, n in sorted(counts.items())) or "no draws yet"
+    rejected = state.get("rejected") or 0
+    return (hyperband.describe(oracle_state) + f"; draws: {mix}"
+            + (f"; {rejected} configuration(s) rejected by the constraint" if rejected else ""))
+
+
+# --- the sampler's arithmetic, on plain values (no Keras Tuner objects): testable on its own -------------
+
+def uniform_share(first_epochs: int, max_epochs: int) -> float:
+    """The uniform draws' share in a bracket whose first round trains ``first_epochs`` of ``max_epochs``."""
+    fraction = min(max(first_epochs / max(max_epochs, 1), 0.0), 1.0)
+    return UNIFORM_HIGH - (UNIFORM_HIGH - UNIFORM_LOW) * fraction
+
+
+def kernel_log_likelihood(point: dict, centre: dict, probs: dict) -> float:
+    """Log-likelihood of ``point`` under a local kernel around ``centre``: per hyperparameter, a Gaussian of
+    sd :data:`STEP_SD` on the [0, 1] scale of ordered ones (``probs[name](value)`` gives it, None for an
+    unordered choice), else 0.7 for the same value and 0.3 for another. Names missing on either side count 0."""
+    total = 0.0
+    for name, to_unit in probs.items():
+        if name not in point or name not in centre:
+            continue
+        a, b = point[name], centre[name]
+        if to_unit is None:
+            total += math.log(0.7 if a == b else 0.3)
+        else:
+            d = (to_unit(a) - to_unit(b)) / STEP_SD
+            total += -0.5 * d * d
+    return total
+
+
+def prior_weight(top: list[dict], prior: dict, incumbent: dict, probs: dict) -> float:
+    """Share of the local draws that go around the prior (the rest: around the incumbent): the prior's
+    share of the two kernels' likelihood of the ``top`` configurations (PriorBand's dynamic weighting)."""
+    if not top or incumbent == prior:
+        return 1.0 if incumbent == prior else 0.5
+    lp = [kernel_log_likelihood(t, prior, probs) for t in top]
+    li = [kernel_log_likelihood(t, incumbent, probs) for t in top]
+    m = max(lp + li)
+    sp, si = sum(math.exp(v - m) for v in lp), sum(math.exp(v - m) for v in li)
+    return min(max(sp / (sp + si), 0.1), 0.9)  # neither side is ever dropped entirely
+
+
+def parzen_score(values: dict, good: list[dict], bad: list[dict], probs: dict) -> float:
+    """TPE's acquisition: sum over hyperparameters of log l(x) - log g(x), where l and g are Parzen
+    estimators (Gaussian kernels on the [0, 1] scale, smoothed counts for unordered choices, each mixed with
+    a uniform prior component) of the good and the bad configurations."""
+    score = 0.0
+    for name, to_unit in probs.items():
+        if name not in values:
+            continue
+        score += math.log(_parzen(values[name], [g[name] for g in good if name in g], to_unit)) - math.log(
+            _parzen(values[name], [b[name] for b in bad if name in b], to_unit))
+    return score
+
+
+def _parzen(value, observed: list, to_unit) -> float:
+    n = len(observed)
+    if to_unit is None:
+        return (sum(v == value for v in observed) + 0.5) / (n + 1.0)
+    x = to_unit(value)
+    bandwidth = max(STEP_SD, 1.0 / (n + 1))
+    density = sum(math.exp(-0.5 * ((x - to_unit(v)) / bandwidth) ** 2) / (bandwidth * math.sqrt(2 * math.pi))
+                  for v in observed)
+    return (density + 1.0) / (n + 1.0)  # the uniform density on [0, 1] as one more observation
+
+
+# --- the Keras Tuner oracle -----------------------------------------------------------------------------
+
+_ORACLE_CLASS = None
+
+
+def oracle_class():
+    """The oracle class (defined on first use: importing Keras Tuner loads TensorFlow)."""
+    global _ORACLE_CLASS
+    if _ORACLE_CLASS is None:
+        _ORACLE_CLASS = _define_oracle()
+    return _ORACLE_CLASS
+
+
+def _define_oracle():
+    import keras_tuner as kt
+    from keras_tuner.src.engine import hyperparameters as hp_module
+
+    class PriorBandOracle(kt.oracles.HyperbandOracle):
+        """Keras Tuner's ``HyperbandOracle`` with :func:`_random_values` replaced by the mixture above."""
+
+        def __init__(self, *args, constraint=None, **kwargs):
+            self.constraint = constraint  # not saved: the tuner sets it again on every start
+            self._draws: dict[str, str] = {}  # trial id -> how its configuration was drawn
+            self._rejected = 0
+            self._pending_id, self._pending_bracket = None, None
+            self.exhausted = None  # why the last trial could not be drawn (None: it could)
+            super().__init__(*args, **kwargs)
+
+        # -- state in oracle.json --
+        def get_state(self):
+            state = super().get_state()
+            state[STATE_KEY] = {"draws": dict(self._draws), "rejected": self._rejected}
+            return state
+
+        def set_state(self, state):
+            super().set_state(state)
+            own = state.get(STATE_KEY) or {}
+            self._draws = {str(k): str(v) for k, v in (own.get("draws") or {}).items()}
+            self._rejected = int(own.get("rejected") or 0)
+
+        def _compute_values_hash(self, values):
+            return super()._compute_values_hash({k: v for k, v in values.items() if not k.startswith("tuner/")})
+
+        def _random_trial(self, trial_id, bracket):
+            self._pending_id, self._pending_bracket = trial_id, bracket
+            try:
+                return super()._random_trial(trial_id, bracket)
+            finally:
+                self._pending_id = None
+
+        # -- the draw --
+        def _random_values(self):
+            rng = random.Random(f"{self.seed}:{self._seed_state}")  # str seeds hash the same in every process
+            self._seed_state += 1
+            first_epochs = (self._get_epochs(self._pending_bracket["bracket_num"], 0) if self._pending_bracket
+                            else self.max_epochs)
+            for _ in range(MAX_ATTEMPTS):
+                mode, values = self._propose(rng, first_epochs)
+                if values is None or self._duplicate(values):
+                    continue
+                reason = self.constraint(values) if self.constraint else None
+                if reason:
+                    self._rejected += 1
+                    log.info("configuration rejected before training (%s)", reason)
+                    continue
+                self.exhausted = None
+                if self._pending_id is not None:
+                    self._draws[self._pending_id] = mode
+                return values
+            self.exhausted = (f"{MAX_ATTEMPTS} draws in a row were duplicates or rejected"
+                              + (" by the constraint (search --max-params): raise it" if self.constraint else ""))
+            log.warning("no new configuration: %s", self.exhausted)
+            return None
+
+        def _propose(self, rng: random.Random, first_epochs: int) -> tuple[str, dict | None]:
+            prior = self._defaults()
+            if not self.trials and not self._duplicate(prior):
+                return "defaults", prior
+            if rng.random() < uniform_share(first_epochs, self.max_epochs):
+                return "uniform", self._uniform(rng)
+            scored = self._scored_by_budget()
+            incumbent = self._incumbent(scored) or prior
+            model_points = max(scored.values(), key=len) if scored else []
+            if len(model_points) >= MODEL_MIN_POINTS and rng.random() < MODEL_SHARE:
+                return "model", self._model_draw(rng, model_points)
+            top = self._top(scored, incumbent)
+            if rng.random() < prior_weight(top, prior, incumbent, self._probs()):
+                return "prior", self._local(rng, prior)
+            return "incumbent", self._local(rng, incumbent)
+
+        def _defaults(self) -> dict:
+            hps = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:
+                hps.merge([hp])
+                if hps.is_active(hp):
+                    hps.values[hp.name] = hp.default
+            return dict(hps.values)
+
+        def _uniform(self, rng: random.Random) -> dict:
+            hps = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:
+                hps.merge([hp])
+                if hps.is_active(hp):
+                    hps.values[hp.name] = hp.random_sample(rng.randrange(2 ** 31))
+            return dict(hps.values)
+
+        def _probs(self) -> dict:
+            """``{name: value -> [0, 1]}`` for ordered hyperparameters, None for unordered choices."""
+            out = {}
+            for hp in self.hyperparameters.space:
+                if isinstance(hp, hp_module.Fixed):
+                    continue
+                out[hp.name] = _unit_scale(hp, hp_module)
+            return out
+
+        def _scored_by_budget(self) -> dict[int, list[tuple[float, dict]]]:
+            """``{epochs: [(score, values)]}`` of completed trials, higher is better, one entry per configuration."""
+            sign = 1.0 if self.objective.direction == "max" else -1.0
+            out: dict[int, dict[str, tuple[float, dict]]] = {}
+            for trial in self.trials.values():
+                if trial.status != "COMPLETED" or trial.score is None or not math.isfinite(trial.score):
+                    continue
+                values = trial.hyperparameters.values
+                epochs = int(values.get("tuner/epochs") or self.max_epochs)
+                config = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+                key = self._compute_values_hash(config)
+                best = out.setdefault(epochs, {}).get(key)
+                if best is None or sign * trial.score > best[0]:
+                    out[epochs][key] = (sign * trial.score, config)
+            return {e: sorted(v.values(), key=lambda sv: -sv[0]) for e, v in out.items()}
+
+        @staticmethod
+        def _incumbent(scored) -> dict | None:
+            """The best configuration at the highest epoch budget any completed trial reached."""
+            if not scored:
+                return None
+            return scored[max(scored)][0][1]
+
+        @staticmethod
+        def _top(scored, incumbent: dict) -> list[dict]:
+            """The top configurations (other than the incumbent) of the best-populated epoch budget."""
+            if not scored:
+                return []
+            points = max(scored.values(), key=len)
+            k = max(2, round(len(points) * GOOD_FRACTION))
+            return [c for _, c in points[:k] if c != incumbent]
+
+        def _local(self, rng: random.Random, centre: dict, changes: int | None = None) -> dict:
+            """``centre`` with 1 + Geometric(:data:`MORE_CHANGES`) active hyperparameters moved; values of
+            hyperparameters that a move activates come from the centre, else their defaults."""
+            hps = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:
+                hps.merge([hp])
+            tunable = [hp for hp in self.hyperparameters.space if not isinstance(hp, hp_module.Fixed)
+                       and hp.name in centre]
+            if not tunable:
+                return self._uniform(rng)
+            if changes is None:
+                changes = 1
+                while rng.random() < MORE_CHANGES and changes < len(tunable):
+                    changes += 1
+            moved = {hp.name: _move(hp, centre[hp.name], rng, hp_module) for hp in rng.sample(tunable, changes)}
+            out = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:
+                out.merge([hp])
+                if out.is_active(hp):
+                    out.values[hp.name] = moved.get(hp.name, centre.get(hp.name, hp.default))
+            return dict(out.values)
+
+        def _model_draw(self, rng: random.Random, points: list[tuple[float, dict]]) -> dict:
+            """TPE at the best-populated budget: local candidates around good configurations, the one with the
+            highest good-to-bad density ratio."""
+            n_good = max(2, round(len(points) * GOOD_FRACTION))
+            good, bad = [c for _, c in points[:n_good]], [c for _, c in points[n_good:]]
+            probs = self._probs()
+            candidates = [self._local(rng, rng.choice(good), changes=rng.randint(1, 3)) for _ in range(MODEL_CANDIDATES)]
+            fresh = [c for c in candidates if not self._duplicate(c)] or candidates
+            return max(fresh, key=lambda c: parzen_score(c, good, bad, probs))
+
+    return PriorBandOracle
+
+
+def _unit_scale(hp, hp_module):
+    """``value -> [0, 1]`` for an ordered hyperparameter (Int, Float, Boolean, a Choice of numbers); None for a
+    Choice of strings (unordered)."""
+    if isinstance(hp, hp_module.Choice):
+        values = list(hp.values)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return None
+        order = sorted(values)
+        span = max(len(order) - 1, 1)
+        return lambda v: order.index(v) / span if v in order else 0.5
+    if isinstance(hp, hp_module.Boolean):
+        return lambda v: 1.0 if v else 0.0
+
+    def to_unit(v):
+        try:
+            return float(hp.value_to_prob(v))
+        except (TypeError, ValueError, ZeroDivisionError):
+            return 0.5
+    return to_unit
+
+
+def _move(hp, value, rng: random.Random, hp_module):
+    """A local move of one hyperparameter away from ``value`` (always to another value when one exists)."""
+    if isinstance(hp, hp_module.Boolean):
+        return not value
+    if isinstance(hp, hp_module.Choice):
+        values = list(hp.values)
+        others = [v for v in values if v != value]
+        if not others:
+            return value
+        scale = _unit_scale(hp, hp_module)
+        if scale is not None and value in values and rng.random() < 0.7:  # ordered: usually a neighbour
+            order = sorted(values)
+            i = order.index(value)
+            neighbours = [order[j] for j in (i - 1, i + 1) if 0 <= j < len(order)]
+            return rng.choice(neighbours)
+        return rng.choice(others)
+    try:
+        u = float(hp.value_to_prob(value))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return hp.random_sample(rng.randrange(2 ** 31))
+    for _ in range(8):
+        v = u + rng.gauss(0.0, STEP_SD)
+        v = -v if v < 0 else (2 - v if v > 1 else v)  # reflect at the ends
+        new = hp.prob_to_value(min(max(v, 0.0), 1.0 - 1e-9))
+        if new != value:
+            return new
+    return hp.random_sample(rng.randrange(2 ** 31))
