@@ -102,7 +102,7 @@ def add_ratios(rows: dict) -> None:
 
 # ----------------------------------------------------------------------------- equal wall time
 
-TIME_APPROACHES = {"ours": "fashion_tuner search --space cnn --tuner hyperband (Keras Tuner's Hyperband, EarlyStopping)",
+TIME_APPROACHES = {"ours": "fashion_tuner search --space cnn (Hyperband, EarlyStopping)",
                    "random": "plain Keras Tuner RandomSearch, same CNN space",
                    "optuna": "Optuna TPE + median pruner, same CNN space"}
 
