@@ -22,6 +22,8 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   weight EMA, residual blocks, batches of 128, narrower blocks, SGD; flip TTA scored on every model), per seed, on the
   validation split (``benchmarks/ablation.py``): paired gains against the defaults and fit-time ratios.
 - ``overhead``, ``scale``, ``memory``, ``deterministic``: the reliability figures.
+- ``precision``, ``layout``, ``threads``, ``onednn``: the default CNN's seconds per epoch and validation
+  accuracy under two or more settings, alternated in fresh processes, as ratios (``benchmarks/epoch_pairs.py``).
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
 wall time measured around it; every figure records its commands, date, machine, versions and data
@@ -46,8 +48,8 @@ from benchmarks.peer_steps import TIME_APPROACHES, bench_peers, bench_peers_mlp,
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
 from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
-                              bench_scale)
-from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, SUITE_MEMBERS, SUITES, selected
+                              bench_pairs, bench_scale)
+from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, PAIRS, SUITE_MEMBERS, SUITES, selected
 
 __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBERS", "main", "render", "selected",
            "store", "update_readme"]
@@ -55,7 +57,8 @@ __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBER
 MAX_SEED = 2 ** 31 - 1
 RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
            "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
-           "deterministic": bench_deterministic}
+           "deterministic": bench_deterministic,
+           **{name: (lambda ctx, name=name: bench_pairs(ctx, name)) for name in PAIRS}}
 
 
 def _seed(text: str) -> int:
