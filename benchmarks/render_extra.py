@@ -81,7 +81,7 @@ def reliability_lines(figures: dict) -> list[str]:
     """Every reliability figure present, one or two lines each; a placeholder line when there is none."""
     rows = (overhead_rows(figures.get("overhead")) + scale_rows(figures.get("scale"))
             + memory_rows(figures.get("memory")) + deterministic_rows(figures.get("deterministic"))
-            + backend_rows(figures) + pair_rows(figures))
+            + backend_rows(figures) + pair_rows(figures) + roofline_rows(figures.get("roofline")))
     return rows or ["| (no figures yet) | | | | |"]
 
 
@@ -183,3 +183,20 @@ def backend_rows(figures: dict) -> list[str]:
         rows.append(f"| GPU check on JAX ({g['machine'].get('device')}): {value} | CNN s/epoch: {epochs or '-'} | "
                     f"every step ok | {g.get('suite')} | {code(g.get('rerun', ''))} |")
     return rows
+
+
+def roofline_rows(r: dict | None) -> list[str]:
+    """The default CNN's achieved FLOP/s against this CPU's peak and tf.matmul (benchmarks/roofline.py)."""
+    if not r:
+        return []
+    if r.get("status") != "ok":
+        return [failed_row("roofline", r)]
+    top, layers = r["peak"], sorted(r["layers"], key=lambda x: -x["forward_flops"])
+    total = sum(x["forward_flops"] for x in layers) or 1
+    lead = ", ".join(f"{x['layer']} {x['forward_flops'] / total:.0%}" for x in layers[:3])
+    return [f"| default CNN roofline ({r['images']} images; {r['train_mflop_per_image']:.1f} MFLOP per training "
+            f"image; most FLOPs: {lead}) | {r['achieved_gflops']:.1f} GFLOP/s achieved = "
+            f"{'-' if r['achieved_of_peak'] is None else format(r['achieved_of_peak'], '.0%')} of the float32 "
+            f"peak {top['float32_gflops']} GFLOP/s, "
+            f"{r['achieved_of_matmul']:.0%} of tf.matmul's {r['matmul_gflops']['float32']} | within x2 of the limit "
+            f"| {suite_cell(r)} | {code(r['rerun'])} |"]

@@ -53,7 +53,7 @@ ACCURACY = tuple(ACCURACY_ROWS)
 # paired arms of the default CNN's training (benchmarks/epoch_pairs.py): one benchmark per comparison
 PAIRS = ("precision", "layout", "threads", "onednn")
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
-                         "deterministic") + PAIRS
+                         "deterministic") + PAIRS + ("roofline",)
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)
@@ -93,6 +93,8 @@ DETERMINISTIC = {"smoke": dict(space="mlp", subset=300, max_trials=1, max_epochs
                  "full": dict(space="cnn", subset=5000, max_trials=3, max_epochs=2, repeats=3, val_size=None)}
 # epoch_pairs' --setting per suite (smoke: 64 images, 1 epoch; full: all 60,000 images, 5 epochs, 3 seeds)
 PAIRS_SETTING = {"smoke": "smoke", "quick": "small", "full": "full"}
+# benchmarks/roofline.py's --setting per suite (full: 10,000 images, 3 epochs, 1024x1024 products)
+ROOFLINE_SETTING = {"smoke": "smoke", "quick": "smoke", "full": "full"}
 SCALE_SCRIPTS = {"smoke": ("review_100.py",), "quick": ("review_100.py",),
                  "full": ("review_100.py", "scale_workers.py")}
 

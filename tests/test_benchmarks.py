@@ -453,20 +453,27 @@ def test_epoch_pairs_summary_pairs_each_fit_with_its_baseline():
 
 
 @pytest.mark.slow
-def test_precision_pair_smoke_is_stored_and_rendered(tmp_path, data_source):
-    """`--only precision` at the smoke setting: float32 and mixed_bfloat16 each fitted in a fresh process."""
+def test_precision_pair_and_roofline_smoke_are_stored_and_rendered(tmp_path, data_source):
+    """`--only precision roofline` at the smoke setting: float32 and mixed_bfloat16 each fitted in a fresh
+    process; the roofline's FLOPs, achieved FLOP/s and peak."""
     out = tmp_path / "results.json"
-    args = ["--suite", "smoke", "--only", "precision", "--out", str(out), "--work-dir", str(tmp_path / "work"),
+    args = ["--suite", "smoke", "--only", "precision", "roofline", "--out", str(out), "--work-dir", str(tmp_path / "work"),
             "--data-dir", str(data_source["dir"])]
     assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
-    entry = json.loads(out.read_text())["figures"]["precision"]
+    figures = json.loads(out.read_text())["figures"]
+    entry = figures["precision"]
     assert entry["status"] == "ok" and entry["arms"] == ["float32", "mixed_bfloat16"] and entry["images"] == 64
     assert [f["policy"] for f in entry["fits"]] == ["float32", "mixed_bfloat16"]
     assert entry["summary"]["mixed_bfloat16"]["speedup"] > 0 and len(entry["load_average_1m"]) == 2
     assert entry["commands"][1].startswith("python -m benchmarks.epoch_pairs --compare precision --setting smoke")
     assert "--one tensorflow mixed_bfloat16 --images 64 --epochs 1" in entry["commands"][3]
+    roof = figures["roofline"]
+    assert roof["status"] == "ok" and roof["images"] == 128 and roof["achieved_gflops"] > 0
+    assert roof["forward_mflop_per_image"] == pytest.approx(45.4, abs=0.1)  # convolutions 43.8 + dense 1.05 + element-wise 0.54
+    assert roof["peak"]["cores"] >= 1 and roof["matmul_gflops"]["float32"] > 0
     table = (tmp_path / "RESULTS.md").read_text()
     assert "| default CNN, float32 vs mixed_bfloat16: s/epoch ratio" in table
+    assert "| default CNN roofline (128 images; 136.2 MFLOP per training image; most FLOPs: block2_conv2" in table
 
 
 def test_roofline_counts_the_flops_of_a_tiny_model_by_hand():
@@ -506,3 +513,5 @@ def test_roofline_peak_from_cpuinfo():
     spr = "cpu MHz\t\t: 2000.0\nflags\t\t: avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile\n"
     assert roofline.peak(spr, cores=4)["bfloat16_gflops"] == 4 * 2.0 * roofline.AMX_BF16_PER_CYCLE
     assert roofline.peak("cpu MHz : 3000\nflags : avx512f avx512_bf16\n", 1)["bfloat16_gflops"] == 3.0 * 128
+    genoa = "vendor_id\t: AuthenticAMD\ncpu MHz\t: 2000\nflags\t: avx2 fma avx512f avx512_bf16\n"
+    assert roofline.peak(genoa, 1)["float32_flops_per_cycle_core"] == 32  # 512-bit FMAs on 256-bit pipes
