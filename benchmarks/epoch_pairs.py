@@ -9,7 +9,9 @@ the last epoch's, after the same fixed schedule (cosine decay over ``--epochs``)
 Comparisons (the first arm is the baseline every ratio is taken against):
 
 - ``precision``: float32 against mixed_bfloat16 (``--mixed-precision bfloat16``);
-- ``layout``: channels-last (Keras' default) against channels-first images;
+- ``layout``: channels-last (Keras' default) against channels-first images, both under oneDNN
+  (TensorFlow's own CPU kernels refuse to train channels-first: "Conv2DCustomBackpropInputOp only
+  supports NHWC");
 - ``threads``: TensorFlow's own thread pools against TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS
   settings (intra x inter: 1x1, 2x1, 1x2);
 - ``onednn``: TensorFlow's default kernels against TF_ENABLE_ONEDNN_OPTS=1, in float32 and mixed_bfloat16
@@ -51,8 +53,11 @@ ARMS = {
     # TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX (not on the AVX2 EPYC)
     "onednn": {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "mixed_bfloat16_onednn": {"policy": "mixed_bfloat16", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+    "channels_first_onednn": {"data_format": "channels_first", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
 }
-COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("float32", "channels_first"),
+# layout: TensorFlow's own CPU kernels train channels-first not at all ("Conv2DCustomBackpropInputOp only
+# supports NHWC", measured on TensorFlow 2.21): both arms run with oneDNN, which takes either layout.
+COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", "channels_first_onednn"),
                "threads": ("float32", "threads_1x1", "threads_2x1", "threads_1x2"),
                "onednn": ("float32", "onednn", "mixed_bfloat16_onednn")}
 # images None: all 60,000 training images; val_images None: all 6,000 validation images

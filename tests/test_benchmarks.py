@@ -515,3 +515,20 @@ def test_roofline_peak_from_cpuinfo():
     assert roofline.peak("cpu MHz : 3000\nflags : avx512f avx512_bf16\n", 1)["bfloat16_gflops"] == 3.0 * 128
     genoa = "vendor_id\t: AuthenticAMD\ncpu MHz\t: 2000\nflags\t: avx2 fma avx512f avx512_bf16\n"
     assert roofline.peak(genoa, 1)["float32_flops_per_cycle_core"] == 32  # 512-bit FMAs on 256-bit pipes
+
+
+def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
+    """Each comparison's arms exist; an arm's thread limits and oneDNN switch reach the fit's environment."""
+    from benchmarks import backend_epoch, epoch_pairs
+
+    assert all(arm in epoch_pairs.ARMS for arms in epoch_pairs.COMPARISONS.values() for arm in arms)
+    assert set(epoch_pairs.COMPARISONS) == set(bench_suites.PAIRS)
+    seen = {}
+    monkeypatch.setattr(backend_epoch, "run_one", lambda *a, env=None, **kw: seen.update(args=a, env=env, kw=kw)
+                        or {"status": "ok"})
+    out = epoch_pairs.run_arm("threads_2x1", images=None, epochs=5, seed=7, val_images=None, data_dir=None)
+    assert seen["env"] == {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
+    assert out["command"] == ("TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=1 python -m benchmarks.backend_epoch "
+                              "--one tensorflow float32 --images 0 --epochs 5 --seed 7 --val-images 0")
+    out = epoch_pairs.run_arm("channels_first_onednn", images=64, epochs=1, seed=42, val_images=64, data_dir=None)
+    assert out["command"].startswith("TF_ENABLE_ONEDNN_OPTS=1 python") and "--data-format channels_first" in out["command"]
