@@ -49,8 +49,8 @@ ELEMENTWISE = {"BatchNormalization": 7, "Normalization": 2, "Rescaling": 2, "Act
 ACTIVATION_FLOPS = {"linear": 0, "relu": 1, "elu": 3, "swish": 4, "silu": 4, "sigmoid": 3, "softmax": 3, "tanh": 3}
 FREE = ("InputLayer", "Flatten", "Reshape", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
         "RandomContrast")
-SETTINGS = {"smoke": dict(images=128, epochs=2, matmul_n=128, val_images=128),
-            "full": dict(images=10000, epochs=3, matmul_n=1024, val_images=1000)}
+SETTINGS = {"smoke": dict(images=128, epochs=2, matmul_n=128, val_images=128, matmul_s=0.2),
+            "full": dict(images=10000, epochs=3, matmul_n=1024, val_images=1000, matmul_s=MATMUL_SECONDS)}
 
 
 def _size(shape) -> int:
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     train = TRAIN_FACTOR * forward
     work = train * fit["images"] + forward * fit["val_images"]
     achieved = work / fit["epoch_s"] / 1e9
-    mm = {dtype: matmul_gflops(s["matmul_n"], dtype) for dtype in ("float32", "bfloat16")}
+    mm = {dtype: matmul_gflops(s["matmul_n"], dtype, s["matmul_s"]) for dtype in ("float32", "bfloat16")}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     top = peak(devices.read_cpuinfo(), cores)
     summary = {"images": fit["images"], "val_images": fit["val_images"], "epochs": s["epochs"],

@@ -465,8 +465,8 @@ def test_precision_pair_and_roofline_smoke_are_stored_and_rendered(tmp_path, dat
     assert entry["status"] == "ok" and entry["arms"] == ["float32", "mixed_bfloat16"] and entry["images"] == 64
     assert [f["policy"] for f in entry["fits"]] == ["float32", "mixed_bfloat16"]
     assert entry["summary"]["mixed_bfloat16"]["speedup"] > 0 and len(entry["load_average_1m"]) == 2
-    assert entry["commands"][1].startswith("python -m benchmarks.epoch_pairs --compare precision --setting smoke")
-    assert "--one tensorflow mixed_bfloat16 --images 64 --epochs 1" in entry["commands"][3]
+    assert entry["commands"][0].startswith("python -m benchmarks.epoch_pairs --compare precision --setting smoke")
+    assert "--one tensorflow mixed_bfloat16 --images 64 --epochs 1" in entry["commands"][2]
     roof = figures["roofline"]
     assert roof["status"] == "ok" and roof["images"] == 128 and roof["achieved_gflops"] > 0
     assert roof["forward_mflop_per_image"] == pytest.approx(45.4, abs=0.1)  # convolutions 43.8 + dense 1.05 + element-wise 0.54
