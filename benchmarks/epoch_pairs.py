@@ -91,7 +91,8 @@ def summarise(arms: tuple[str, ...], fits: list[dict]) -> dict:
         if not ok:
             out[arm] = {"status": "failed"}
             continue
-        row = {"epoch_s": [f["epoch_s"] for f in ok], "median_epoch_s": round(statistics.median(f["epoch_s"] for f in ok), 3),
+        row = {"epoch_s": [f["epoch_s"] for f in ok],
+               "median_epoch_s": round(statistics.median(f["epoch_s"] for f in ok), 3),
                "val_accuracy": {str(f["seed"]): f["val_accuracy"][-1] for f in ok}}
         if arm != base and by[base]:
             baseline = {f["pair"]: f for f in by[base]}

@@ -14,10 +14,10 @@
 - **Peak**: cores x clock (``cpu MHz`` of /proc/cpuinfo; a virtual machine reports its base clock, and
   boost can run ~1.4x higher) x FLOPs per cycle per core, from the vector width the flags report
   (AVX-512: 16 float32 lanes, 8 on AMD, whose Zen 4 splits them over 256-bit pipes; AVX2 + FMA: 8;
-  else SSE: 4) x 2 (a fused multiply-add) x ``FMA_UNITS`` per core; bfloat16: 2x that with avx512_bf16, ``AMX_BF16_PER_CYCLE``
-  with AMX, none (emulated) otherwise. Beside it, what ``tf.matmul`` reaches on ``--matmul-n``-sized
-  square matrices in float32 and bfloat16, in the same process: the attainable ceiling of a large,
-  well-shaped product on these cores.
+  else SSE: 4) x 2 (a fused multiply-add) x ``FMA_UNITS`` per core; bfloat16: 2x that with
+  avx512_bf16, ``AMX_BF16_PER_CYCLE`` with AMX, none (emulated) otherwise. Beside it, what
+  ``tf.matmul`` reaches on ``--matmul-n``-sized square matrices in float32 and bfloat16, in the same
+  process: the attainable ceiling of a large, well-shaped product on these cores.
 
     python -m benchmarks.roofline --images 10000 --epochs 3             # ~2 min of 2 CPU cores
     python -m benchmarks.roofline --setting smoke                       # harness check (seconds)

@@ -9,7 +9,8 @@ Defaults are chosen per device because they were measured to differ (benchmarks/
 - CPU: no strategy, float32, XLA off (``jit_compile`` was 2x slower on the 2-core CPU),
   plain in-memory arrays unless tf.data measured no slower. ``--mixed-precision auto`` trains in
   mixed_bfloat16 only where the CPU reports avx512_bf16 or AMX (:func:`auto_precision`; without
-  them oneDNN emulates bfloat16); benchmarks/precision_epoch.py measures the pair.
+  them bfloat16 is emulated, ~14x slower per epoch on the AVX2 EPYC); ``python -m
+  benchmarks.epoch_pairs --compare precision`` measures the pair.
 - GPU: memory growth on; ``--strategy auto`` mirrors over the GPUs when there are several
   (global batch = per-replica batch x replicas); ``--mixed-precision`` trains in
   mixed_float16 (``--mixed-precision bfloat16``: mixed_bfloat16, also on a CPU) and every model
@@ -40,8 +41,8 @@ INPUT_PIPELINES = ("auto", "tfdata", "arrays")
 JIT_MODES = ("auto", "on", "off")
 MIXED_PRECISION = ("auto", "float16", "bfloat16")
 # --mixed-precision when the flag is not given (search; retrain-best follows the run's). None: float32.
-# Flip to "auto" once benchmarks/precision_epoch.py measures mixed_bfloat16 faster at equal accuracy on
-# a CPU that has the flags below (issue 27).
+# Flip to "auto" once `python -m benchmarks.epoch_pairs --compare precision` measures mixed_bfloat16
+# faster at equal accuracy on a CPU that has the flags below (issue 27).
 DEFAULT_MIXED_PRECISION = None
 # "auto": bfloat16 where the CPU runs it natively (oneDNN: AVX-512 BF16 or AMX tiles; without them
 # bfloat16 is emulated and slower), float16 on CUDA GPUs with tensor cores (compute capability >= 7.0).
@@ -207,7 +208,8 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
         log.log(level, f"devices: CPU only ({os.cpu_count()} cores{limits}); backend {name}; policy {policy}; "
                 f"jit {jit_s}; input {pipeline}")
     return {"backend": name, "backend_version": backend.version(name), "gpus": found,
-            "cpu_count": os.cpu_count(), "policy": policy, "precision": precision, "strategy": strat, "replicas": replicas, "jit": jit,
+            "cpu_count": os.cpu_count(), "policy": policy, "precision": precision, "strategy": strat,
+            "replicas": replicas, "jit": jit,
             "input_pipeline": pipeline, "threads": threads, "deterministic": deterministic,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 

@@ -128,9 +128,10 @@ MAX_CLASS_CHANGES = 0.005  # of the test images (1 of 1,000 measured; its margin
 @pytest.mark.slow
 def test_a_model_trained_in_bfloat16_loads_and_predicts_the_same_classes_in_float32(fashion, tmp_path):
     """Trained 1 epoch under mixed_bfloat16 on 2,000 real images (a one-block CNN of the cnn space: conv,
-    batch norm, dense; the full default CNN ran ~5x slower in bfloat16 than in float32 on this
-    CPU without bfloat16 instructions), saved to .keras, loaded in a float32 process state: the loaded model predicts exactly
-    as before saving, and its float32 copy predicts the same classes on 1,000 test images."""
+    batch norm, dense; the full default CNN trains ~14x slower in bfloat16 than in float32 on a CPU
+    without bfloat16 instructions, docs/design.md), saved to .keras, loaded with float32 the global
+    policy: the loaded model predicts exactly as before saving, and its float32 copy predicts the same
+    classes on 1,000 test images."""
     x, y = runs.to_model_input(fashion.x_train[:2000]), fashion.y_train[:2000].astype("int64")
     x_te, y_te = runs.to_model_input(fashion.x_test[:1000]), fashion.y_test[:1000]
     spaces.set_data_context(spaces.DataContext.from_data(fashion, x, tmp_path, 0, None, 1))
