@@ -37,8 +37,14 @@ SEED = 42
 ONE_TIMEOUT_S = 1800
 
 
-def measure(name: str, policy: str, images: int, epochs: int, data_dir: str | None) -> dict:
-    """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict."""
+def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
+            val_images: int | None = VAL_IMAGES, data_format: str = "channels_last") -> dict:
+    """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
+
+    ``images``: stratified training images (None: all 60,000); ``val_images``: the first of the split's
+    validation images (None: all 6,000); ``seed``: the split, the weights and the shuffling;
+    ``data_format``: Keras' image data format (``channels_first`` feeds (N, 1, 28, 28) images).
+    Thread limits come from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (fashion_tuner.devices)."""
     os.environ["KERAS_BACKEND"] = name
     from fashion_tuner import backend, data, devices, runs, spaces, splits
 
@@ -48,15 +54,18 @@ def measure(name: str, policy: str, images: int, epochs: int, data_dir: str | No
     import keras_tuner as kt
 
     dataset = data.load_dataset("fashion_mnist", data_dir)
-    split = splits.make_split(dataset.y_train, dataset.y_test, subset=images, seed=SEED)
+    split = splits.make_split(dataset.y_train, dataset.y_test, subset=images, seed=seed)
     (x_tr, y_tr), (x_val, y_val), _ = splits.apply_split(dataset.x_train, dataset.y_train, dataset.x_test,
                                                           dataset.y_test, split)
-    x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val[:VAL_IMAGES])
-    y_val = y_val[:VAL_IMAGES]
+    x_tr, x_val = runs.to_model_input(x_tr), runs.to_model_input(x_val[:val_images])
+    y_val = y_val[:val_images]
+    keras.config.set_image_data_format(data_format)
+    if data_format == "channels_first":
+        x_tr, x_val = x_tr.transpose(0, 3, 1, 2).copy(), x_val.transpose(0, 3, 1, 2).copy()
     mixed = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy)
     info = devices.setup("none", mixed)
-    spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, REPO / "results", SEED, None, epochs))
-    keras.utils.set_random_seed(SEED)
+    spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, REPO / "results", seed, None, epochs))
+    keras.utils.set_random_seed(seed)
     devices.apply_trial_settings()
     model = spaces.load_space("cnn").build_model(kt.HyperParameters())
     times: list[float] = []
@@ -73,17 +82,28 @@ def measure(name: str, policy: str, images: int, epochs: int, data_dir: str | No
     later = times[1:] or times
     return {"backend": name, "version": backend.version(name), "policy": info["policy"],
             "requested_policy": policy, "gpus": info["gpus"], "images": int(len(x_tr)), "epochs": epochs,
-            "batch_size": BATCH, "epoch_s": round(statistics.median(later), 3),
+            "batch_size": BATCH, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
+            "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
             "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
             "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
 
 
-def run_one(name: str, policy: str, images: int, epochs: int, data_dir: str | None,
-            timeout: float = ONE_TIMEOUT_S) -> dict:
-    """:func:`measure` in a fresh process on backend ``name``; the result or ``{"status": "failed"}``."""
-    argv = [sys.executable, "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images),
-            "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
-    env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
+             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last") -> list[str]:
+    """The ``--one`` command line of :func:`measure` with these arguments (``python`` first)."""
+    return (["python", "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images or 0),
+             "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
+            + (["--seed", str(seed)] if seed != SEED else [])
+            + (["--val-images", str(val_images or 0)] if val_images != VAL_IMAGES else [])
+            + (["--data-format", data_format] if data_format != "channels_last" else []))
+
+
+def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
+            timeout: float = ONE_TIMEOUT_S, *, env: dict | None = None, **options) -> dict:
+    """:func:`measure` in a fresh process on backend ``name``; the result or ``{"status": "failed"}``.
+    ``options``: :func:`one_argv`'s keywords; ``env``: extra environment (thread limits)."""
+    argv = [sys.executable] + one_argv(name, policy, images, epochs, data_dir, **options)[1:]
+    env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     started = time.monotonic()
     try:
         proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
@@ -119,14 +139,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: every installed backend")
     parser.add_argument("--policies", nargs="+", default=["float32"],
                         choices=("float32", "mixed_float16", "mixed_bfloat16"))
-    parser.add_argument("--images", type=int, default=IMAGES)
+    parser.add_argument("--images", type=int, default=IMAGES, help="training images (0: all)")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--seed", type=int, default=SEED, help="with --one: split, weights and shuffling")
+    parser.add_argument("--val-images", type=int, default=VAL_IMAGES, help="with --one: validation images (0: all)")
+    parser.add_argument("--data-format", default="channels_last", choices=("channels_last", "channels_first"),
+                        help="with --one: Keras' image data format")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--no-store", action="store_true")
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one[0], args.one[1], args.images, args.epochs, args.data_dir)), flush=True)
+        print(json.dumps(measure(args.one[0], args.one[1], args.images or None, args.epochs, args.data_dir,
+                                 seed=args.seed, val_images=args.val_images or None, data_format=args.data_format)),
+              flush=True)
         return 0
 
     from benchmarks import common

@@ -4,6 +4,7 @@ training tricks, and the reliability table (overhead, scale, memory, determinism
 from __future__ import annotations
 
 from benchmarks.cells import code, dur, suite_cell
+from benchmarks.suites import PAIRS
 
 
 # ----------------------------------------------------------------------------- peers at equal wall time
@@ -112,8 +113,30 @@ def reliability_lines(figures: dict) -> list[str]:
     """Every reliability figure present, one or two lines each; a placeholder line when there is none."""
     rows = (overhead_rows(figures.get("overhead")) + scale_rows(figures.get("scale"))
             + memory_rows(figures.get("memory")) + deterministic_rows(figures.get("deterministic"))
-            + backend_rows(figures))
+            + backend_rows(figures) + pair_rows(figures) + roofline_rows(figures.get("roofline")))
     return rows or ["| (no figures yet) | | | | |"]
+
+
+def pair_rows(figures: dict) -> list[str]:
+    """One row per arm of each epoch_pairs comparison: s/epoch ratio against the baseline, accuracy difference."""
+    rows = []
+    for name in PAIRS:
+        e = figures.get(name)
+        if not e:
+            continue
+        if e.get("status") != "ok":
+            rows.append(failed_row(name, e))
+            continue
+        base = e["summary"][e["baseline"]]
+        load = e.get("load_average_1m", {})
+        for arm in e["arms"][1:]:
+            a = e["summary"][arm]
+            rows.append(f"| default CNN, {e['baseline']} vs {arm}: s/epoch ratio (median; {e['images']} images, "
+                        f"{e['epochs']} epochs, {len(e['seeds'])} seed(s) x {e['rounds']} round(s); load "
+                        f"{load.get('before')} -> {load.get('after')}) | x{a['speedup']:.2f} ({base['median_epoch_s']:.2f}"
+                        f" vs {a['median_epoch_s']:.2f} s); val accuracy {100 * a['accuracy_diff_mean']:+.2f} pp | "
+                        f"> x1 at equal accuracy | {suite_cell(e)} | {code(e['rerun'])} |")
+    return rows
 
 
 def overhead_rows(o: dict | None) -> list[str]:
@@ -192,3 +215,20 @@ def backend_rows(figures: dict) -> list[str]:
         rows.append(f"| GPU check on JAX ({g['machine'].get('device')}): {value} | CNN s/epoch: {epochs or '-'} | "
                     f"every step ok | {g.get('suite')} | {code(g.get('rerun', ''))} |")
     return rows
+
+
+def roofline_rows(r: dict | None) -> list[str]:
+    """The default CNN's achieved FLOP/s against this CPU's peak and tf.matmul (benchmarks/roofline.py)."""
+    if not r:
+        return []
+    if r.get("status") != "ok":
+        return [failed_row("roofline", r)]
+    top, layers = r["peak"], sorted(r["layers"], key=lambda x: -x["forward_flops"])
+    total = sum(x["forward_flops"] for x in layers) or 1
+    lead = ", ".join(f"{x['layer']} {x['forward_flops'] / total:.0%}" for x in layers[:3])
+    return [f"| default CNN roofline ({r['images']} images; {r['train_mflop_per_image']:.1f} MFLOP per training "
+            f"image; most FLOPs: {lead}) | {r['achieved_gflops']:.1f} GFLOP/s achieved = "
+            f"{'-' if r['achieved_of_peak'] is None else format(r['achieved_of_peak'], '.0%')} of the float32 "
+            f"peak {top['float32_gflops']} GFLOP/s, "
+            f"{r['achieved_of_matmul']:.0%} of tf.matmul's {r['matmul_gflops']['float32']} | within x2 of the limit "
+            f"| {suite_cell(r)} | {code(r['rerun'])} |"]

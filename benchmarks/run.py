@@ -26,6 +26,10 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   for the same wall time, its pick retrained at a reference fidelity against the defaults
   (``benchmarks/search_value.py``): ``delta_ref`` per seed and anytime curves.
 - ``overhead``, ``scale``, ``memory``, ``deterministic``: the reliability figures.
+- ``precision``, ``layout``, ``threads``, ``onednn``: the default CNN's seconds per epoch and validation
+  accuracy under two or more settings, alternated in fresh processes, as ratios (``benchmarks/epoch_pairs.py``).
+- ``roofline``: the default CNN's training FLOPs per image, achieved FLOP/s and this CPU's peak
+  (``benchmarks/roofline.py``).
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
 wall time measured around it; every figure records its commands, date, machine, versions and data
@@ -51,8 +55,8 @@ from benchmarks.peer_steps import TIME_APPROACHES, bench_peers, bench_peers_mlp,
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
 from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
-                              bench_scale)
-from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, SUITE_MEMBERS, SUITES, selected
+                              bench_pairs, bench_roofline, bench_scale)
+from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, PAIRS, SUITE_MEMBERS, SUITES, selected
 
 __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBERS", "main", "render", "selected",
            "store", "update_readme"]
@@ -60,7 +64,8 @@ __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBER
 MAX_SEED = 2 ** 31 - 1
 RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
            "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
-           "deterministic": bench_deterministic,
+           "deterministic": bench_deterministic, "roofline": bench_roofline,
+           **{name: (lambda ctx, name=name: bench_pairs(ctx, name)) for name in PAIRS},
            **{name: functools.partial(search_value.bench_search_value, name=name) for name in search_value.VARIANTS}}
 
 

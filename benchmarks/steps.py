@@ -15,7 +15,7 @@ from benchmarks.common import failure, last_json_line
 from benchmarks.context import HERE, Context, StepFailed, now
 from benchmarks.seeds import wilson
 from benchmarks.suites import (ABLATION, ACCURACY_ROWS, DEFAULT_SEEDS, DETERMINISTIC, MEMORY, OVERHEAD,
-                               SCALE_SCRIPTS, SEARCH_ARGS)
+                               PAIRS_SETTING, ROOFLINE_SETTING, SCALE_SCRIPTS, SEARCH_ARGS)
 from fashion_tuner.stats import CI_METHOD
 
 log = logging.getLogger(__name__)
@@ -244,3 +244,16 @@ def bench_deterministic(ctx: Context) -> dict:
             str(p["repeats"]), "--results-dir", ctx.rel(ctx.work),
             *(["--val-size", str(p["val_size"])] if p["val_size"] else []), *ctx.data_args()]
     return json_step(ctx, "deterministic", argv)
+
+
+def bench_pairs(ctx: Context, name: str) -> dict:
+    """One comparison of :mod:`benchmarks.epoch_pairs` (``name``: precision, layout, threads, onednn)."""
+    argv = ["python", "-m", "benchmarks.epoch_pairs", "--compare", name, "--setting", PAIRS_SETTING[ctx.suite],
+            *ctx.data_dir_args()]
+    return json_step(ctx, name, argv)
+
+
+def bench_roofline(ctx: Context) -> dict:
+    """The default CNN's training FLOPs, achieved FLOP/s and this CPU's peak (:mod:`benchmarks.roofline`)."""
+    argv = ["python", "-m", "benchmarks.roofline", "--setting", ROOFLINE_SETTING[ctx.suite], *ctx.data_dir_args()]
+    return json_step(ctx, "roofline", argv)

@@ -50,8 +50,10 @@ ACCURACY_ROWS = {
     "cnn_100k": AccuracyRow("cnn_100k", note="defaults, every model under 100K parameters"),
 }
 ACCURACY = tuple(ACCURACY_ROWS)
+# paired arms of the default CNN's training (benchmarks/epoch_pairs.py): one benchmark per comparison
+PAIRS = ("precision", "layout", "threads", "onednn")
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
-                         "deterministic", "search_value", "search_value_bad", "search_value_mlp")
+                         "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)
@@ -89,6 +91,10 @@ MEMORY = {"smoke": dict(trials=4, subset=300, val_size=0.05, per_process=2, comp
 DETERMINISTIC = {"smoke": dict(space="mlp", subset=300, max_trials=1, max_epochs=1, repeats=1, val_size=0.05),
                  "quick": dict(space="mlp", subset=1000, max_trials=2, max_epochs=1, repeats=1, val_size=0.05),
                  "full": dict(space="cnn", subset=5000, max_trials=3, max_epochs=2, repeats=3, val_size=None)}
+# epoch_pairs' --setting per suite (smoke: 64 images, 1 epoch; full: all 60,000 images, 5 epochs, 3 seeds)
+PAIRS_SETTING = {"smoke": "smoke", "quick": "small", "full": "full"}
+# benchmarks/roofline.py's --setting per suite (full: 10,000 images, 3 epochs, 1024x1024 products)
+ROOFLINE_SETTING = {"smoke": "smoke", "quick": "smoke", "full": "full"}
 SCALE_SCRIPTS = {"smoke": ("review_100.py",), "quick": ("review_100.py",),
                  "full": ("review_100.py", "scale_workers.py")}
 

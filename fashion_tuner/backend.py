@@ -141,6 +141,37 @@ def accelerators() -> list[str]:
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
+def gpu_capabilities() -> list[tuple[int, int] | None]:
+    """CUDA compute capability ``(major, minor)`` of each GPU the current backend sees (None where the
+    backend does not say, e.g. a ROCm device); empty on a CPU-only machine."""
+    name = current()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        out = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            cap = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+            out.append(tuple(int(v) for v in cap) if cap else None)
+        return out
+    if name == "jax":
+        import jax
+
+        try:
+            found = [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+        except RuntimeError:  # no usable platform at all
+            return []
+        out = []
+        for device in found:
+            cap = getattr(device, "compute_capability", None)  # "8.0" on CUDA
+            out.append(tuple(int(v) for v in str(cap).split(".")[:2]) if cap else None)
+        return out
+    import torch
+
+    if not torch.cuda.is_available() or torch.version.cuda is None:
+        return [None] * torch.cuda.device_count() if torch.cuda.is_available() else []
+    return [tuple(torch.cuda.get_device_capability(i)) for i in range(torch.cuda.device_count())]
+
+
 def jax_devices() -> list:
     """The JAX devices a data-parallel distribution would use (GPUs when present, else CPUs)."""
     import jax

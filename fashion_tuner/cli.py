@@ -169,9 +169,15 @@ def _add_run_options(s) -> None:
                         "else the in-domain autoencoder family only; one line says which) | imagenet | PATH | none")
     s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
                    help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
-    s.add_argument("--mixed-precision", nargs="?", const="float16", default=None, choices=("float16", "bfloat16"),
+    from fashion_tuner.devices import DEFAULT_MIXED_PRECISION, MIXED_PRECISION
+
+    s.add_argument("--mixed-precision", nargs="?", const="float16", default=DEFAULT_MIXED_PRECISION,
+                   choices=MIXED_PRECISION,
                    help="train in mixed precision: float16 (the default when no value is given; GPU only, "
-                        "float32 on a CPU) or bfloat16 (also on a CPU); the model's output layer must be float32")
+                        "float32 on a CPU), bfloat16 (also on a CPU) or auto (bfloat16 on CPUs reporting "
+                        "avx512_bf16 or AMX, float16 on CUDA GPUs of compute capability >= 7.0, else float32; "
+                        "run.json says which and why); the model's output layer must be float32 (default: "
+                        f"{DEFAULT_MIXED_PRECISION or 'float32'})")
     s.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
                    help="XLA jit_compile: auto = Keras' rule (on for one GPU, off on CPU/under a strategy)")
     s.add_argument("--input-pipeline", default="auto", choices=("auto", "tfdata", "arrays"),

@@ -6,12 +6,16 @@ over several devices with ``keras.distribution.DataParallel``; torch uses one de
 
 Defaults are chosen per device because they were measured to differ (benchmarks/):
 
-- CPU: no strategy, float32, XLA off (``jit_compile`` was 2x slower on the 2-core CPU,
-  mixed bfloat16 gave nothing), plain in-memory arrays unless tf.data measured no slower.
+- CPU: no strategy, float32, XLA off (``jit_compile`` was 2x slower on the 2-core CPU),
+  plain in-memory arrays unless tf.data measured no slower. ``--mixed-precision auto`` trains in
+  mixed_bfloat16 only where the CPU reports avx512_bf16 or AMX (:func:`auto_precision`; without
+  them bfloat16 is emulated, ~14x slower per epoch on the AVX2 EPYC); ``python -m
+  benchmarks.epoch_pairs --compare precision`` measures the pair.
 - GPU: memory growth on; ``--strategy auto`` mirrors over the GPUs when there are several
   (global batch = per-replica batch x replicas); ``--mixed-precision`` trains in
   mixed_float16 (``--mixed-precision bfloat16``: mixed_bfloat16, also on a CPU) and every model
-  must end in a float32 output layer; ``--jit auto`` is Keras'
+  must end in a float32 output layer (``auto``: float16 from compute capability 7.0; Keras wraps
+  the optimizer in a LossScaleOptimizer under mixed_float16 only); ``--jit auto`` is Keras'
   own rule (XLA on one GPU, off under a distribution strategy).
 - Input pipeline: ``--input-pipeline auto`` is plain arrays on both until tf.data is measured
   faster (benchmarks/tfdata_epoch.py: equal within noise on the CPU, not yet run on a GPU).
@@ -35,7 +39,16 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("none", "auto", "mirrored")
 INPUT_PIPELINES = ("auto", "tfdata", "arrays")
 JIT_MODES = ("auto", "on", "off")
-MIXED_PRECISION = ("float16", "bfloat16")
+MIXED_PRECISION = ("auto", "float16", "bfloat16")
+# --mixed-precision when the flag is not given (search; retrain-best follows the run's). None: float32.
+# Flip to "auto" once `python -m benchmarks.epoch_pairs --compare precision` measures mixed_bfloat16
+# faster at equal accuracy on a CPU that has the flags below (issue 27).
+DEFAULT_MIXED_PRECISION = None
+# "auto": bfloat16 where the CPU runs it natively (oneDNN: AVX-512 BF16 or AMX tiles; without them
+# bfloat16 is emulated and slower), float16 on CUDA GPUs with tensor cores (compute capability >= 7.0).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+FP16_MIN_CAPABILITY = (7, 0)
+CPUINFO = "/proc/cpuinfo"
 THREAD_ENV = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_THREADS"}
 # "auto" input pipeline per device: tf.data only where benchmarks/tfdata_epoch.py measured it no
 # slower. CPU (2 cores): 1.01x (MLP, 60k) and 1.02x (CNN, 10k) the arrays' s/epoch; GPU: not measured.
@@ -56,7 +69,7 @@ def gpus() -> list[str]:
 
 
 def mixed_policy(choice) -> str | None:
-    """``--mixed-precision`` value -> "float16" | "bfloat16" | None (True, from runs before the
+    """``--mixed-precision`` value -> "auto" | "float16" | "bfloat16" | None (True, from runs before the
     flag took a value, means float16)."""
     if choice in (None, False, "", "none", "float32"):
         return None
@@ -67,10 +80,72 @@ def mixed_policy(choice) -> str | None:
     return choice
 
 
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The feature flags every processor of ``cpuinfo`` (the text of /proc/cpuinfo) reports: x86
+    ``flags`` lines, ARM ``Features`` lines. Empty when there are none (not Linux)."""
+    sets = [set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines()
+            if ":" in line and line.split(":", 1)[0].strip().lower() in ("flags", "features")]
+    return set.intersection(*sets) if sets else set()
+
+
+def auto_precision(cpuinfo: str, gpu_capabilities: list | None = None) -> tuple[str | None, str]:
+    """What ``--mixed-precision auto`` trains in: ``(choice, reason)``, choice "float16" | "bfloat16" |
+    None (float32), reason one line for run.json.
+
+    ``cpuinfo``: the text of /proc/cpuinfo; ``gpu_capabilities``: the CUDA compute capability
+    ``(major, minor)`` of each GPU that trains (None for one that does not say), empty or None on a
+    CPU. GPUs decide when there are any (float16 if every one is >= FP16_MIN_CAPABILITY), else the
+    CPU's flags (bfloat16 if it reports one of BF16_CPU_FLAGS).
+    """
+    floor = ".".join(map(str, FP16_MIN_CAPABILITY))
+    if gpu_capabilities:
+        known = [c for c in gpu_capabilities if c is not None]
+        if len(known) < len(gpu_capabilities):
+            return None, "a GPU without a CUDA compute capability: float32"
+        low = min(tuple(c) for c in known)
+        shown = ".".join(map(str, low))
+        if low >= FP16_MIN_CAPABILITY:
+            return "float16", f"CUDA GPU compute capability {shown} >= {floor} (float16 tensor cores)"
+        return None, f"CUDA GPU compute capability {shown} < {floor} (no fast float16): float32"
+    found = [f for f in BF16_CPU_FLAGS if f in cpu_flags(cpuinfo)]
+    if found:
+        return "bfloat16", f"CPU reports {', '.join(found)} (native bfloat16 matrix products)"
+    return None, f"CPU reports none of {', '.join(BF16_CPU_FLAGS)} (bfloat16 would be emulated): float32"
+
+
+def read_cpuinfo(path: str = CPUINFO) -> str:
+    """The text of /proc/cpuinfo, or "" where there is none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def choose_precision(choice, on_gpu: bool, cpuinfo: str = "", gpu_capabilities: list | None = None) -> dict:
+    """``{"requested", "policy", "reason"}`` for ``--mixed-precision choice`` on this device; "auto" is
+    decided by :func:`auto_precision` from ``cpuinfo`` and ``gpu_capabilities``. Recorded in run.json
+    (``devices.precision``) and retrain-best's metrics.json."""
+    mixed = mixed_policy(choice)
+    requested = mixed or "float32"
+    if mixed == "auto":
+        picked, reason = auto_precision(cpuinfo, gpu_capabilities if on_gpu else None)
+        return {"requested": "auto", "policy": f"mixed_{picked}" if picked else "float32", "reason": reason}
+    policy = policy_for(mixed, on_gpu)
+    if mixed == "float16" and policy == "float32":
+        reason = "float16 needs a GPU: float32 on a CPU"
+    else:
+        reason = "requested" if mixed else "the default (no --mixed-precision)"
+    return {"requested": requested, "policy": policy, "reason": reason}
+
+
 def policy_for(choice, on_gpu: bool) -> str:
     """The Keras dtype policy for ``--mixed-precision choice`` on this device: float16 needs a GPU
     (CPUs have no fast float16 matmul; it falls back to float32 with a note), bfloat16 runs anywhere."""
     mixed = mixed_policy(choice)
+    if mixed == "auto":
+        return choose_precision("auto", on_gpu, read_cpuinfo(),
+                                backend.gpu_capabilities() if on_gpu else None)["policy"]
     if mixed == "float16" and not on_gpu:
         log.info("note: --mixed-precision float16 needs a GPU; training in float32 on CPU "
                  "(--mixed-precision bfloat16 runs on a CPU)")
@@ -82,7 +157,8 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
           jit: str = "auto", input_pipeline: str = "auto", announce: bool = True) -> dict:
     """Configure the Keras backend for this process and say what is used. Returns a dict for run.json.
 
-    ``mixed_precision``: None, "float16" (GPU only) or "bfloat16" (True means float16).
+    ``mixed_precision``: None, "auto" (:func:`auto_precision`), "float16" (GPU only) or "bfloat16" (True
+    means float16); what was chosen and why is the result's ``precision``.
     Raises UserError for ``strategy="mirrored"`` without a GPU (mirroring one CPU is only slower).
     Sets the Keras global dtype policy and, on JAX with several devices, the distribution; both are
     remembered, and :func:`apply_trial_settings` re-applies them after ``clear_session`` (Keras
@@ -104,7 +180,12 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:  # already initialised in this process
                 pass
-    policy = policy_for(mixed_precision, bool(found))
+    precision = choose_precision(mixed_precision, bool(found), read_cpuinfo(),
+                                 backend.gpu_capabilities() if found else None)
+    policy = precision["policy"]
+    if precision["requested"] == "auto":
+        log.log(logging.INFO if announce else logging.DEBUG, "--mixed-precision auto: %s (%s)", policy,
+                precision["reason"])
     if deterministic:
         _enable_determinism(name)
     if jit == "on" and not found:
@@ -127,7 +208,8 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
         log.log(level, f"devices: CPU only ({os.cpu_count()} cores{limits}); backend {name}; policy {policy}; "
                 f"jit {jit_s}; input {pipeline}")
     return {"backend": name, "backend_version": backend.version(name), "gpus": found,
-            "cpu_count": os.cpu_count(), "policy": policy, "strategy": strat, "replicas": replicas, "jit": jit,
+            "cpu_count": os.cpu_count(), "policy": policy, "precision": precision, "strategy": strat,
+            "replicas": replicas, "jit": jit,
             "input_pipeline": pipeline, "threads": threads, "deterministic": deterministic,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
@@ -274,6 +356,27 @@ def apply_jit(model, jit: str = "auto") -> None:
     """``jit`` "on"/"off" overrides the model's ``jit_compile``; "auto" keeps what compile() chose."""
     if jit in ("on", "off") and getattr(model, "compiled", False):
         model.jit_compile = jit == "on"
+
+
+def float32_copy(model):
+    """The same model computing in float32: a model saved under a mixed policy keeps that policy per
+    layer when loaded (a CPU without bfloat16 instructions then emulates it, several times slower).
+    Rebuilt from its config with every layer's dtype policy float32 and given the same weights (the
+    variables of a mixed policy are float32 already). Custom layers must be registered (load the space)."""
+    import keras
+
+    def to_float32(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+            return {k: to_float32(v) for k, v in config.items()}
+        if isinstance(config, list):
+            return [to_float32(v) for v in config]
+        return config
+
+    copy = model.__class__.from_config(to_float32(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def check_output_dtype(model) -> None:

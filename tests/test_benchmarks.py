@@ -430,3 +430,105 @@ def test_ablation_smoke_trains_each_variant_and_renders_the_table(tmp_path, data
     table = (tmp_path / "RESULTS.md").read_text()
     assert "Ablations of training tricks on the cnn defaults (1 epochs on 300 training images" in table
     assert "| erasing | " in table
+
+
+def _fit(arm: str, seed: int, round_: int, epoch_s: float, val: float) -> dict:
+    return {"arm": arm, "seed": seed, "pair": f"{seed}/{round_}", "status": "ok", "epoch_s": epoch_s,
+            "val_accuracy": [0.1, val]}
+
+
+def test_epoch_pairs_summary_pairs_each_fit_with_its_baseline():
+    from benchmarks.epoch_pairs import summarise
+
+    fits = [_fit("float32", 42, 0, 10.0, 0.80), _fit("mixed_bfloat16", 42, 0, 8.0, 0.81),
+            _fit("float32", 42, 1, 12.0, 0.80), {"arm": "mixed_bfloat16", "seed": 42, "pair": "42/1",
+                                                 "status": "failed", "error": "boom"},
+            _fit("float32", 7, 0, 11.0, 0.78), _fit("mixed_bfloat16", 7, 0, 5.5, 0.76)]
+    out = summarise(("float32", "mixed_bfloat16"), fits)
+    assert out["float32"]["median_epoch_s"] == 11.0 and out["float32"]["val_accuracy"] == {"42": 0.8, "7": 0.78}
+    arm = out["mixed_bfloat16"]
+    assert arm["median_epoch_s"] == 6.75 and arm["speedup"] == round(11.0 / 6.75, 3)
+    assert arm["pair_speedups"] == [1.25, 2.0]  # the failed fit of round 1 has no pair
+    assert arm["accuracy_diffs"] == [0.01, -0.02] and arm["accuracy_diff_mean"] == -0.005
+
+
+@pytest.mark.slow
+def test_precision_pair_and_roofline_smoke_are_stored_and_rendered(tmp_path, data_source):
+    """`--only precision roofline` at the smoke setting: float32 and mixed_bfloat16 each fitted in a fresh
+    process; the roofline's FLOPs, achieved FLOP/s and peak."""
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "precision", "roofline", "--out", str(out), "--work-dir", str(tmp_path / "work"),
+            "--data-dir", str(data_source["dir"])]
+    assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
+    figures = json.loads(out.read_text())["figures"]
+    entry = figures["precision"]
+    assert entry["status"] == "ok" and entry["arms"] == ["float32", "mixed_bfloat16"] and entry["images"] == 64
+    assert [f["policy"] for f in entry["fits"]] == ["float32", "mixed_bfloat16"]
+    assert entry["summary"]["mixed_bfloat16"]["speedup"] > 0 and len(entry["load_average_1m"]) == 2
+    assert entry["commands"][0].startswith("python -m benchmarks.epoch_pairs --compare precision --setting smoke")
+    assert "--one tensorflow mixed_bfloat16 --images 64 --epochs 1" in entry["commands"][2]
+    roof = figures["roofline"]
+    assert roof["status"] == "ok" and roof["images"] == 128 and roof["achieved_gflops"] > 0
+    assert roof["forward_mflop_per_image"] == pytest.approx(45.4, abs=0.1)  # convolutions 43.8 + dense 1.05 + element-wise 0.54
+    assert roof["peak"]["cores"] >= 1 and roof["matmul_gflops"]["float32"] > 0
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| default CNN, float32 vs mixed_bfloat16: s/epoch ratio" in table
+    assert "| default CNN roofline (128 images; 136.2 MFLOP per training image; most FLOPs: block2_conv2" in table
+
+
+def test_roofline_counts_the_flops_of_a_tiny_model_by_hand():
+    import keras
+
+    from benchmarks import roofline
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.RandomFlip("horizontal", name="flip")(inputs)  # resampling: not counted
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)  # with bias
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Activation("relu", name="relu")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(2, 3, use_bias=False, activation="relu", name="conv2")(x)  # valid: 4x4 -> 2x2
+    x = keras.layers.Flatten(name="flat")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="dense")(x)
+    rows = {r["layer"]: r["forward_flops"] for r in roofline.layer_flops(keras.Model(inputs, outputs))}
+    assert rows == {
+        "input_layer": 0, "flip": 0,
+        "conv": 2 * 8 * 8 * 4 * 3 * 3 * 1 + 8 * 8 * 4,  # multiply-adds of every output + the bias
+        "bn": 7 * 8 * 8 * 4, "relu": 8 * 8 * 4,
+        "pool": 3 * 4 * 4 * 4,  # 3 comparisons per output of a 2x2 window
+        "conv2": 2 * 2 * 2 * 2 * 3 * 3 * 4 + 2 * 2 * 2,  # no bias; the relu 1 per output
+        "flat": 0,
+        "dense": 2 * 8 * 10 + 10 + 3 * 10,  # bias, softmax 3 per output
+    }
+    assert sum(rows.values()) == 4864 + 1792 + 256 + 192 + 584 + 200
+
+
+def test_roofline_peak_from_cpuinfo():
+    from benchmarks import roofline
+
+    epyc = "processor\t: 0\ncpu MHz\t\t: 2445.426\nflags\t\t: fpu avx avx2 fma\n"
+    top = roofline.peak(epyc, cores=2)
+    assert top["vector"] == "AVX2+FMA" and top["float32_flops_per_cycle_core"] == 8 * 2 * roofline.FMA_UNITS
+    assert top["float32_gflops"] == round(2 * 2.445426 * 32, 1) and top["bfloat16_gflops"] is None
+    spr = "cpu MHz\t\t: 2000.0\nflags\t\t: avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert roofline.peak(spr, cores=4)["bfloat16_gflops"] == 4 * 2.0 * roofline.AMX_BF16_PER_CYCLE
+    assert roofline.peak("cpu MHz : 3000\nflags : avx512f avx512_bf16\n", 1)["bfloat16_gflops"] == 3.0 * 128
+    genoa = "vendor_id\t: AuthenticAMD\ncpu MHz\t: 2000\nflags\t: avx2 fma avx512f avx512_bf16\n"
+    assert roofline.peak(genoa, 1)["float32_flops_per_cycle_core"] == 32  # 512-bit FMAs on 256-bit pipes
+
+
+def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
+    """Each comparison's arms exist; an arm's thread limits and oneDNN switch reach the fit's environment."""
+    from benchmarks import backend_epoch, epoch_pairs
+
+    assert all(arm in epoch_pairs.ARMS for arms in epoch_pairs.COMPARISONS.values() for arm in arms)
+    assert set(epoch_pairs.COMPARISONS) == set(bench_suites.PAIRS)
+    seen = {}
+    monkeypatch.setattr(backend_epoch, "run_one", lambda *a, env=None, **kw: seen.update(args=a, env=env, kw=kw)
+                        or {"status": "ok"})
+    out = epoch_pairs.run_arm("threads_2x1", images=None, epochs=5, seed=7, val_images=None, data_dir=None)
+    assert seen["env"] == {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
+    assert out["command"] == ("TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=1 python -m benchmarks.backend_epoch "
+                              "--one tensorflow float32 --images 0 --epochs 5 --seed 7 --val-images 0")
+    out = epoch_pairs.run_arm("channels_first_onednn", images=64, epochs=1, seed=42, val_images=64, data_dir=None)
+    assert out["command"].startswith("TF_ENABLE_ONEDNN_OPTS=1 python") and "--data-format channels_first" in out["command"]

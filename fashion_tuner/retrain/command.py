@@ -127,6 +127,7 @@ def _load_data(run: dict, run_dir: Path, data_dir: str | None, train_on: str, de
             "split_file": str(run_dir / runs.SPLIT_FILE),
             "backend": {"name": device_info["backend"], "version": device_info["backend_version"],
                         "policy": device_info["policy"]},
+            "precision": device_info["precision"],
         },
     }, split
 

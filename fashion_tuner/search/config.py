@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fashion_tuner import algorithms, kt_compat, runs, spaces
 from fashion_tuner.checkpoints import DEFAULT_KEEP
+from fashion_tuner.devices import DEFAULT_MIXED_PRECISION
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DEFAULT_PATIENCE
 
@@ -55,7 +56,7 @@ class SearchConfig:
     skip_md5: bool = False
     weights: str | None = "auto"  # transfer backbones (the CLI's default too: see search_spaces/transfer.py)
     strategy: str = "auto"
-    mixed_precision: str | None = None  # None | float16 | bfloat16 (devices.policy_for)
+    mixed_precision: str | None = DEFAULT_MIXED_PRECISION  # None | auto | float16 | bfloat16 (devices.choose_precision)
     backend: str | None = None  # tensorflow | jax | torch; None: $KERAS_BACKEND or tensorflow (fashion_tuner.backend)
     jit: str = "auto"  # auto | on | off (devices.apply_jit)
     input_pipeline: str = "auto"  # auto | tfdata | arrays (devices.resolve_input_pipeline)

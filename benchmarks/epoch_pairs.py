@@ -1,0 +1,160 @@
+"""Paired arms of the default CNN's training: seconds per epoch and validation accuracy, as ratios.
+
+Each comparison fits the default CNN of ``search_spaces/cnn.py`` (TensorFlow, batch 64) once per arm,
+per seed, per round, every fit in a fresh process (``benchmarks/backend_epoch.py --one``), the arms
+alternated A B A B ... so a change in the machine's load falls on every arm alike. Seconds per epoch
+is the median of the epochs after the first (the first traces the graph); validation accuracy is
+the last epoch's, after the same fixed schedule (cosine decay over ``--epochs``) in every arm.
+
+Comparisons (the first arm is the baseline every ratio is taken against):
+
+- ``precision``: float32 against mixed_bfloat16 (``--mixed-precision bfloat16``);
+- ``layout``: channels-last (Keras' default) against channels-first images, both under oneDNN
+  (TensorFlow's own CPU kernels refuse to train channels-first: "Conv2DCustomBackpropInputOp only
+  supports NHWC");
+- ``threads``: TensorFlow's own thread pools against TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS
+  settings (intra x inter: 1x1, 2x1, 1x2);
+- ``onednn``: TensorFlow's default kernels against TF_ENABLE_ONEDNN_OPTS=1, in float32 and mixed_bfloat16
+  (TensorFlow enables oneDNN by itself only on CPUs with AVX-512 VNNI/BF16 or AMX).
+
+    python -m benchmarks.epoch_pairs --compare precision --images 10000 --epochs 2 --rounds 2
+    python -m benchmarks.epoch_pairs --compare precision --setting full     # 3 seeds, all 60,000 images
+
+Prints one JSON line (the runner, ``python -m benchmarks.run --only precision``, stores it):
+``speedup`` per arm = the baseline's median s/epoch over the arm's (above 1: the arm is faster),
+the per-pair ratios, and the accuracy difference arm - baseline per seed and on average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import backend_epoch  # noqa: E402
+from benchmarks.common import emit  # noqa: E402
+
+BACKEND = "tensorflow"
+# arm name -> how it runs: policy, Keras image data format, thread limits (environment; 0: TF's default)
+ARMS = {
+    "float32": {},
+    "mixed_bfloat16": {"policy": "mixed_bfloat16"},
+    "channels_first": {"data_format": "channels_first"},
+    "threads_1x1": {"env": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}},
+    "threads_2x1": {"env": {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}},
+    "threads_1x2": {"env": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "2"}},
+    # TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX (not on the AVX2 EPYC)
+    "onednn": {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+    "mixed_bfloat16_onednn": {"policy": "mixed_bfloat16", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+    "channels_first_onednn": {"data_format": "channels_first", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+}
+# layout: TensorFlow's own CPU kernels train channels-first not at all ("Conv2DCustomBackpropInputOp only
+# supports NHWC", measured on TensorFlow 2.21): both arms run with oneDNN, which takes either layout.
+COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", "channels_first_onednn"),
+               "threads": ("float32", "threads_1x1", "threads_2x1", "threads_1x2"),
+               "onednn": ("float32", "onednn", "mixed_bfloat16_onednn")}
+# images None: all 60,000 training images; val_images None: all 6,000 validation images
+SETTINGS = {
+    "smoke": dict(images=64, epochs=1, rounds=1, seeds=(42,), val_images=64),  # checks the harness only
+    "small": dict(images=10000, epochs=2, rounds=2, seeds=(42,), val_images=1000),
+    "full": dict(images=None, epochs=5, rounds=1, seeds=(42, 43, 44), val_images=None),
+}
+
+
+def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: str | None) -> dict:
+    """One fit of the default CNN under ``arm`` in a fresh process; the measurement plus its command."""
+    spec = ARMS[arm]
+    policy, data_format, env = spec.get("policy", "float32"), spec.get("data_format", "channels_last"), spec.get("env")
+    options = dict(seed=seed, val_images=val_images, data_format=data_format)
+    out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
+    prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
+    out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,
+                                                                        **options)))
+    return out
+
+
+def summarise(arms: tuple[str, ...], fits: list[dict]) -> dict:
+    """Per arm: median s/epoch, ``speedup`` against the first arm, the ratios of each (seed, round) pair,
+    and the final validation accuracy per seed with the mean difference against the first arm."""
+    base = arms[0]
+    by = {a: [f for f in fits if f["arm"] == a and f.get("status") == "ok"] for a in arms}
+    out = {}
+    for arm in arms:
+        ok = by[arm]
+        if not ok:
+            out[arm] = {"status": "failed"}
+            continue
+        row = {"epoch_s": [f["epoch_s"] for f in ok],
+               "median_epoch_s": round(statistics.median(f["epoch_s"] for f in ok), 3),
+               "val_accuracy": {str(f["seed"]): f["val_accuracy"][-1] for f in ok}}
+        if arm != base and by[base]:
+            baseline = {f["pair"]: f for f in by[base]}
+            pairs = [(baseline[f["pair"]], f) for f in ok if f["pair"] in baseline]  # same seed and round
+            ratios = [round(b["epoch_s"] / f["epoch_s"], 3) for b, f in pairs]
+            diffs = [f["val_accuracy"][-1] - b["val_accuracy"][-1] for b, f in pairs]
+            row.update(speedup=round(statistics.median(b["epoch_s"] for b in by[base]) / row["median_epoch_s"], 3),
+                       pair_speedups=ratios, accuracy_diff_mean=round(statistics.mean(diffs), 4),
+                       accuracy_diffs=[round(d, 4) for d in diffs])
+        out[arm] = row
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", choices=tuple(COMPARISONS), default="precision")
+    parser.add_argument("--setting", choices=tuple(SETTINGS), default="small",
+                        help="images, epochs, rounds, seeds (the flags below override)")
+    parser.add_argument("--images", type=int, default=None, help="training images (0: all 60,000)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None, help="alternations A B per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--timeout", type=float, default=backend_epoch.ONE_TIMEOUT_S, help="seconds per fit at most")
+    args = parser.parse_args(argv)
+
+    s = dict(SETTINGS[args.setting])
+    for key in ("images", "epochs", "rounds", "seeds"):
+        if getattr(args, key) is not None:
+            s[key] = getattr(args, key)
+    images = s["images"] or None
+    arms = COMPARISONS[args.compare]
+    from fashion_tuner import devices
+
+    picked, reason = devices.auto_precision(devices.read_cpuinfo())
+    load_before, started, fits = os.getloadavg(), time.monotonic(), []
+    for seed in s["seeds"]:
+        for round_ in range(s["rounds"]):
+            for arm in arms:
+                fit = run_arm(arm, images=images, epochs=s["epochs"], seed=seed, val_images=s["val_images"],
+                              data_dir=args.data_dir)
+                fit.update(seed=seed, pair=f"{seed}/{round_}")
+                fits.append(fit)
+                shown = (f"{fit['epoch_s']:.2f} s/epoch, val {fit['val_accuracy'][-1]:.4f}" if fit["status"] == "ok"
+                         else f"failed: {fit['error']}")
+                print(f"[pairs] seed {seed} {arm:<15} {shown}", file=sys.stderr, flush=True)
+    summary = summarise(arms, fits)
+    result = {"compare": args.compare, "setting": args.setting, "arms": list(arms), "baseline": arms[0],
+              "images": images or 60000, "epochs": s["epochs"], "rounds": s["rounds"], "seeds": list(s["seeds"]),
+              "val_images": s["val_images"] or 6000, "batch_size": backend_epoch.BATCH,
+              "workload": "default CNN of search_spaces/cnn.py on TensorFlow; epoch_s = median of the epochs "
+                          "after the first; val_accuracy after the last epoch",
+              "summary": summary, "fits": [{k: v for k, v in f.items() if k != "command"} for f in fits],
+              "commands": [f["command"] for f in fits], "auto_precision": {"choice": picked, "reason": reason},
+              "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+              "wall_s": round(time.monotonic() - started, 1)}
+    failed = [f for f in fits if f["status"] != "ok"]
+    if failed:
+        result["error"] = "; ".join(f"{f['arm']} seed {f['seed']}: {f['error']}" for f in failed)
+    emit(result)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
