@@ -42,11 +42,13 @@ def accuracy_cell(rows: list[dict]) -> str:
 def wall_cell(rows: list[dict]) -> str:
     """Search + retrain wall time: the one seed's, or the mean over seeds and the slowest seed's total."""
     ok = [r for r in rows if r.get("status", "ok") == "ok"]
+    speeds = [r["full_epoch_s"] for r in ok if r.get("full_epoch_s")]
+    speed = f"; {'/'.join(f'{v:.0f}' for v in speeds)} s per full-data retrain epoch" if speeds else ""
     if len(ok) == 1:
-        return f"{dur(ok[0].get('search_wall_s'))} search + {dur(ok[0].get('retrain_wall_s'))} retrain"
+        return f"{dur(ok[0].get('search_wall_s'))} search + {dur(ok[0].get('retrain_wall_s'))} retrain{speed}"
     mean = {k: sum(r.get(k) or 0 for r in ok) / len(ok) for k in ("search_wall_s", "retrain_wall_s")}
     return (f"mean {dur(mean['search_wall_s'])} search + {dur(mean['retrain_wall_s'])} retrain "
-            f"(slowest seed {dur(max(r.get('wall_s') or 0 for r in ok))})")
+            f"(slowest seed {dur(max(r.get('wall_s') or 0 for r in ok))}){speed}")
 
 
 def accuracy_line(name: str, entry: dict) -> str:

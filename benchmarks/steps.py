@@ -126,7 +126,7 @@ def accuracy_seed(ctx: Context, row: str, seed: int) -> dict:
     metrics = json.loads((Path(s["run_dir"]) / "report" / "metrics.json").read_text())
     run = s["run"]
     acc, n = metrics["test_accuracy"], metrics.get("n_test")
-    return {"seed": seed, "status": "ok", "date": now(), "commands": commands, "test_accuracy": acc,
+    return {**work_done(metrics), "seed": seed, "status": "ok", "date": now(), "commands": commands, "test_accuracy": acc,
             "test_accuracy_ci95": wilson(acc, n), "ci_method": CI_METHOD, "n_test": n,
             "macro_f1": metrics.get("macro_f1"), "val_accuracy": (run.get("best") or {}).get("score"),
             "wall_s": round(s["wall_s"] + result["wall_s"], 1), "search_wall_s": s["wall_s"],
@@ -136,6 +136,21 @@ def accuracy_seed(ctx: Context, row: str, seed: int) -> dict:
             "max_epochs": run.get("args", {}).get("max_epochs"), "split": run.get("split"),
             "devices": run.get("devices"), "search_reused": s["reused"], "git_commit": s.get("git_commit"),
             "weights": run.get("args", {}).get("weights") if spec.space == "transfer" else None}
+
+
+FULL_TRAIN_IMAGES = 60_000  # a full-data epoch: the official training set
+
+
+def work_done(metrics: dict) -> dict:
+    """What a time-budgeted row's retrain could fit on this machine: its seconds per epoch and per full-data epoch
+    (60,000 images; scaled by the images it trained on when metrics.json says how many), so a slower machine can be
+    told from a worse method (``retrain_epochs`` is stored beside)."""
+    fit_s, epochs, images = metrics.get("wall_s"), metrics.get("epochs_trained"), metrics.get("train_images")
+    if not fit_s or not epochs:
+        return {}
+    per_epoch = fit_s / epochs
+    return {"retrain_epoch_s": round(per_epoch, 2),
+            "full_epoch_s": round(per_epoch * FULL_TRAIN_IMAGES / images, 2) if images else None}
 
 
 # ----------------------------------------------------------------------------- overhead, scale, memory, determinism

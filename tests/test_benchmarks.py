@@ -532,3 +532,16 @@ def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
                               "--one tensorflow float32 --images 0 --epochs 5 --seed 7 --val-images 0")
     out = epoch_pairs.run_arm("channels_first_onednn", images=64, epochs=1, seed=42, val_images=64, data_dir=None)
     assert out["command"].startswith("TF_ENABLE_ONEDNN_OPTS=1 python") and "--data-format channels_first" in out["command"]
+
+
+def test_a_row_records_the_retrains_speed_per_full_data_epoch():
+    from benchmarks.render import wall_cell
+    from benchmarks.steps import work_done
+
+    assert work_done({"wall_s": 300.0, "epochs_trained": 10, "train_images": 30_000}) == {
+        "retrain_epoch_s": 30.0, "full_epoch_s": 60.0}
+    assert work_done({"wall_s": 300.0, "epochs_trained": 10}) == {"retrain_epoch_s": 30.0, "full_epoch_s": None}
+    assert work_done({"epochs_trained": 0}) == {}
+    rows = [{"seed": s, "search_wall_s": 60, "retrain_wall_s": 600, "wall_s": 660, "full_epoch_s": e}
+            for s, e in ((42, 36.2), (7, 50.9))]
+    assert wall_cell(rows).endswith("; 36/51 s per full-data retrain epoch")
