@@ -186,7 +186,7 @@ def _add_run_options(s) -> None:
     s.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="write RUN/tensorboard, the trials as a TensorBoard HParams logdir, each time a search "
                         "process ends (finished, stopped, interrupted; default on: under a second for a small "
-                        "search); view with tensorboard --logdir RUN/tensorboard")
+                        f"search); view with {hints.tool('tensorboard')} --logdir RUN/tensorboard")
     s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
     s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
@@ -255,7 +255,13 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
     v.add_argument("--top", type=_positive_int, default=10, help="trials in the leaderboard (default 10)")
     v.add_argument("--tensorboard", default=None, metavar="OUT",
                    help="instead of the HTML review, write the project as a TensorBoard HParams logdir in OUT "
-                        "(a new or empty folder, or one this wrote before); view with tensorboard --logdir OUT")
+                        f"(a new or empty folder, or one this wrote before); view with {hints.tool('tensorboard')} "
+                        "--logdir OUT")
+    v.add_argument("--optuna", default=None, metavar="STORAGE",
+                   help="instead of the HTML review, record the trials in an Optuna storage: a journal file "
+                        "(e.g. OUT/optuna.journal; new, or one this wrote before) or a URL such as sqlite:///x.db; "
+                        "again later adds only the new trials; view with "
+                        f"{hints.tool('optuna-dashboard')} STORAGE (a search records RUN/optuna.journal itself)")
 
     ls = sub.add_parser("list", parents=[common], formatter_class=fmt, help="one line per run",
                         epilog=f"example:\n  {PY} list --results-dir results")
@@ -331,6 +337,15 @@ def _predict(args) -> int:
 def _review(args) -> int:
     from fashion_tuner.review import review_command
 
+    if args.tensorboard is not None and args.optuna is not None:
+        raise UserError("--tensorboard and --optuna each write one view; run review once for each")
+    if args.optuna is not None:
+        from fashion_tuner.review.optuna_bridge import optuna_command
+
+        if args.out is not None:
+            raise UserError("--optuna STORAGE writes the Optuna storage only; run review again with --out "
+                            "(without --optuna) for the HTML review")
+        return optuna_command(args.paths, args.optuna)
     if args.tensorboard is not None:
         from fashion_tuner.review.tensorboard import tensorboard_command
 

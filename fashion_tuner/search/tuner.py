@@ -161,6 +161,9 @@ def _tuner_class(name: str):
                 checkpoints.prune(self.project_dir, self._keep_checkpoints)
             if self._progress:
                 self._progress.end(trial, self.oracle)
+            if not distributed_worker():  # the trial, live in RUN/optuna.journal (never fails the search)
+                from fashion_tuner.review.optuna_bridge import record_quietly
+                record_quietly(self.project_dir)
             self._trials_here += 1
             if self._stop_after and self._trials_here >= self._stop_after and not self._budget_spent():
                 raise TrialBatchDone()  # after super().on_trial_end saved the oracle: resumable
