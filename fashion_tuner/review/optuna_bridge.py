@@ -158,7 +158,10 @@ def frozen_trials(project: Project) -> list:
         intermediate = _intermediate(project, tid)
         print_ = json.dumps([state.name, score if state == TrialState.COMPLETE else None, params, intermediate, attrs],
                             sort_keys=True, default=str)
+        # Optuna requires a start; a plain Keras Tuner folder's first trial has no known one: its end then
         start, end, _ = project.times.get(tid, (None, None, False))
+        end = end or project.mtime
+        start = start or end
         out.append(optuna.trial.FrozenTrial(
             number=len(out), state=state, value=score if state == TrialState.COMPLETE else None,
             datetime_start=_when(start), datetime_complete=_when(end), params=params, distributions=dists,
@@ -182,7 +185,10 @@ def record(project_dir: str | Path, storage: str | Path | None = None) -> dict:
     source = str(Path(project_dir).resolve())
     direction = "minimize" if project.direction == "min" else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=store, study_name=project.name, direction=direction, load_if_exists=True)
+    try:  # create_study(load_if_exists=True) would append a creation to the journal on every sync
+        study = optuna.load_study(study_name=project.name, storage=store)
+    except KeyError:
+        study = optuna.create_study(storage=store, study_name=project.name, direction=direction)
     if study.user_attrs.get(SOURCE_ATTR, source) != source:
         raise UserError(f"--optuna {target}: its study {project.name!r} mirrors another folder "
                         f"({study.user_attrs[SOURCE_ATTR]}); name another storage")
