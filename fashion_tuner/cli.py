@@ -250,8 +250,11 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
                        help="summarise and plot any Keras Tuner results directory",
                        epilog=f"example:\n  {PY} review results/cnn-hyperband --top 10")
     v.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a Keras Tuner project directory (holds oracle.json) or a folder holding several")
-    v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
+                   help="a Keras Tuner project directory (holds oracle.json), a folder holding several, or a "
+                        "run name under --results-dir")
+    v.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
+                   help="where run names are looked up (default results/)")
+    v.add_argument("--out", default=None, help="output folder (default: each project's own review/ folder)")
     v.add_argument("--top", type=_positive_int, default=10, help="trials in the leaderboard (default 10)")
     v.add_argument("--tensorboard", default=None, metavar="OUT",
                    help="instead of the HTML review, write the project as a TensorBoard HParams logdir in OUT "
@@ -334,6 +337,15 @@ def _predict(args) -> int:
     return predict_command(model=args.model, images=args.images, top=args.top)
 
 
+def _named(path: str, results_dir: str) -> str:
+    """A review PATH, or the run of that name under --results-dir."""
+    from pathlib import Path
+
+    from fashion_tuner.review.commands import named_path
+
+    return str(named_path(path, Path(results_dir).expanduser()))
+
+
 def _review(args) -> int:
     from fashion_tuner.review import review_command
 
@@ -345,15 +357,15 @@ def _review(args) -> int:
         if args.out is not None:
             raise UserError("--optuna STORAGE writes the Optuna storage only; run review again with --out "
                             "(without --optuna) for the HTML review")
-        return optuna_command(args.paths, args.optuna)
+        return optuna_command([_named(p, args.results_dir) for p in args.paths], args.optuna)
     if args.tensorboard is not None:
         from fashion_tuner.review.tensorboard import tensorboard_command
 
         if args.out is not None:
             raise UserError("--tensorboard OUT writes the TensorBoard logdir only; run review again with --out "
                             "(without --tensorboard) for the HTML review")
-        return tensorboard_command(args.paths, args.tensorboard)
-    return review_command(args.paths, out=args.out, top=args.top)
+        return tensorboard_command([_named(p, args.results_dir) for p in args.paths], args.tensorboard)
+    return review_command(args.paths, out=args.out, top=args.top, results_dir=args.results_dir)
 
 
 def _list(args) -> int:

@@ -143,6 +143,7 @@ def model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, da
                                          y_test=data["y_te"], probs=probs, class_names=data["class_names"],
                                          title=title, compare=compare)
     np.save(out / PROBS_FILE, probs.astype(np.float32))
+    metrics["train_images"] = int(len(data["y_fit"]))  # what compare puts beside the test accuracy
     if history:
         metrics["epochs_trained"] = len(history.get("loss", []))
         metrics["best_epoch"] = best + 1
