@@ -38,6 +38,8 @@ def test_search_with_a_space_file_prints_a_next_step_that_runs(tmp_path, data_ar
     proc = subprocess.run(command + " --epochs 1", shell=True, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert (tmp_path / "next" / "report" / "report.html").is_file()
+    # not a terminal: a line per epoch inside the trial and the retraining (fashion_tuner.fitprogress)
+    assert "trial 0 epoch 1/1: " in result.stdout and "[retrain-best] trial 0 epoch 1/1: " in proc.stdout
 
 
 @pytest.mark.slow

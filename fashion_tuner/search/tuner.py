@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import (backup, budget, checkpoints, cv, devices, epochlog, fsio, interrupts, kt_compat, modelsize,
-                           tables)
+from fashion_tuner import (backup, budget, checkpoints, cv, devices, epochlog, fitprogress, fsio, interrupts, kt_compat,
+                           modelsize, tables)
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, sweeps_until_deadline, trial_budget
@@ -67,6 +67,8 @@ def _tuner_class(name: str):
             # per-epoch history for the review's learning curves (Keras Tuner keeps only the best epoch)
             trial_dir = self.get_trial_dir(trial.trial_id)
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(trial_dir)]
+            if not kwargs.get("verbose"):  # Keras' own bar at --verbose 1/2; else ours (fashion_tuner.fitprogress)
+                kwargs["callbacks"].append(fitprogress.fit_progress(f"trial {trial.trial_id}"))
             if self._deadline is not None:  # a trial that would overrun stops at an epoch boundary, recorded
                 kwargs["callbacks"].append(budget.budget_guard(self._deadline, trial_dir))
             # each fit of the trial backed up per epoch: a rerun after a kill resumes it (fashion_tuner.backup)
