@@ -129,6 +129,12 @@ def test_a_file_that_is_not_a_journal_is_refused_and_a_failing_sync_only_warns(t
     with pytest.raises(UserError, match="not an Optuna journal"):
         optuna_bridge.optuna_command([str(tiny_run)], str(notes))
     assert notes.read_text() == "my notes\n"
+    theirs = tmp_path / "theirs.journal"  # a user's own study named like the run: never deleted or added to
+    mine = optuna.create_study(study_name="tiny", storage=optuna_bridge._storage(theirs))
+    mine.add_trial(optuna.trial.create_trial(value=0.5))
+    with pytest.raises(UserError, match="did not write"):
+        optuna_bridge.record(tiny_run, theirs)
+    assert len(load(theirs, "tiny").trials) == 1
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     (run / optuna_bridge.JOURNAL_FILE).unlink()

@@ -156,8 +156,8 @@ def frozen_trials(project: Project) -> list:
         if isinstance(row.message, str) and row.message and state != TrialState.COMPLETE:
             attrs["message"] = row.message[:500]
         intermediate = _intermediate(project, tid)
-        print_ = json.dumps([state.name, score if state == TrialState.COMPLETE else None, params, intermediate, attrs],
-                            sort_keys=True, default=str)
+        fingerprint = json.dumps([state.name, score if state == TrialState.COMPLETE else None, params, intermediate, attrs],
+                                 sort_keys=True, default=str)
         # Optuna requires a start; a plain Keras Tuner folder's first trial has no known one: its end then
         start, end, _ = project.times.get(tid, (None, None, False))
         end = end or project.mtime
@@ -165,7 +165,7 @@ def frozen_trials(project: Project) -> list:
         out.append(optuna.trial.FrozenTrial(
             number=len(out), state=state, value=score if state == TrialState.COMPLETE else None,
             datetime_start=_when(start), datetime_complete=_when(end), params=params, distributions=dists,
-            user_attrs=attrs, system_attrs={FINGERPRINT_ATTR: hashlib.sha1(print_.encode()).hexdigest()},
+            user_attrs=attrs, system_attrs={FINGERPRINT_ATTR: hashlib.sha1(fingerprint.encode()).hexdigest()},
             intermediate_values=intermediate, trial_id=len(out)))
     return out
 
@@ -183,33 +183,43 @@ def record(project_dir: str | Path, storage: str | Path | None = None) -> dict:
     created = "://" not in str(target) and not Path(target).expanduser().is_file()
     store = _storage(target)
     source = str(Path(project_dir).resolve())
-    direction = "minimize" if project.direction == "min" else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:  # create_study(load_if_exists=True) would append a creation to the journal on every sync
         study = optuna.load_study(study_name=project.name, storage=store)
     except KeyError:
-        study = optuna.create_study(storage=store, study_name=project.name, direction=direction)
-    if study.user_attrs.get(SOURCE_ATTR, source) != source:
-        raise UserError(f"--optuna {target}: its study {project.name!r} mirrors another folder "
-                        f"({study.user_attrs[SOURCE_ATTR]}); name another storage")
+        study = _new_study(optuna, store, project, source)
+    owner = study.user_attrs.get(SOURCE_ATTR)
+    if owner is None:  # someone's own study of that name: never rewritten or added to
+        raise UserError(f"--optuna {target}: it holds a study {project.name!r} that fashion_tuner did not write; "
+                        "name another storage")
+    if owner != source:
+        if storage is not None:
+            raise UserError(f"--optuna {target}: its study {project.name!r} mirrors another folder ({owner}); "
+                            "name another storage")
+        study.set_user_attr(SOURCE_ATTR, source)  # the run's own journal, in a run folder that was moved
     trials = frozen_trials(project)
     recorded = {t.user_attrs.get(KT_ID_ATTR): t.system_attrs.get(FINGERPRINT_ATTR) for t in study.get_trials(deepcopy=False)}
     now = {t.user_attrs[KT_ID_ATTR]: t.system_attrs[FINGERPRINT_ATTR] for t in trials}
     rebuilt = any(kid in now and now[kid] != fp for kid, fp in recorded.items()) or any(k not in now for k in recorded)
     if rebuilt:
         optuna.delete_study(study_name=project.name, storage=store)
-        study = optuna.create_study(storage=store, study_name=project.name, direction=direction)
-        recorded = {}
-    if not study.user_attrs:
-        study.set_user_attr(SOURCE_ATTR, source)
-        with warnings.catch_warnings():  # experimental since Optuna 3.2; the dashboard labels the value with it
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([project.objective])
+        study, recorded = _new_study(optuna, store, project, source), {}
     added = [t for t in trials if t.user_attrs[KT_ID_ATTR] not in recorded]
     if added:
         study.add_trials(added)
     return {"storage": target, "study": project.name, "added": len(added), "total": len(recorded) + len(added),
             "rebuilt": rebuilt, "created": created}
+
+
+def _new_study(optuna, store, project: Project, source: str):
+    """An empty study for ``project`` in ``store``, marked as mirroring the folder ``source``."""
+    study = optuna.create_study(storage=store, study_name=project.name,
+                                direction="minimize" if project.direction == "min" else "maximize")
+    study.set_user_attr(SOURCE_ATTR, source)
+    with warnings.catch_warnings():  # experimental since Optuna 3.2; the dashboard labels the value with it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([project.objective])
+    return study
 
 
 def record_quietly(run_dir: str | Path, announce: bool = True) -> dict | None:
