@@ -52,3 +52,42 @@ def test_review_takes_a_run_name_and_writes_into_the_run(results, tmp_path, monk
     assert (results / "a" / "review" / "review.html").is_file()
     assert review_command([str(results)]) == 0  # a folder of runs: each into its own review/, as above
     assert (results / "b" / "review" / "review.html").is_file() and not (results / "review").exists()
+
+
+def test_a_colour_means_one_epoch_budget_in_every_panel(tiny_run, tmp_path, monkeypatch):
+    """Each epoch budget gets one colour, the same in the timeline, the score panels and the Hyperband
+    plot (which colours by budget, not by bracket), and never the failed trials' red."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    from fashion_tuner.review import plots
+
+    run = tmp_path / "hb"
+    shutil.copytree(tiny_run, run)
+    for trial_json, (epochs, bracket) in zip(sorted(run.glob("trial_*/trial.json")), [(3, 0), (1, 1)]):
+        state = json.loads(trial_json.read_text())  # as Hyperband would have run them: budgets 3 and 1
+        state["hyperparameters"]["values"].update({"tuner/epochs": epochs, "tuner/initial_epoch": 0,
+                                                   "tuner/bracket": bracket, "tuner/round": 0})
+        trial_json.write_text(json.dumps(state))
+    project = read_project(run)
+    colours = {e: to_hex(c) for e, c in plots.budget_colours(project).items()}
+    assert set(colours) == {1, 3} and len(set(colours.values())) == 2
+    assert to_hex(plots.FAILED_COLOUR) not in colours.values()
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.plot_timeline(project, tmp_path / "t.png")
+    plots.plot_hp_scores(project, tmp_path / "s.png")
+    plots.plot_hyperband(project, tmp_path / "h.png")
+    seen = {}  # legend label -> colours it is drawn in, over every figure
+    for fig in figures:
+        for ax in fig.axes:
+            for artist in [*ax.patches, *ax.collections]:
+                label = artist.get_label()
+                if label.endswith("-epoch budget"):
+                    face = artist.get_facecolor()
+                    face = face[0] if getattr(face, "ndim", 1) == 2 else face
+                    seen.setdefault(label, set()).add(to_hex(face, keep_alpha=False))
+    assert seen == {f"{e}-epoch budget": {c} for e, c in colours.items()}, seen
+    bars = {(int(p.get_height()), to_hex(p.get_facecolor(), keep_alpha=False)) for p in figures[-1].axes[0].patches}
+    assert bars == {(e, c) for e, c in colours.items()}  # epochs per trial: coloured by budget, not by bracket
+    matplotlib.pyplot.close("all")
