@@ -20,6 +20,7 @@ import importlib.util
 import os
 import sys
 
+from fashion_tuner import hints
 from fashion_tuner.errors import UserError
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -29,6 +30,7 @@ ENV = "KERAS_BACKEND"
 DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly"),
                  "jax": ("jax",), "torch": ("torch",)}
 MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+IN_REQUIREMENTS = ("tensorflow", "jax")  # requirements.txt installs these into .venv (scripts/setup.sh)
 HOW_TO_INSTALL = {
     "tensorflow": "pip install tensorflow-cpu==2.21.0 (GPU: pip install 'tensorflow[and-cuda]==2.21.0')",
     "jax": "pip install jax (GPU: pip install 'jax[cuda12]')",
@@ -56,6 +58,8 @@ def select(name: str | None = None, require: bool = True) -> str:
     """
     choice = requested(name)
     if require and importlib.util.find_spec(MODULES[choice]) is None:
+        if choice in IN_REQUIREMENTS and not hints.in_project_venv():  # not set up: pip here is the wrong Python
+            raise UserError(hints.set_up_first(f"does not have {MODULES[choice]} (--backend {choice})"))
         raise UserError(f"--backend {choice}: {MODULES[choice]} is not installed; {HOW_TO_INSTALL[choice]}")
     loaded = loaded_backend()
     if loaded is not None and loaded != choice:

@@ -27,6 +27,8 @@ UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 BUDGET_STOP_FILE = "budget_stop.json"  # in a trial folder: the time budget stopped this trial's fit early
 SAFETY = 0.95  # plan epochs for this share of a retrain budget (the rest absorbs timing noise)
+WORTH_EPOCHS = 3  # a retrain of fewer epochs (when more were asked for) is said to be too short to be worth it
+UNUSED_SHARE = 0.5  # a retrain plan using less than this share of its budget says which flags would use it
 
 
 def parse_duration(text: str) -> float:
@@ -143,6 +145,29 @@ def seconds_per_epoch(run_dir: str | Path, search_images: int, fit_images: int,
     if not seconds or search_images <= 0:
         return None
     return float(np.median(seconds)) * fit_images / search_images
+
+
+def plan_advice(budget_s: float, per_epoch_s: float | None, planned: int, max_epochs: int, models: int = 1,
+                subset: bool = False, spent_s: float = 0.0) -> list[str]:
+    """What to tell the user about a retrain plan of ``planned`` epochs per model (``models`` models, about
+    ``per_epoch_s`` s an epoch) for the ``budget_s`` seconds left: that too few epochs fit to be worth it
+    (fewer than ``WORTH_EPOCHS`` and fewer than ``max_epochs``) and which --time-budget would fit them
+    (``spent_s``: already spent by the command, loading data), or that the plan uses under ``UNUSED_SHARE``
+    of the budget and which flags would use it (``subset``: the run's training images are a subset, so
+    ``--train-on full`` would train on more)."""
+    if not per_epoch_s:
+        return []
+    used = planned * per_epoch_s * models
+    if planned < min(WORTH_EPOCHS, max_epochs):
+        want = min(WORTH_EPOCHS, max_epochs)
+        return [f"{planned} epoch(s) per model is too few to be worth it; a budget of about "
+                f"{describe(spent_s + want * per_epoch_s * models / SAFETY)} would allow {want}"]
+    if planned == max_epochs and used < UNUSED_SHARE * budget_s:
+        fits = int(budget_s * SAFETY // (per_epoch_s * models))
+        flags = [f"--epochs {fits}"] + (["--train-on full"] if subset else [])
+        return [f"this plan uses about {describe(used)} of the {describe(budget_s)} left of the time budget; "
+                f"{' or '.join(flags)} would use more of it"]
+    return []
 
 
 def plan_epochs(budget_s: float, per_epoch_s: float | None, max_epochs: int) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -30,8 +32,19 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument on one line (no usage dump)."""
 
     def error(self, message):
+        message += did_you_mean(message)
         raise UserError(f"{message} (see `{hints.command(self.prog.split()[-1], '--help')}`)"
                         if " " in self.prog else f"{message} (see `{hints.command('--help')}`)")
+
+
+def did_you_mean(message: str) -> str:
+    """``"; did you mean 'search'?"`` for argparse's "invalid choice: 'serch' (choose from ...)", else ""."""
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not match:
+        return ""
+    choices = re.findall(r"'([^']*)'", match.group(2)) or [c.strip() for c in match.group(2).split(",")]
+    close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _number(convert, ok, expected: str):
@@ -106,100 +119,113 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     from fashion_tuner.spaces import BUILTIN_SPACES
 
     s = sub.add_parser("search", parents=[common], formatter_class=fmt, help="run or resume a hyperparameter search",
+                       usage="%(prog)s [--space SPACE] [--tuner TUNER] [OPTION ...]  (the options, by group, below)",
                        epilog=f"example:\n  {PY} search --space cnn --tuner bayesian --max-trials 20 "
                               "--subset 20000\n  (rerun the same command to resume; --overwrite starts over)")
-    s.add_argument("--space", default="mlp", type=_space, help=f"{' | '.join(BUILTIN_SPACES)} | path/to/space.py "
+    budget = s.add_argument_group("what to search, and its budget")
+    data_opts = s.add_argument_group("data and split (the held-out test images never reach the search)")
+    training = s.add_argument_group("training of each trial")  # also filled in _add_run_options
+    run = s.add_argument_group("the run folder")
+    budget.add_argument("--space", default="mlp", type=_space, help=f"{' | '.join(BUILTIN_SPACES)} | path/to/space.py "
                    "(default mlp)")
-    s.add_argument("--tuner", default=search_config.TUNERS[0], choices=search_config.TUNERS,
-                   help=f"search algorithm (default {search_config.TUNERS[0]}: Hyperband drawing near the space's "
-                        "defaults and the best so far; hyperband, bayesian, random: Keras Tuner's own)")
-    s.add_argument("--max-epochs", type=_positive_int, default=None,
-                   help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")
-    s.add_argument("--factor", type=_factor, default=3, help="Hyperband reduction factor (priorband, hyperband; default 3)")
-    s.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
-                   help="reject, before it trains, any configuration whose model has more than N parameters "
-                        "(priorband; counted in review)")
-    s.add_argument("--max-trials", type=_positive_int, default=20, help="trials for bayesian/random (default 20)")
-    s.add_argument("--executions-per-trial", type=_positive_int, default=1,
+    budget.add_argument("--tuner", default=search_config.TUNERS[0], choices=search_config.TUNERS,
+                        help=f"search algorithm (default {search_config.TUNERS[0]}: Hyperband drawing near the space's "
+                             "defaults and the best so far; hyperband, bayesian, random: Keras Tuner's own)")
+    budget.add_argument("--max-epochs", type=_positive_int, default=None,
+                        help="epochs per trial at most (default per space: mlp 20, cnn 6, transfer 6, else 10)")
+    budget.add_argument("--factor", type=_factor, default=3,
+                        help="Hyperband reduction factor (priorband, hyperband; default 3)")
+    budget.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
+                        help="reject, before it trains, any configuration whose model has more than N parameters "
+                             "(priorband; counted in review)")
+    budget.add_argument("--max-trials", type=_positive_int, default=20, help="trials for bayesian/random (default 20)")
+    budget.add_argument("--executions-per-trial", type=_positive_int, default=1,
                    help="fits per trial, score averaged (default 1; 2+ lowers the noise, costs that many times more)")
-    s.add_argument("--subset", type=_positive_int, default=None,
+    data_opts.add_argument("--subset", type=_positive_int, default=None,
                    help="stratified subsample of N training images (default: all for mlp, 10000 for cnn, 15000 for transfer)")
-    s.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="output root (default results/)")
-    s.add_argument("--name", default=None, help="run name (default <space>-<tuner>)")
-    s.add_argument("--seed", type=_seed, default=42,
+    run.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="output root (default results/)")
+    run.add_argument("--name", default=None, help="run name (default <space>-<tuner>)")
+    run.add_argument("--seed", type=_seed, default=42,
                    help=f"seed of the split, the tuner's draws and each trial's training (trial k: seed + k); "
                         f"0-{MAX_SEED} (default 42)")
-    s.add_argument("--overwrite", action="store_true",
+    run.add_argument("--overwrite", action="store_true",
                    help="delete an existing run of that name and start over (only a run made by this tool; "
                         "files it did not write are kept)")
-    s.add_argument("--data-dir", default=None, help="folder holding the four IDX .gz files")
-    s.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
-    s.add_argument("--dataset", default="fashion_mnist", choices=data.DATASETS,
+    data_opts.add_argument("--data-dir", default=None, help="folder holding the four IDX .gz files")
+    data_opts.add_argument("--skip-md5", action="store_true", help="accept IDX files whose MD5 is not the published one")
+    data_opts.add_argument("--dataset", default="fashion_mnist", choices=data.DATASETS,
                    help="fashion_mnist (default) or mnist (same IDX format, digits)")
-    s.add_argument("--val-source", default="test", choices=("test", "train"),
+    data_opts.add_argument("--val-source", default="test", choices=("test", "train"),
                    help="carve validation from the official test set (default, 60/40) or from the training set")
-    s.add_argument("--val-size", type=_fraction, default=None,
+    data_opts.add_argument("--val-size", type=_fraction, default=None,
                    help="validation fraction of the source set (default 0.6 of test, 0.1 of train)")
-    s.add_argument("--batch-size", type=_positive_int, default=128,
+    training.add_argument("--batch-size", type=_positive_int, default=128,
                    help="batch size when the space does not search it (default 128)")
-    s.add_argument("--patience", type=_positive_int, default=3, help="EarlyStopping patience in epochs (default 3)")
-    s.add_argument("--class-weight", default=None, help="none | balanced | FILE.json ({\"Shirt\": 2.0, ...})")
-    s.add_argument("--cv", type=_folds, default=None, metavar="K",
+    training.add_argument("--patience", type=_positive_int, default=3, help="EarlyStopping patience in epochs (default 3)")
+    data_opts.add_argument("--class-weight", default=None, help="none | balanced | FILE.json ({\"Shirt\": 2.0, ...})")
+    data_opts.add_argument("--cv", type=_folds, default=None, metavar="K",
                    help="score each trial by K-fold cross-validation: the mean best val_accuracy over K stratified "
                         "folds of the pooled train + validation images (K times the cost; docs/cv.md)")
-    s.add_argument("--max-failures", type=_positive_int, default=5,
+    budget.add_argument("--max-failures", type=_positive_int, default=5,
                    help="stop after this many consecutive failed trials (default 5)")
-    s.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds (default: none; cnn and transfer 300)")
-    s.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
+    budget.add_argument("--trial-timeout", type=_positive_float, default=None, help="fail a trial after this many seconds (default: none; cnn and transfer 300)")
+    budget.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
                    help="stop the search within this wall time (90s, 15m, 1h; from the start of this command): "
                         "no trial starts that is not expected to finish, a trial that would overrun stops at an "
                         "epoch boundary; Hyperband repeats its sweep of brackets while time is left (resumable: "
                         "the same command continues)")
-    s.add_argument("--trials-per-process", type=_nonneg_int, default=DEFAULT_TRIALS_PER_PROCESS,
+    run.add_argument("--trials-per-process", type=_nonneg_int, default=DEFAULT_TRIALS_PER_PROCESS,
                    help="run the search in fresh processes of at most this many trials each, so memory that "
                         "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"
                         % DEFAULT_TRIALS_PER_PROCESS)
     _add_run_options(s)
 
 
+def _group(parser, title: str):
+    """The argument group of ``parser`` titled ``title`` (made in :func:`_add_search_parser`)."""
+    return next(g for g in parser._action_groups if g.title == title)
+
+
 def _add_run_options(s) -> None:
     """``search``: how trials run (backbone weights, devices, precision, distribution, checkpoints, output)."""
-    s.add_argument("--weights", default="auto",
+    training, run = _group(s, "training of each trial"), _group(s, "the run folder")
+    devices = s.add_argument_group("devices and distributed search")
+    training.add_argument("--weights", default="auto",
                    help="transfer space backbones: auto (default: ImageNet weights when cached or downloadable, "
                         "else the in-domain autoencoder family only; one line says which) | imagenet | PATH | none")
-    s.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
+    devices.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "none"),
                    help="distribution strategy over GPUs (auto: mirrored when several GPUs)")
     from fashion_tuner.devices import DEFAULT_MIXED_PRECISION, MIXED_PRECISION
 
-    s.add_argument("--mixed-precision", nargs="?", const="float16", default=DEFAULT_MIXED_PRECISION,
-                   choices=MIXED_PRECISION,
-                   help="train in mixed precision: float16 (the default when no value is given; GPU only, "
-                        "float32 on a CPU), bfloat16 (also on a CPU) or auto (bfloat16 on CPUs reporting "
-                        "avx512_bf16 or AMX, float16 on CUDA GPUs of compute capability >= 7.0, else float32; "
-                        "run.json says which and why); the model's output layer must be float32 (default: "
-                        f"{DEFAULT_MIXED_PRECISION or 'float32'})")
-    s.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
+    training.add_argument("--mixed-precision", nargs="?", const="float16", default=DEFAULT_MIXED_PRECISION,
+                          choices=MIXED_PRECISION,
+                          help="train in mixed precision: float16 (the default when no value is given; GPU only, "
+                               "float32 on a CPU), bfloat16 (also on a CPU) or auto (bfloat16 on CPUs reporting "
+                               "avx512_bf16 or AMX, float16 on CUDA GPUs of compute capability >= 7.0, else float32; "
+                               "run.json says which and why); the model's output layer must be float32 (default: "
+                               f"{DEFAULT_MIXED_PRECISION or 'float32'})")
+    training.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
                    help="XLA jit_compile: auto = Keras' rule (on for one GPU, off on CPU/under a strategy)")
-    s.add_argument("--input-pipeline", default="auto", choices=("auto", "tfdata", "arrays"),
+    training.add_argument("--input-pipeline", default="auto", choices=("auto", "tfdata", "arrays"),
                    help="feed fits from tf.data or plain in-memory arrays (auto: the measured faster one; "
                         "arrays until tf.data measures faster)")
-    s.add_argument("--role", default=None, choices=("chief", "worker"),
+    devices.add_argument("--role", default=None, choices=("chief", "worker"),
                    help="distributed search: the chief serves the oracle, workers run trials "
                         "(same arguments and results directory)")
-    s.add_argument("--oracle-address", default=None, metavar="HOST:PORT",
+    devices.add_argument("--oracle-address", default=None, metavar="HOST:PORT",
                    help="where the chief listens / workers connect (unauthenticated gRPC: trusted networks only)")
-    s.add_argument("--worker-id", default=None, metavar="ID",
+    devices.add_argument("--worker-id", default=None, metavar="ID",
                    help="a stable worker id (default: the process id); rerun a dead worker with the same id "
                         "to take back its unfinished trial")
-    s.add_argument("--keep-checkpoints", type=_keep_checkpoints, default=1, metavar="K|all",
+    run.add_argument("--keep-checkpoints", type=_keep_checkpoints, default=1, metavar="K|all",
                    help="keep the checkpoints of the K best trials (default 1) and those a resume or a Hyperband "
                         "round may still load; delete the others after each trial. all: keep every one")
-    s.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+    run.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="write RUN/tensorboard, the trials as a TensorBoard HParams logdir, each time a search "
                         "process ends (finished, stopped, interrupted; default on: under a second for a small "
-                        "search); view with tensorboard --logdir RUN/tensorboard")
-    s.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
-    s.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
+                        f"search); view with {hints.tool('tensorboard')} --logdir RUN/tensorboard")
+    training.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (slower)")
+    training.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
 
 
 def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
@@ -261,12 +287,21 @@ def _add_other_parsers(sub, common, fmt, PY) -> None:  # noqa: N803
                        help="summarise and plot any Keras Tuner results directory",
                        epilog=f"example:\n  {PY} review results/cnn-priorband --top 10")
     v.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a Keras Tuner project directory (holds oracle.json) or a folder holding several")
-    v.add_argument("--out", default=None, help="output folder (default PATH/review/)")
+                   help="a Keras Tuner project directory (holds oracle.json), a folder holding several, or a "
+                        "run name under --results-dir")
+    v.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
+                   help="where run names are looked up (default results/)")
+    v.add_argument("--out", default=None, help="output folder (default: each project's own review/ folder)")
     v.add_argument("--top", type=_positive_int, default=10, help="trials in the leaderboard (default 10)")
     v.add_argument("--tensorboard", default=None, metavar="OUT",
                    help="instead of the HTML review, write the project as a TensorBoard HParams logdir in OUT "
-                        "(a new or empty folder, or one this wrote before); view with tensorboard --logdir OUT")
+                        f"(a new or empty folder, or one this wrote before); view with {hints.tool('tensorboard')} "
+                        "--logdir OUT")
+    v.add_argument("--optuna", default=None, metavar="STORAGE",
+                   help="instead of the HTML review, record the trials in an Optuna storage: a journal file "
+                        "(e.g. OUT/optuna.journal; new, or one this wrote before) or a URL such as sqlite:///x.db; "
+                        "again later adds only the new trials; view with "
+                        f"{hints.tool('optuna-dashboard')} STORAGE (a search records RUN/optuna.journal itself)")
 
     ls = sub.add_parser("list", parents=[common], formatter_class=fmt, help="one line per run",
                         epilog=f"example:\n  {PY} list --results-dir results")
@@ -339,17 +374,35 @@ def _predict(args) -> int:
     return predict_command(model=args.model, images=args.images, top=args.top)
 
 
+def _named(path: str, results_dir: str) -> str:
+    """A review PATH, or the run of that name under --results-dir."""
+    from pathlib import Path
+
+    from fashion_tuner.review.commands import named_path
+
+    return str(named_path(path, Path(results_dir).expanduser()))
+
+
 def _review(args) -> int:
     from fashion_tuner.review import review_command
 
+    if args.tensorboard is not None and args.optuna is not None:
+        raise UserError("--tensorboard and --optuna each write one view; run review once for each")
+    if args.optuna is not None:
+        from fashion_tuner.review.optuna_bridge import optuna_command
+
+        if args.out is not None:
+            raise UserError("--optuna STORAGE writes the Optuna storage only; run review again with --out "
+                            "(without --optuna) for the HTML review")
+        return optuna_command([_named(p, args.results_dir) for p in args.paths], args.optuna)
     if args.tensorboard is not None:
         from fashion_tuner.review.tensorboard import tensorboard_command
 
         if args.out is not None:
             raise UserError("--tensorboard OUT writes the TensorBoard logdir only; run review again with --out "
                             "(without --tensorboard) for the HTML review")
-        return tensorboard_command(args.paths, args.tensorboard)
-    return review_command(args.paths, out=args.out, top=args.top)
+        return tensorboard_command([_named(p, args.results_dir) for p in args.paths], args.tensorboard)
+    return review_command(args.paths, out=args.out, top=args.top, results_dir=args.results_dir)
 
 
 def _list(args) -> int:

@@ -35,7 +35,8 @@ MAX_NAME = 100  # characters; file systems allow 255 bytes and Keras Tuner adds 
 # What a run directory may hold that this tool (or Keras Tuner under it) wrote: --overwrite deletes
 # these and nothing else. Globs, matched against the names directly inside the run directory.
 RUN_ENTRIES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, REPORT_DIR, "review", "oracle.json", "tuner*.json",
-               "trial_*", ".report.*", ".*.tmp-*", "*.tmp", "retrain_backup", "cv_folds.npz", TENSORBOARD_DIR)
+               "trial_*", ".report.*", ".*.tmp-*", "*.tmp", "retrain_backup", "cv_folds.npz", TENSORBOARD_DIR,
+               "optuna.journal*")  # the trials for optuna-dashboard (review/optuna_bridge.py), its lock file
 # Types of the run.json fields the commands read; anything else means the manifest is damaged.
 log = logging.getLogger(__name__)
 MANIFEST_TYPES = {"args": dict, "data": dict, "space": str, "split": dict, "tuner": str}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import gzip
+import json
 import os
 import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +94,12 @@ def data_args(data_source) -> list[str]:
     return ["--data-dir", str(data_source["dir"])] + (["--skip-md5"] if data_source["skip_md5"] else [])
 
 
-def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python main.py ARGS`` in a subprocess (the way users run it)."""
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300, env: dict | None = None,
+            python: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python main.py ARGS`` in a subprocess (the way users run it); ``python``: the interpreter's
+    command line (default this one)."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / "main.py"), *args], cwd=cwd, capture_output=True,
+    return subprocess.run([*(python or [sys.executable]), str(REPO / "main.py"), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=full_env)
 
 
@@ -123,3 +128,46 @@ def tiny_run(data_source, tmp_path_factory) -> Path:
     from fashion_tuner.search import run_search
 
     return run_search(search_config(data_source, tmp_path_factory.mktemp("results"), name="tiny"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(command: str, path: str, timeout: float = 90):
+    """Start the server ``command`` (a printed command line, run from the repository root as a user would,
+    plus ``--host 127.0.0.1 --port P``), wait until ``GET path`` answers 200, yield ``(base_url, JSON body)``;
+    the server is stopped (by its pid) however the block ends."""
+    import shlex
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([*shlex.split(command), "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, body = time.monotonic() + timeout, None
+        while body is None:
+            if proc.poll() is not None:
+                raise AssertionError(f"{command} exited {proc.returncode}: {proc.stderr.read()[-1500:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{command}: {base}{path} did not answer in {timeout:.0f} s")
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as response:
+                    body = json.loads(response.read())
+            except OSError:
+                time.sleep(0.25)
+        yield base, body
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -104,6 +104,11 @@ def test_retrain_sizes_its_epochs_to_the_budget(tiny_run, tmp_path):
     assert plan["budget_s"] == 25 and 1 <= plan["planned_epochs"] < 200
     assert metrics["epochs_trained"] <= plan["planned_epochs"]
     assert "so %d epoch(s) per model" % plan["planned_epochs"] in result.stdout
+    # a plan far under its budget says which flags would use it (the run searched a 600-image subset)
+    result = run_cli("retrain-best", str(run), "--epochs", "2", "--time-budget", "10m")
+    assert result.returncode == 0, result.stderr[-2000:]
+    note = next(ln for ln in result.stdout.splitlines() if "note: this plan uses about" in ln)
+    assert "left of the time budget" in note and "--epochs " in note and "--train-on full" in note
 
 
 def _lr_sum(initial: float, steps: list[int], decay_steps: int, alpha: float) -> float:
@@ -161,3 +166,17 @@ def test_no_replan_when_the_plan_fits_or_without_a_schedule():
     long.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 10)), loss="mse")
     assert budget.shorten_schedule(long, 12) is False  # already ends by then
     assert budget.shorten_schedule(long, 6) is True and long.optimizer._learning_rate.decay_steps == 6
+
+
+def test_a_retrain_plan_says_when_too_short_or_far_under_its_budget():
+    # 180 s for 30 epochs of ~151 s: 1 epoch fits, too few to be worth it; what budget would allow 3
+    too_short = budget.plan_advice(170, 151.0, 1, 30, spent_s=10)
+    assert len(too_short) == 1 and "1 epoch(s) per model is too few" in too_short[0]
+    assert "about 8m07s would allow 3" in too_short[0]  # 10 s spent + 3 x 151 s / 0.95
+    # 12 min for 2 epochs of ~10 s (a 2-epoch search): 20 s used, which flags would use the rest
+    unused = budget.plan_advice(720, 10.0, 2, 2, subset=True)
+    assert len(unused) == 1 and "about 20s of the 12m00s left of the time budget" in unused[0]
+    assert "--epochs 68" in unused[0] and "--train-on full" in unused[0]
+    assert "--train-on" not in budget.plan_advice(720, 10.0, 2, 2)[0]
+    assert budget.plan_advice(600, 10.0, 30, 30) == []  # 300 s of 600 s: used well enough
+    assert budget.plan_advice(600, None, 30, 30) == [] and budget.plan_advice(600, 60.0, 9, 30, models=1) == []

@@ -142,3 +142,27 @@ def test_space_names_are_case_insensitive_and_options_have_help():
         sub = parser._subparsers._group_actions[0].choices[command]
         missing = [a.option_strings or a.dest for a in sub._actions if not a.help]
         assert not missing, (command, missing)
+
+
+def test_a_typo_gets_did_you_mean():
+    result = run_cli("serch", "--space", "mlp")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "did you mean 'search'?" in lines[0], result.stderr
+    from fashion_tuner.cli import did_you_mean
+
+    assert "did you mean 'hyperband'?" in did_you_mean(
+        "argument --tuner: invalid choice: 'hyprband' (choose from 'hyperband', 'bayesian', 'random')")
+    assert did_you_mean("argument COMMAND: invalid choice: 'zzz' (choose from 'search', 'list')") == ""
+
+
+def test_search_help_groups_its_options():
+    from fashion_tuner.cli import build_parser
+
+    search = build_parser()._subparsers._group_actions[0].choices["search"]
+    groups = {g.title: [a.dest for a in g._group_actions] for g in search._action_groups}
+    assert {"space", "tuner", "max_epochs", "time_budget"} <= set(groups["what to search, and its budget"])
+    assert {"subset", "val_source", "cv"} <= set(groups["data and split (the held-out test images never reach the search)"])
+    assert {"results_dir", "name", "seed", "keep_checkpoints"} <= set(groups["the run folder"])
+    assert {"role", "strategy"} <= set(groups["devices and distributed search"])
+    ungrouped = [d for d in groups["options"] if d not in ("help", "debug", "quiet", "backend")]
+    assert not ungrouped  # every search option sits in a group

@@ -220,7 +220,8 @@ def test_retrain_killed_mid_fit_resumes(tiny_run, tmp_path):
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out[-3000:]
     assert f"resuming at epoch {killed_at + 1} of {EPOCHS}" in out
-    ran = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    ran = [line for line in out.splitlines()  # fashion_tuner.fitprogress: a line per epoch (not a terminal)
+           if line.startswith("[retrain-best] trial ") and " epoch " in line and ": batch " not in line]
     header, *history = (run / "report" / "history.csv").read_text().strip().splitlines()
     header = header.split(",")
     metrics = json.loads((run / "report" / "metrics.json").read_text())

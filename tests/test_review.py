@@ -135,7 +135,7 @@ def test_review_parent_folder_default_out(kt_dirs, tmp_path, capsys):
     assert [p.name for p in find_projects(parent)] == ["bayesian", "grid"]
     assert review_command([str(parent)]) == 0
     for kind in ("bayesian", "grid"):
-        assert (parent / "review" / f"nested__{kind}" / "review.html").is_file()
+        assert (parent / "nested" / kind / "review" / "review.html").is_file()  # each run's own review/
     # The review folder is not mistaken for a project on a second pass.
     assert [p.name for p in find_projects(parent)] == ["bayesian", "grid"]
 

@@ -226,16 +226,7 @@ def _seconds(text: str) -> int:
     return int(minutes or 0) * 60 + int(seconds)
 
 
-def test_printed_next_step_runs_as_printed(tiny_run, tmp_path, data_args):
-    result = run_cli("search", "--space", "mlp", "--tuner", "random", "--max-trials", "1", "--max-epochs", "1",
-                     "--subset", "300", "--results-dir", str(tmp_path), "--name", "next", *data_args)
-    assert result.returncode == 0, result.stderr[-1500:]
-    line = [ln for ln in result.stdout.splitlines() if ln.startswith("next: ")][-1]
-    command = line[len("next: "):] + " --epochs 1"
-    assert not command.startswith("python ")  # the interpreter that ran the search, not whatever `python` is
-    proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-1500:]
-    assert (tmp_path / "next" / "report" / "report.html").is_file()
+# The next: line run as printed: tests/test_hints.py
 
 
 def test_a_python_without_the_requirements_gets_set_up_advice(tmp_path):

@@ -69,6 +69,7 @@ def test_overwrite_deletes_only_what_the_run_wrote_and_says_so(tiny_run, data_so
     search.run_search(search_config(data_source, tmp_path, name="tiny", seed=2, overwrite=True))
     out = capsys.readouterr().out
     assert "--overwrite: deleting run" in out and "trial_0" in out and "keeping" in out and "notes.txt" in out
+    assert "optuna.journal" not in out.split("keeping", 1)[1].splitlines()[0]  # the run's own file: deleted
     assert (run / "notes.txt").read_text() == "mine"
     assert runs.read_run(run)["args"]["seed"] == 2 and (run / runs.SPLIT_FILE).read_bytes() != old_split
     assert len(trials_of(run)) == 2

@@ -147,7 +147,8 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     say("loading data and the saved split")
     data, split = _load_data(run, run_dir, cfg.data_dir, train_on, device_info)
     epoch_images = len(data["y_fit"]) + (0 if data["val"] is None else len(data["val"][1]))
-    deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in chosen], max_epochs)
+    deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in chosen], max_epochs,
+                                subset=train_on != "full" and bool(args.get("subset")))
     if plan:
         max_epochs = plan["planned_epochs"]
     # the images and epochs of this training (a cosine schedule decays over exactly these)
@@ -190,10 +191,11 @@ def _add_cross_validation(record: dict, summary: list[dict], notes: list[str], t
 
 
 def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, trial_ids: list[str],
-               max_epochs: int):
+               max_epochs: int, subset: bool = False):
     """``(deadline, plan)`` for --time-budget (``(None, None)`` without one): the epochs each model gets so
     that every model of this retrain fits the budget, from the search's own seconds per epoch of the
-    chosen trials. ``fit_images``: the training plus validation images one retrain epoch passes through."""
+    chosen trials. ``fit_images``: the training plus validation images one retrain epoch passes through;
+    ``subset``: it trains on the search's subset (``--train-on full`` would train on every image)."""
     if not cfg.time_budget:
         return None, None
     import time
@@ -213,6 +215,9 @@ def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, tr
         + (f"~{per_epoch:.1f} s per epoch expected from the search's epochs, so {planned} epoch(s) per model "
            f"(of {max_epochs}); schedules are laid out for {planned}" if per_epoch else
            "the search logged no epoch times; fits stop at an epoch boundary when the budget runs out"))
+    for advice in budget.plan_advice(deadline - time.time(), per_epoch, planned, max_epochs, models, subset,
+                                     spent_s=time.time() - started):
+        say(f"note: {advice}")
     return deadline, plan
 
 

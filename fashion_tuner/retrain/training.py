@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import report, runs
+from fashion_tuner import fitprogress, report, runs
 from fashion_tuner.errors import UserError
 from fashion_tuner.retrain.config import CLASS_NAMES_FILE, DEFAULT_BATCH_SIZE, LATENCY_REPEATS, PROBS_FILE
 
@@ -48,10 +48,11 @@ def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, pa
         callbacks = callbacks[1:]  # no validation set to stop on: keep only the NaN guard
     if deadline is not None:
         callbacks.append(budget.budget_guard(deadline, replan=True))
+    callbacks.append(fitprogress.fit_progress(f"[retrain-best] {label}"))  # batch progress and time left, or a line per epoch
     try:
         return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=epochs,
                                batch_size=batch_size(hp, run_args), callbacks=callbacks,
-                               class_weight=class_weight, verbose=verbose())
+                               class_weight=class_weight, verbose=0)
     except keras_tuner.errors.FailedTrialError as exc:
         raise UserError(f"retraining {label} failed: {exc}; try another --seed") from None
 
@@ -143,6 +144,7 @@ def model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, da
                                          y_test=data["y_te"], probs=probs, class_names=data["class_names"],
                                          title=title, compare=compare)
     np.save(out / PROBS_FILE, probs.astype(np.float32))
+    metrics["train_images"] = int(len(data["y_fit"]))  # what compare puts beside the test accuracy
     if history:
         metrics["epochs_trained"] = len(history.get("loss", []))
         metrics["best_epoch"] = best + 1

@@ -98,22 +98,31 @@ def _target(out: str | None, root: Path, project_dir: Path, several: bool, taken
             rel = project_dir.relative_to(root).as_posix() if project_dir != root else project_dir.name
             target = target / _unique(rel.replace("/", "__") or project_dir.name, taken)
         return target
-    target = _default_out(root)
-    if project_dir != root:
-        target = target / project_dir.relative_to(root).as_posix().replace("/", "__")
-    return target
+    return _default_out(project_dir)  # one place per run, however it was named: RUN/review/
 
 
-def review_command(paths: list[str], out: str | None = None, top: int = 10) -> int:
-    """``review PATH... [--out DIR] [--top N]``: review every Keras Tuner project at or under each PATH.
+def named_path(path: str, results_dir: Path) -> Path:
+    """``path`` as given, or the run of that name under ``results_dir`` when ``path`` is a bare name that is
+    not a folder here (``review cnn3`` as ``retrain-best cnn3``)."""
+    given = Path(path).expanduser()
+    if not given.exists() and os.sep not in path and (results_dir / path).is_dir():
+        return results_dir / path
+    return given
+
+
+def review_command(paths: list[str], out: str | None = None, top: int = 10, results_dir: str = "results") -> int:
+    """``review PATH... [--out DIR] [--top N]``: review every Keras Tuner project at or under each PATH
+    (a folder, or the name of a run under ``results_dir``).
 
     Output per project: ``trials.csv``, PNG plots and ``review.html`` in ``--out`` (one subfolder per
-    project when there are several), else ``PATH/review/`` (``PATH-review`` beside it if PATH is not
-    writable), with one subfolder per project found under a parent PATH.
+    project when there are several), else the project's own ``review/`` folder (``PROJECT-review`` beside
+    it if it is not writable), also when the project was found under a parent PATH.
     """
     if top < 1:
         raise UserError(f"--top must be at least 1 (got {top})")
-    found = [(Path(p).expanduser(), find_projects(p)) for p in paths]  # all path errors before any work
+    root = Path(results_dir).expanduser()
+    named = [named_path(p, root) for p in paths]
+    found = [(p, find_projects(p)) for p in named]  # all path errors before any work
     several = sum(len(projects) for _, projects in found) > 1
     taken: set = set()
     for root, projects in found:
@@ -127,11 +136,37 @@ def review_command(paths: list[str], out: str | None = None, top: int = 10) -> i
 
 # ----------------------------------------------------------------------------- list and compare
 
-def _test_accuracy(path: Path) -> float:
+def _retrain_metrics(path: Path) -> tuple[dict, list[dict]]:
+    """(the retrain's figures, its models' figures) from report/metrics.json: for an ensemble (--top-k) the
+    ensemble's and its members'; for one model its own twice; ({}, []) when there is no retrain."""
     try:
-        return as_float(json.loads((path / METRICS_JSON).read_text()).get("test_accuracy"))
-    except (OSError, ValueError, AttributeError):
-        return math.nan
+        metrics = json.loads((path / METRICS_JSON).read_text())
+    except (OSError, ValueError):
+        return {}, []
+    if not isinstance(metrics, dict):
+        return {}, []
+    if isinstance(metrics.get("ensemble"), dict):
+        return metrics["ensemble"], [m for m in metrics.get("members") or [] if isinstance(m, dict)]
+    return metrics, [metrics]
+
+
+def _test_accuracy(path: Path) -> float:
+    return as_float(_retrain_metrics(path)[0].get("test_accuracy"))
+
+
+def _trained_on(path: Path) -> str:
+    """``"60000 images (full) x 30 epochs"``: what the test accuracy beside it was trained on ("-": no retrain;
+    an ensemble: its members' epochs, each)."""
+    top, models = _retrain_metrics(path)
+    if not top or not models:
+        return "-"
+    images = {m.get("train_images") for m in models}
+    text = f"{images.pop()} images" if len(images) == 1 and None not in images else "images not recorded"
+    text += f" ({top['train_on']})" if top.get("train_on") else ""
+    epochs = [m["epochs_trained"] for m in models if isinstance(m.get("epochs_trained"), int)]
+    if epochs:
+        text += f" x {epochs[0]} epochs" if len(models) == 1 else f" x {'/'.join(map(str, epochs))} epochs"
+    return text
 
 
 def _quiet_load(path: Path) -> Project:
@@ -195,9 +230,7 @@ def list_command(results_dir: str) -> int:
 
 
 def _resolve(run: str, results_dir: Path) -> Path:
-    path = Path(run).expanduser()
-    if not path.is_dir() and os.sep not in run and (results_dir / run).is_dir():
-        path = results_dir / run
+    path = named_path(run, results_dir)
     if not path.is_dir():
         raise UserError(f"run {run!r} not found (neither a directory nor a run under {results_dir}); "
                         f"`{hints.command('list')}` shows the runs")
@@ -215,16 +248,17 @@ def _compare_column(p: Project) -> dict:
     for key in BUDGET_KEYS:
         # a Hyperband budget is max_epochs and factor; --max-trials only counts for the other tuners
         irrelevant = (key == "factor") != algorithms.is_multi_fidelity(p.tuner) and key in ("factor", "max_trials")
-        col[f"budget: {key}"] = "-" if irrelevant else args.get(key, "-")
+        searched = key in p.space  # e.g. a space that searches batch_size: --batch-size did not apply
+        col[f"budget: {key}"] = "searched (hp row)" if searched else "-" if irrelevant else _fmt(args.get(key))
     completed, failed = _counts(p)
     col.update({"trials completed": completed, "trials failed": failed,
                 "epochs spent": p.epochs_spent if p.epochs_exact else f">= {p.epochs_spent}",
                 "best score": _fmt(best["score"]) if best is not None else "-",
                 "best trial": best["trial_id"] if best is not None else "-",
-                "test accuracy": _fmt(_test_accuracy(p.path))})
-    for name in p.space:
-        value = best[name] if best is not None and name in best else None
-        col[f"hp: {name}"] = "-" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+                "test accuracy": _fmt(_test_accuracy(p.path)), "retrained on": _trained_on(p.path)})
+    values = p.values.get(best["trial_id"], {}) if best is not None else {}
+    for name in p.space:  # as trial.json has it: 256, not the 256.0 of a table column with blanks
+        col[f"hp: {name}"] = _fmt(values.get(name))
     return col
 
 
@@ -253,6 +287,7 @@ def compare_command(runs: list[str], results_dir: str, out: str | None = None) -
     taken: set = set()
     projects = [dataclasses.replace(p, name=_unique(p.path.name, taken)) for p in map(_quiet_load, dirs)]
     table = pd.DataFrame({p.name: _compare_column(p) for p in projects}).fillna("-")
+    table = table[(table != "-").any(axis=1)]  # a row that is empty in every run says nothing
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(table.to_string())
     if out is None:

@@ -125,7 +125,8 @@ def retrain_commands(project: Project, table: pd.DataFrame) -> list[str]:
         if row.parameters in seen:  # an exact tie: the same command retrains the first of them
             continue
         seen.add(row.parameters)
-        line = hints.command("retrain-best", str(project.path), "--max-params", str(int(row.parameters)))
+        line = hints.command("retrain-best", str(project.path), "--max-params", str(int(row.parameters)),
+                             *hints.space_args(project.run.get("space")))
         commands.append(f"{line}   # trial {row.trial_id}: {int(row.parameters):,} parameters, "
                         f"{project.objective} {row.score:.4g}")
     return commands

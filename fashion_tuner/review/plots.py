@@ -27,6 +27,10 @@ PARALLEL_MAX_TRIALS = 20
 PARALLEL_MAX_AXES = 12  # hyperparameters drawn in the parallel plot (the most important first)
 MAX_FIG_WIDTH = 14.0  # inches: 1260 px at DPI, whatever the number of hyperparameters
 HP_PANEL_COLUMNS = 4
+# One meaning per colour on a page: a Hyperband epoch budget (in order, smallest first), failed, or neither.
+BUDGET_COLOURS = ("C0", "C1", "C2", "C4", "C5", "C6", "C8", "C9")  # matplotlib's cycle without red and grey
+FAILED_COLOUR = "C3"  # red: a failed or invalid trial
+NEUTRAL_COLOUR = "0.45"  # grey: bars that are not trials (importance)
 Figure = tuple  # (Path | None, note str)
 
 
@@ -57,12 +61,21 @@ def _log_axis(ax, which: str = "x") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def budget_colours(project: Project) -> dict:
+    """``{epoch budget: colour}`` over every trial of the project, so that a colour means the same budget in
+    every panel of a page (never red, which means failed; nor a colour used for anything else)."""
+    b = budgets(project, project.trials)
+    levels = sorted(b.dropna().unique()) if b is not None else []
+    return {e: BUDGET_COLOURS[i % len(BUDGET_COLOURS)] for i, e in enumerate(levels)}
+
+
 def _by_budget(project: Project, frame: pd.DataFrame):
     """``[(label, colour, sub-frame)]``: one group per Hyperband budget, else one group of every row."""
     b = budgets(project, frame)
     if b is None or b.nunique() < 2:
-        return [("trial score", "C0", frame)]
-    return [(f"{tables.fmt(e)}-epoch budget", f"C{i}", frame[b == e]) for i, e in enumerate(sorted(b.dropna().unique()))]
+        return [("trial score", BUDGET_COLOURS[0], frame)]
+    colours = budget_colours(project)
+    return [(f"{tables.fmt(e)}-epoch budget", colours[e], frame[b == e]) for e in sorted(b.dropna().unique())]
 
 
 def _numeric_axis(ax, hp: dict, values: pd.Series) -> None:
@@ -157,19 +170,18 @@ def plot_timeline(project: Project, path: Path) -> Figure:
     t0 = min(start for start, _, _ in times.values())
     ids = [t for t in project.trials["trial_id"] if t in times]
     fig, ax = plt.subplots(figsize=(10, min(9, 1.2 + 0.22 * len(ids))))
-    b = budgets(project, project.trials)
-    levels = sorted(b.dropna().unique()) if b is not None else []
+    colours = budget_colours(project)
     seen = set()
     for y, tid in enumerate(ids):
         start, end, _ = times[tid]
         status = df.at[tid, "status"]
         if status != "completed":
-            color, label = "tab:red", status
-        elif levels:
+            color, label = FAILED_COLOUR, status
+        elif colours:
             e = df.at[tid, "epochs"]
-            color, label = f"C{levels.index(e) if e in levels else 0}", f"{tables.fmt(e)}-epoch budget"
+            color, label = colours.get(e, BUDGET_COLOURS[0]), f"{tables.fmt(e)}-epoch budget"
         else:
-            color, label = "C0", "completed"
+            color, label = BUDGET_COLOURS[0], "completed"
         ax.barh(y, (end - start) / 60, left=(start - t0) / 60, color=color,
                 label=None if label in seen else label, height=0.7)
         seen.add(label)
@@ -290,25 +302,27 @@ def plot_parallel(project: Project, path: Path, top: int, importance: pd.DataFra
 
 
 def plot_hyperband(project: Project, path: Path) -> Path:
-    """Epochs per trial coloured by bracket, and score against the epoch budget by bracket/round."""
+    """Epochs per trial, and score against the epoch budget; the colour is the epoch budget, as in every
+    panel of the page (:func:`budget_colours`), the marker the bracket."""
     plt = _plt()
     df = project.trials
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = budget_colours(project)
+    for e, colour in colours.items():
+        sub = df[df["epochs"] == e]
+        ax1.bar(sub["order"] + 1, sub["epochs_run"], color=colour, label=f"{tables.fmt(e)}-epoch budget")
     brackets = sorted(df["bracket"].dropna().unique()) if "bracket" in df else []
     for i, b in enumerate(brackets):
-        sub = df[df["bracket"] == b]
-        ax1.bar(sub["order"] + 1, sub["epochs_run"], color=f"C{i}", label=f"bracket {int(b)}")
-        ok = sub[sub["trial_id"].isin(project.ranking)]
-        for r in sorted(ok["round"].dropna().unique()):
-            rr = ok[ok["round"] == r]
-            ax2.scatter(rr["epochs"], rr["score"], color=f"C{i}", marker="osD^v<>"[int(r) % 7], s=22,
-                        alpha=0.75, label=f"bracket {int(b)} round {int(r)}")
+        ok = df[(df["bracket"] == b) & df["trial_id"].isin(project.ranking)]
+        ax2.scatter(ok["epochs"], ok["score"], c=[colours.get(e, BUDGET_COLOURS[0]) for e in ok["epochs"]],
+                    marker="osD^v<>"[i % 7], s=24, alpha=0.8, edgecolors="k", linewidths=0.4)
+        ax2.scatter([], [], color="0.5", marker="osD^v<>"[i % 7], s=24, label=f"bracket {int(b)}")
     ax1.set_xlabel("trial (start order, from 1)")
     ax1.set_ylabel("epochs trained in the trial")
     ax1.set_title("epochs per trial", fontsize=10)
     ax2.set_xlabel("epoch budget (tuner/epochs)")
     ax2.set_ylabel(str(project.objective))
-    ax2.set_title("score by bracket and round", fontsize=10)
+    ax2.set_title("score by epoch budget (colour) and bracket (marker)", fontsize=10)
     for ax in (ax1, ax2):
         _integer_axis(ax.xaxis)
         ax.grid(alpha=0.3)
@@ -326,7 +340,7 @@ def plot_importance(project: Project, table: pd.DataFrame, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * len(table) + 1.5)))
     t = table.iloc[::-1]
-    ax.barh(t["hyperparameter"], t["importance"], xerr=t["std"], color="C0")
+    ax.barh(t["hyperparameter"], t["importance"], xerr=t["std"], color=NEUTRAL_COLOUR)
     ax.set_xlabel("drop in R² when the hyperparameter is shuffled")
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(alpha=0.3, axis="x")

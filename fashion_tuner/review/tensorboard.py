@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_tuner import fsio
+from fashion_tuner import fsio, hints
 from fashion_tuner.errors import UserError
 from fashion_tuner.review.project import Project
 
@@ -301,5 +301,5 @@ def tensorboard_command(paths: list[str], out: str) -> int:
     result = write_logdir(load_project(found[0]), target)
     print(f"written: {result['sessions']} session(s), {len(result['hparams'])} hparam(s), "
           f"{len(result['metrics'])} metric(s) in {target} ({result['seconds']:.1f} s)")
-    print(f"view: tensorboard --logdir {target}  (then the HPARAMS tab)")
+    print(f"view: {hints.tool_command('tensorboard', '--logdir', str(target))}  (then the HPARAMS tab)")
     return 0

@@ -250,10 +250,23 @@ def _tune(cfg: SearchConfig, role, plan: RunPlan, space, data: SearchData, devic
     if progress.clock.batch == 0:  # later child processes of one search command do not repeat the header
         _banner(cfg, plan, data, role, progress.done)
     try:
-        return _tune_and_report(cfg, role, run_dir, space, data, manifest, progress)
+        _tune_and_report(cfg, role, run_dir, space, data, manifest, progress)
     finally:
         if cfg.tensorboard:
             write_tensorboard(run_dir)
+        _record_optuna(run_dir)
+    log.info("next: %s", hints.command("retrain-best", str(run_dir), *hints.space_args(cfg.space)))
+    return run_dir
+
+
+def _record_optuna(run_dir: Path) -> None:
+    """The final sync of ``RUN/optuna.journal`` (each trial is recorded as it ends) and how to view it."""
+    from fashion_tuner.review.optuna_bridge import dashboard_command, record_quietly
+
+    result = record_quietly(run_dir, announce=False)
+    if result is not None:
+        log.info("optuna: %d trial(s) in %s; view: %s", result["total"], result["storage"],
+                 dashboard_command(result["storage"]))
 
 
 def write_tensorboard(run_dir: Path) -> None:
@@ -269,8 +282,8 @@ def write_tensorboard(run_dir: Path) -> None:
         log.warning("tensorboard: not written (%s); `%s` writes it later", str(exc).splitlines()[0] if str(exc)
                     else type(exc).__name__, hints.command("review", str(run_dir), "--tensorboard", str(out)))
         return
-    log.info("tensorboard: %d trial(s) in %s (%.1f s); view: tensorboard --logdir %s", result["sessions"], out,
-             result["seconds"], out)
+    log.info("tensorboard: %d trial(s) in %s (%.1f s); view: %s", result["sessions"], out,
+             result["seconds"], hints.tool_command("tensorboard", "--logdir", str(out)))
 
 
 def _tune_and_report(cfg: SearchConfig, role, run_dir: Path, space, data: SearchData, manifest: dict,
@@ -343,7 +356,6 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
              "all" if cfg.keep_checkpoints is None else cfg.keep_checkpoints)
     if manifest.get("stop_reason"):
         log.info("stopped: %s", manifest["stop_reason"])
-    log.info("next: %s", hints.command("retrain-best", str(run_dir)))
     if stop_error is not None:
         raise UserError(f"search stopped after {cfg.max_failures} consecutive failed trials (--max-failures); "
                         "reasons: " + " | ".join(sorted({r['reason'] for r in failed})))

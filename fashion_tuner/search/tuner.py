@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import (algorithms, backup, budget, checkpoints, cv, devices, epochlog, fsio, interrupts, kt_compat,
-                           modelsize, tables)
+from fashion_tuner import (algorithms, backup, budget, checkpoints, cv, devices, epochlog, fitprogress, fsio, interrupts,
+                           kt_compat, modelsize, tables)
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, oracle_settings, sweeps_until_deadline, trial_budget
@@ -81,6 +81,8 @@ def _define_tuner():
             # per-epoch history for the review's learning curves (Keras Tuner keeps only the best epoch)
             trial_dir = self.get_trial_dir(trial.trial_id)
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), epochlog.epoch_logger(trial_dir)]
+            if not kwargs.get("verbose"):  # Keras' own bar at --verbose 1/2; else ours (fashion_tuner.fitprogress)
+                kwargs["callbacks"].append(fitprogress.fit_progress(f"trial {trial.trial_id}"))
             if self._deadline is not None:  # a trial that would overrun stops at an epoch boundary, recorded
                 kwargs["callbacks"].append(budget.budget_guard(self._deadline, trial_dir))
             # each fit of the trial backed up per epoch: a rerun after a kill resumes it (fashion_tuner.backup)
@@ -181,6 +183,9 @@ def _define_tuner():
                 checkpoints.prune(self.project_dir, self._keep_checkpoints)
             if self._progress:
                 self._progress.end(trial, self.oracle)
+            if not distributed_worker():  # the trial, live in RUN/optuna.journal (never fails the search)
+                from fashion_tuner.review.optuna_bridge import record_quietly
+                record_quietly(self.project_dir)
             self._trials_here += 1
             if self._stop_after and self._trials_here >= self._stop_after and not self._budget_spent():
                 raise TrialBatchDone()  # after super().on_trial_end saved the oracle: resumable
