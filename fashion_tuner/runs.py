@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import fsio, hints, splits
+from fashion_tuner import fsio, hints, rundir, splits
 from fashion_tuner.errors import UserError
 
 RUN_JSON = "run.json"
@@ -112,7 +112,7 @@ def manifest_problem(run) -> str | None:
             return f"{key!r} is a {type(run[key]).__name__}, expected a {kind.__name__}"
     if "space" not in run:
         return "it names no search space"
-    return None
+    return rundir.schema_problem(run, RUN_JSON)
 
 
 def is_run_entry(name: str) -> bool:
@@ -153,8 +153,9 @@ def read_trials(run_dir: Path) -> list[dict]:
     for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
         try:
             trial = json.loads(path.read_text())
-            if not isinstance(trial, dict):
-                raise ValueError(f"a JSON {type(trial).__name__}, not an object")
+            problem = rundir.trial_problem(trial, path.parent)
+            if problem:
+                raise ValueError(problem)
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             log.warning("%s: unreadable (%s); left out", path, exc)
             continue
