@@ -154,6 +154,53 @@ def trial_problem(state, trial_dir: str | os.PathLike) -> str | None:
     return problem
 
 
+def value_problem(values: dict, space: list) -> str | None:
+    """Why a trial's hyperparameter ``values`` do not fit the declared ``space`` (Keras Tuner configs, as
+    oracle.json's ``hyperparameters.space`` holds them), or None: each value of its declared type and in
+    its declared range or choices; a name the space does not declare is refused (Hyperband's ``tuner/*``
+    bookkeeping aside); a conditional one may be absent. A name declared twice: the last entry counts."""
+    declared = {c["config"]["name"]: c for c in space}
+    for name, value in values.items():
+        if name.startswith("tuner/"):
+            continue
+        if name not in declared:
+            return f"hyperparameter {name!r} is not in the declared space"
+        kind, config = declared[name]["class_name"], declared[name]["config"]
+        if not _fits(kind, config, value):
+            shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+            return f"hyperparameter {name} = {shown} is outside its declared {kind} {_declared(kind, config)}"
+    return None
+
+
+def _is_number(value) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fits(kind: str, config: dict, value) -> bool:
+    if kind == "Boolean":
+        return isinstance(value, bool)
+    if kind == "Fixed":
+        return value == config.get("value") and type(value) is type(config.get("value"))
+    if kind == "Choice":
+        return any(value == v and type(value) is type(v) for v in config.get("values") or [])
+    if kind in ("Int", "Float"):
+        if not _is_number(value) or (kind == "Int" and not isinstance(value, int)):
+            return False
+        low, high = config.get("min_value"), config.get("max_value")
+        return (not _is_number(low) or value >= low) and (not _is_number(high) or value <= high)
+    return True  # a kind this version does not know: Keras Tuner checks it
+
+
+def _declared(kind: str, config: dict) -> str:
+    if kind == "Choice":
+        return "choices " + str(config.get("values"))[:60]
+    if kind in ("Int", "Float"):
+        return f"range [{config.get('min_value')}, {config.get('max_value')}]"
+    return f"value {config.get('value')!r}" if kind == "Fixed" else "type"
+
+
 def schema_problem(payload, kind: str) -> str | None:
     """Why ``payload`` (parsed ``kind``: "run.json", "trial.json", "oracle.json") breaks its schema, in a few
     words naming the field, or None when it fits."""

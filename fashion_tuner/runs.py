@@ -144,16 +144,21 @@ def overwrite_plan(run_dir: Path) -> tuple[list[Path], list[Path]]:
 
 
 def read_trials(run_dir: Path) -> list[dict]:
-    """Every ``trial_*/trial.json`` of a run, as stored by Keras Tuner, in trial order.
+    """Every ``trial_*/trial.json`` of a run, as stored by Keras Tuner, in trial order: each one checked against
+    its schema and its hyperparameter values against the space oracle.json declares (fashion_tuner.rundir).
 
     The one rule for a file that cannot be read (every command follows it): it is skipped with a
     logged warning naming it; a search refuses to resume over it (kt_compat.check_project).
     """
     trials = []
+    declared = declared_space(run_dir)
     for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
         try:
             trial = json.loads(path.read_text())
-            problem = rundir.trial_problem(trial, path.parent)
+            hps = trial.get("hyperparameters") if isinstance(trial, dict) else None
+            # oracle.json's space first: a trial's own copy of a declared hyperparameter does not widen it
+            problem = rundir.trial_problem(trial, path.parent) or rundir.value_problem(
+                hps["values"], (hps.get("space") or []) + (declared or []))
             if problem:
                 raise ValueError(problem)
         except (ValueError, UnicodeDecodeError, OSError) as exc:
@@ -161,6 +166,17 @@ def read_trials(run_dir: Path) -> list[dict]:
             continue
         trials.append(trial)
     return trials
+
+
+def declared_space(run_dir: Path) -> list | None:
+    """The hyperparameter space oracle.json declares (Keras Tuner configs), or None without a usable oracle.json."""
+    try:
+        oracle = json.loads((Path(run_dir) / "oracle.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if rundir.schema_problem(oracle, "oracle.json") or "space" not in (oracle.get("hyperparameters") or {}):
+        return None
+    return oracle["hyperparameters"]["space"]
 
 
 def finished_trials(run_dir: Path) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,81 @@ def test_retrain_best_writes_nothing_outside_the_run_for_an_escaping_trial_id(ti
     code = cli.main(["retrain-best", str(run), "--epochs", "1"])
     assert code == 2 and "no completed trial" in error_line(capsys)
     assert surroundings(tmp_path, run) == before and not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- 9. values outside the space
+
+
+@pytest.mark.parametrize("name,value", [("units_0", 10 ** 9), ("dropout", 5), ("optimizer", "evil"),
+                                        ("learning_rate", -0.1), ("batch_size", 0), ("not_declared", 1)])
+def test_a_value_outside_the_declared_space_is_never_built(tiny_run, tmp_path, capsys, name, value):
+    run = copy_run(tiny_run, tmp_path / "results" / "sent")
+    for trial in ("trial_0", "trial_1"):
+        edit_json(run / trial / "trial.json", lambda t: t["hyperparameters"]["values"].update({name: value}))
+    assert runs.read_trials(run) == []
+    assert cli.main(["retrain-best", str(run), "--epochs", "1"]) == 2
+    assert "no completed trial" in error_line(capsys) and not (run / runs.REPORT_DIR).exists()
+
+
+def test_a_widened_trial_space_does_not_widen_the_declared_one(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "sent")
+
+    def widen(t):
+        for entry in t["hyperparameters"]["space"]:
+            if entry["config"]["name"] == "units_0":
+                entry["config"]["max_value"] = 10 ** 9
+        t["hyperparameters"]["values"]["units_0"] = 10 ** 9
+    edit_json(run / "trial_0" / "trial.json", widen)
+    assert [t["trial_id"] for t in runs.read_trials(run)] == ["1"]
+
+
+# ----------------------------------------------------------------------------- 10. JSON types
+
+
+def test_wrong_json_types_are_one_line_and_list_shows_the_run_as_damaged(tiny_run, tmp_path, capsys):
+    results = tmp_path / "results"
+    good = copy_run(tiny_run, results / "good")
+    bad = copy_run(tiny_run, results / "bad")
+    edit_json(bad / runs.RUN_JSON, lambda r: r["args"].update(seed="1"))
+    before = tree_snapshot(results)
+    assert cli.main(["retrain-best", str(bad), "--epochs", "1"]) == 2
+    assert "args/seed" in error_line(capsys)
+    assert cli.main(["list", "--results-dir", str(results)]) == 0
+    rows = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert "damaged" in rows["bad"] and "finished" in rows["good"]
+    assert tree_snapshot(results) == before
+    for edit in (lambda t: t["hyperparameters"].update(values=[1]), lambda t: t.update(metrics="x"),
+                 lambda t: t.update(score="high"), lambda t: t.update(best_step=[])):
+        edit_json(good / "trial_0" / "trial.json", edit)
+        assert [t["trial_id"] for t in runs.read_trials(good)] == ["1"]
+        assert cli.main(["list", "--results-dir", str(results)]) == 0
+        shutil.copy(tiny_run / "trial_0" / "trial.json", good / "trial_0" / "trial.json")
+
+
+def test_an_oracle_of_the_wrong_shape_is_refused_before_the_resume_writes(tiny_run, data_source, tmp_path, capsys):
+    from conftest import search_config
+    from fashion_tuner import search
+
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    edit_json(run / "oracle.json", lambda o: o.update(hyperparameters=None))
+    before = tree_snapshot(run)
+    with pytest.raises(UserError, match="oracle.json is damaged"):
+        search.run_search(search_config(data_source, tmp_path, name="tiny", max_trials=3))
+    assert tree_snapshot(run) == before
+    assert cli.main(["review", str(run), "--out", str(tmp_path / "rev")]) == 0
+    edit_json(run / "oracle.json", lambda o: o.update(hyperparameters={"space": []}, start_order=["../../x"]))
+    with pytest.raises(UserError, match="oracle.json is damaged"):
+        search.run_search(search_config(data_source, tmp_path, name="tiny", max_trials=3))
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- 8. run.json's space
+
+
+@pytest.mark.slow
+def test_a_space_that_is_not_the_trials_is_refused(tiny_run, tmp_path, capsys):
+    run = copy_run(tiny_run, tmp_path / "sent")
+    edit_json(run / runs.RUN_JSON, lambda r: r.update(space="cnn"))
+    assert cli.main(["retrain-best", str(run), "--epochs", "1"]) == 2
+    assert "declares hyperparameters trial 0 never had" in error_line(capsys)
+    assert not (run / runs.REPORT_DIR).exists()

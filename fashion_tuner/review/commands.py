@@ -165,7 +165,8 @@ def _counts(p: Project) -> tuple[int, int]:
 def _list_row(d: Path) -> dict:
     p = _quiet_load(d)
     completed, failed = _counts(p)
-    return {"name": d.name, "space": _space_name(p.run), "tuner": p.tuner, "status": (p.run or {}).get("status", "-"),
+    status = "damaged" if p.run is None and (d / RUN_JSON).is_file() else (p.run or {}).get("status", "-")
+    return {"name": d.name, "space": _space_name(p.run), "tuner": p.tuner, "status": status,
             "completed": completed, "failed": failed,
             "objective": p.objective if len(str(p.objective)) < 20 else "?",
             "best": p.best["score"] if p.best is not None else math.nan, "test_acc": _test_accuracy(d),
