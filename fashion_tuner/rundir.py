@@ -36,13 +36,20 @@ _OBSERVATION = {"type": "object", "properties": {"value": {"type": ["array", "nu
                                                  "step": _OPT(_INT)}}
 _METRIC = {"type": "object", "properties": {"direction": _OPT(_STR),
                                             "observations": {"type": "array", "items": _OBSERVATION}}}
+_SCALAR = {"type": ["null", "boolean", "number", "string"]}  # a hyperparameter value
+_NUM_OR_NULL = {"type": ["number", "null"]}
 _HP_CONFIG = {"type": "object", "required": ["class_name", "config"],
               "properties": {"class_name": _STR,
                              "config": {"type": "object", "required": ["name"],
-                                        "properties": {"name": _STR, "conditions": {"type": "array"},
-                                                       "values": {"type": "array"}}}}}
-_HYPERPARAMETERS = {"type": "object", "properties": {"space": {"type": "array", "items": _HP_CONFIG},
-                                                     "values": {"type": "object"}}}
+                                        "properties": {"name": _STR, "default": _SCALAR, "value": _SCALAR,
+                                                       "conditions": {"type": "array", "items": {"type": "object"}},
+                                                       "values": {"type": "array", "items": _SCALAR},
+                                                       "min_value": _NUM_OR_NULL, "max_value": _NUM_OR_NULL,
+                                                       "step": _NUM_OR_NULL, "sampling": _OPT(_STR),
+                                                       "ordered": {"type": "boolean"}}}}}
+_HYPERPARAMETERS = {"type": "object", "properties": {
+    "space": {"type": "array", "items": _HP_CONFIG},
+    "values": {"type": "object", "additionalProperties": _SCALAR}}}
 # The fields the commands read, with their types; other fields are free (Keras Tuner adds its own).
 SCHEMAS = {
     "trial.json": {

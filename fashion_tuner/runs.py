@@ -237,6 +237,22 @@ def to_model_input(x: np.ndarray) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_split_digest(run: dict, path: Path) -> None:
+    """UserError when ``path`` (split.npz) is not the file whose SHA-256 run.json recorded (``split.sha256``;
+    a run written before it was recorded is not checked): a swapped or edited split would let test images train."""
+    recorded = (run.get("split") or {}).get("sha256")
+    if recorded and path.is_file() and file_digest(path) != recorded:
+        raise UserError(f"{path} is not the split this run was searched with (its SHA-256 differs from run.json's): "
+                        "restore it from a copy; the held-out test images are only held out with the run's own split")
+
+
 def load_run_data(run: dict, data_dir: str | None = None):
     """Reload the data a run used and apply its saved split.
 
@@ -249,6 +265,7 @@ def load_run_data(run: dict, data_dir: str | None = None):
     if info.get("md5") and dataset.md5 and dataset.md5 != info["md5"]:
         raise UserError(f"the data found in {dataset.source} differs from the data the run used "
                         f"({info.get('source')}); pass --data-dir pointing at the original files")
+    check_split_digest(run, Path(run["run_dir"]) / SPLIT_FILE)
     split = splits.load_split(Path(run["run_dir"]) / SPLIT_FILE)
     (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = splits.apply_split(
         dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, split)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import strategies as st
 
 from conftest import tree_snapshot
 from fashion_tuner import cli, locks, rundir, runs
@@ -236,3 +237,333 @@ def test_a_space_that_is_not_the_trials_is_refused(tiny_run, tmp_path, capsys):
     assert cli.main(["retrain-best", str(run), "--epochs", "1"]) == 2
     assert "declares hyperparameters trial 0 never had" in error_line(capsys)
     assert not (run / runs.REPORT_DIR).exists()
+
+
+
+# ----------------------------------------------------------------------------- 6. identity by content
+
+
+def _resume(data_source, tmp_path, **overrides):
+    from conftest import search_config
+    from fashion_tuner import search
+
+    return search.run_search(search_config(data_source, tmp_path, name="tiny", **overrides))
+
+
+def test_an_edited_class_weight_file_is_refused_on_resume(tiny_run, data_source, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"Shirt": 2.0}))
+    edit_json(run / runs.RUN_JSON, lambda r: (r["args"].update(class_weight=str(weights)),
+                                              r.update(class_weight={str(i): 2.0 if i == 6 else 1.0 for i in range(10)})))
+    weights.write_text(json.dumps({"Shirt": 3.0}))
+    before = tree_snapshot(run)
+    with pytest.raises(UserError, match="now gives other weights"):
+        _resume(data_source, tmp_path, class_weight=str(weights))
+    assert tree_snapshot(run) == before
+
+
+def test_an_edited_space_file_is_refused_on_resume(tiny_run, data_source, tmp_path):
+    from fashion_tuner import spaces
+
+    space = tmp_path / "my_space.py"
+    space.write_text("from search_spaces.mlp import build_model  # noqa: F401\n")
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    edit_json(run / runs.RUN_JSON, lambda r: (r.update(space=spaces.space_reference(str(space)),
+                                                       space_sha256=spaces.space_digest(str(space))),
+                                              r["args"].update(space=str(space))))
+    space.write_text(space.read_text() + "# edited\n")
+    before = tree_snapshot(run)
+    with pytest.raises(UserError, match="has changed since"):
+        _resume(data_source, tmp_path, space=str(space))
+    assert tree_snapshot(run) == before
+
+
+def test_a_swapped_split_is_refused(tiny_run, data_source, tmp_path, capsys):
+    import numpy as np
+
+    from fashion_tuner import fsio
+
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    assert runs.read_run(run)["split"]["sha256"] == runs.file_digest(run / runs.SPLIT_FILE)
+    with np.load(run / runs.SPLIT_FILE) as f:
+        arrays = dict(f)
+    arrays["val_idx"], arrays["test_idx"] = arrays["test_idx"], arrays["val_idx"]
+    fsio.atomic_savez(run / runs.SPLIT_FILE, **arrays)
+    before = tree_snapshot(run)
+    assert cli.main(["retrain-best", str(run), "--epochs", "1"]) == 2
+    assert "not the split this run was searched with" in error_line(capsys)
+    with pytest.raises(UserError, match="not the split this run"):
+        _resume(data_source, tmp_path)
+    assert tree_snapshot(run) == before
+
+
+# ----------------------------------------------------------------------------- 7. retrain-best on a full disk
+
+
+def test_retrain_best_checks_free_space_on_the_runs_own_disk(tiny_run, tmp_path, capsys, monkeypatch):
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    monkeypatch.setenv("FASHION_TUNER_MIN_FREE_MB", str(10 ** 12))  # more than any disk has
+    assert cli.main(["retrain-best", str(run), "--epochs", "1"]) == 2
+    line = error_line(capsys)
+    assert "no space left on the disk holding" in line and str(run) in line
+    assert not (run / runs.REPORT_DIR).exists() and not list(run.glob(".report.*"))
+
+
+def test_an_epoch_backup_stops_with_one_line_before_the_disk_is_full(tmp_path, monkeypatch):
+    from fashion_tuner import backup, fsio
+    from fashion_tuner.devices import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    monkeypatch.setenv("FASHION_TUNER_MIN_FREE_MB", str(10 ** 12))
+    with backup.attached(model, backup.FitSlots(tmp_path / "backup")):
+        with pytest.raises(fsio.DiskFull, match=f"disk holding {tmp_path}"):
+            model.fit(np.zeros((8, 4)), np.zeros((8, 2)), epochs=2, verbose=0)
+    assert not (tmp_path / "backup").exists() or not list((tmp_path / "backup").rglob("*.h5"))
+
+
+# ----------------------------------------------------------------------------- 12. the low ones
+
+
+def test_a_npy_whose_header_claims_too_much_is_one_line(tmp_path):
+    from fashion_tuner import predict
+
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as fh:
+        import numpy as np
+
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (200000, 200000)})
+        fh.write(b"\0" * 100)
+    with pytest.raises(UserError, match="header claims"):
+        predict.load_image(path)
+    with pytest.raises(UserError, match="is a folder"):
+        predict.load_image(tmp_path)
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_unpacked_whole(tmp_path):
+    import gzip
+
+    from fashion_tuner import data as data_mod
+
+    bomb = tmp_path / "bomb.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as fh:
+        chunk = b"\0" * 10 ** 6
+        for _ in range(data_mod.MAX_IDX_BYTES // 10 ** 6 + 2):
+            fh.write(chunk)
+    with pytest.raises(UserError, match="unpacks to more than"):
+        data_mod.read_gzip(bomb)
+
+
+def test_disk_use_does_not_follow_a_trial_symlink(tiny_run, tmp_path):
+    from fashion_tuner import checkpoints
+
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    before = checkpoints.disk_usage(run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "checkpoint.weights.h5").write_bytes(b"x" * 10 ** 6)
+    (run / "trial_9").symlink_to(elsewhere)
+    assert checkpoints.disk_usage(run) == before
+
+
+def test_an_empty_run_name_is_refused(tmp_path, capsys, data_args):
+    assert cli.main(["search", "--space", "mlp", "--tuner", "random", "--max-trials", "1", "--max-epochs", "1",
+                     "--subset", "300", "--results-dir", str(tmp_path), "--name", "", *data_args]) == 2
+    assert "run name '' is not allowed" in error_line(capsys)
+    assert not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- fuzz: any run folder is data
+# Hypothesis mutates a copy of the tiny run (JSON values and types, paths, symlinks, truncations, deletions)
+# and runs the commands in process. FASHION_TUNER_FUZZ_EXAMPLES sets the number of cases (CI: a few, fixed).
+
+FUZZ_EXAMPLES = int(os.environ.get("FASHION_TUNER_FUZZ_EXAMPLES", "0")) or None
+OUTSIDE = "{outside}"  # replaced by the path of a file outside the run when a mutation is applied
+_PATHS = [OUTSIDE, "../../outside.txt", "/", "..", "0/../../../x/esc", "", "trial_0", "..\\x", "a" * 300]
+_LEAF = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+         | st.sampled_from(_PATHS + [10 ** 9, -1, 0, 1e308, float("nan"), float("inf")]))
+JSON_VALUES = st.recursive(_LEAF, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids,
+                                                                                          max_size=3), max_leaves=5)
+
+
+def _settings(default: int):
+    from hypothesis import HealthCheck, Phase, settings
+
+    # no shrinking: each case runs real commands (seconds); the failing case is printed as it was drawn
+    return settings(max_examples=FUZZ_EXAMPLES or default, deadline=None, derandomize=FUZZ_EXAMPLES is None,
+                    database=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+
+
+def _json_paths(value, prefix=()):
+    """Every key path into a parsed JSON value, the root included."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _json_paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _json_paths(v, prefix + (i,))
+
+
+def _set(root, path, value, delete=False):
+    if not path:
+        return value
+    node = root
+    for part in path[:-1]:
+        node = node[part]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return root
+
+
+def _substitute(value, outside: Path):
+    if value == OUTSIDE:
+        return str(outside)
+    if isinstance(value, list):
+        return [_substitute(v, outside) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, outside) for k, v in value.items()}
+    return value
+
+
+@st.composite
+def mutations(draw, files: list[str]):
+    """A list of (kind, file, details) edits to a run folder whose files (relative paths) are ``files``."""
+    def one():
+        kind = draw(st.sampled_from(["json", "json", "json", "whole", "truncate", "symlink", "delete", "lock"]))
+        json_files = [f for f in files if f.endswith(".json")]
+        target = draw(st.sampled_from(json_files if kind in ("json", "whole") else files + ["trial_9", "review",
+                                                                                          "trial_0", "tensorboard"]))
+        if kind == "json":
+            return kind, target, (draw(st.integers(0, 10 ** 6)), draw(JSON_VALUES), draw(st.booleans()))
+        if kind == "whole":
+            return kind, target, draw(JSON_VALUES)
+        if kind == "truncate":
+            return kind, target, draw(st.floats(0, 1))
+        return kind, target, draw(st.sampled_from(["file", "dir", "root"]))
+    return [one() for _ in range(draw(st.integers(1, 3)))]
+
+
+def _apply(run: Path, base: Path, edits) -> None:
+    outside, outside_dir = base / "outside.txt", base / "outside_dir"
+    links = {"file": outside, "dir": outside_dir, "root": base}
+    for kind, name, detail in edits:
+        path = run / name
+        if kind in ("json", "whole"):
+            if not path.is_file() or path.is_symlink():
+                continue
+            try:
+                payload = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if kind == "json":
+                index, value, delete = detail
+                paths = list(_json_paths(payload))
+                where = paths[index % len(paths)]
+                payload = _set(payload, where, _substitute(value, outside), delete and bool(where))
+            else:
+                payload = _substitute(detail, outside)
+            path.write_text(json.dumps(payload))
+        elif kind == "truncate" and path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            path.write_bytes(data[:int(len(data) * detail)])
+        elif kind in ("symlink", "delete"):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir():
+                shutil.rmtree(path)
+            if kind == "symlink":
+                path.symlink_to(links[detail])
+        elif kind == "lock":
+            (run.parent / locks.LOCKS_DIR).mkdir(exist_ok=True)
+            if not locks.lock_path(run).is_symlink():
+                locks.lock_path(run).symlink_to(links[detail])
+
+
+def _fingerprint(base: Path, skip: list[Path]) -> dict:
+    """{relative path: content digest or link target} of everything under ``base`` but ``skip``, links not followed."""
+    import hashlib
+
+    out = {}
+    for folder, dirs, files in os.walk(base, followlinks=False):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if here / d not in skip]
+        for name in files + [d for d in dirs if (here / d).is_symlink()]:
+            p = here / name
+            key = str(p.relative_to(base))
+            out[key] = "-> " + os.readlink(p) if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
+        out[str(here.relative_to(base)) + "/"] = "dir"
+    return out
+
+
+def _run_cli(args: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(args)
+    return code, err.getvalue()
+
+
+def _fuzz_case(tiny_run: Path, edits, commands) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        (base / "outside.txt").write_text("the user's file")
+        (base / "outside_dir").mkdir()
+        (base / "outside_dir" / "keep.txt").write_text("the user's folder")
+        run = copy_run(tiny_run, base / "results" / "sent")
+        _apply(run, base, edits)
+        before = _fingerprint(base, [run])
+        for args in commands(run, base):
+            code, err = _run_cli(args)
+            assert "Traceback" not in err and "internal error" not in err, (args, edits, err[-3000:])
+            assert code in (0, 2), (args, edits, code, err[-3000:])
+            if code == 2:
+                assert len([ln for ln in err.splitlines() if ln.startswith("error: ")]) == 1, (args, edits, err)
+            assert _fingerprint(base, [run]) == before, (args, edits)
+
+
+def _files_of(run: Path) -> list[str]:
+    return sorted(str(p.relative_to(run)) for p in rundir.walk_files(run))
+
+
+def test_fuzz_list_and_review_never_touch_anything_outside_the_run(tiny_run):
+    from hypothesis import given
+
+    def commands(run, base):
+        return [["list", "--results-dir", str(run.parent)], ["review", str(run)],
+                ["review", str(run), "--tensorboard", str(run / runs.TENSORBOARD_DIR)]]
+
+    @_settings(default=12)
+    @given(mutations(_files_of(tiny_run)))
+    def case(edits):
+        _fuzz_case(tiny_run, edits, commands)
+
+    case()
+
+
+@pytest.mark.slow
+def test_fuzz_retrain_best_never_touches_anything_outside_the_run(tiny_run, data_source):
+    from hypothesis import given
+
+    data = ["--data-dir", str(data_source["dir"])]
+
+    def commands(run, base):
+        return [["retrain-best", str(run), "--epochs", "1", *data]]
+
+    @_settings(default=3)
+    @given(mutations(_files_of(tiny_run)))
+    def case(edits):
+        _fuzz_case(tiny_run, edits, commands)
+
+    case()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_tuner import hints
+from fashion_tuner import hints, rundir
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import plots
 from fashion_tuner.review.page import write_review
@@ -36,6 +36,7 @@ def _writable_dir(path: Path) -> bool:
 
 
 def _default_out(path: Path) -> Path:
+    rundir.refuse_symlink(path / REVIEW_DIR)  # a link in the folder reviewed may lead anywhere
     if _writable_dir(path / REVIEW_DIR):
         return path / REVIEW_DIR
     beside = path.parent / f"{path.name}-{REVIEW_DIR}"

@@ -196,7 +196,7 @@ def _ours(out: Path, marker: dict) -> list[Path]:
     if not marker.get("complete"):
         for folder in [out] + _session_dirs(out, marker):
             files += list(folder.glob(EVENTS_PREFIX + "*")) if folder.is_dir() else []
-    return [f for f in files if f.is_file() and not f.is_symlink()]
+    return sorted({f for f in files if f.is_file() and not f.is_symlink()})  # once each, whatever the list repeats
 
 
 def _clear(out: Path, marker: dict | None) -> None:
@@ -204,7 +204,7 @@ def _clear(out: Path, marker: dict | None) -> None:
     if marker is None:
         return
     for path in _ours(out, marker):
-        path.unlink()
+        path.unlink(missing_ok=True)
     for folder in _session_dirs(out, marker):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
