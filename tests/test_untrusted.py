@@ -537,14 +537,28 @@ def _files_of(run: Path) -> list[str]:
     return sorted(str(p.relative_to(run)) for p in rundir.walk_files(run))
 
 
-def test_fuzz_list_and_review_never_touch_anything_outside_the_run(tiny_run):
+def test_fuzz_list_and_tensorboard_never_touch_anything_outside_the_run(tiny_run):
     from hypothesis import given
 
-    def commands(run, base):
-        return [["list", "--results-dir", str(run.parent)], ["review", str(run)],
+    def commands(run, base):  # a tenth of a second each: many cases
+        return [["list", "--results-dir", str(run.parent)],
                 ["review", str(run), "--tensorboard", str(run / runs.TENSORBOARD_DIR)]]
 
-    @_settings(default=12)
+    @_settings(default=30)
+    @given(mutations(_files_of(tiny_run)))
+    def case(edits):
+        _fuzz_case(tiny_run, edits, commands)
+
+    case()
+
+
+def test_fuzz_review_never_touches_anything_outside_the_run(tiny_run):
+    from hypothesis import given
+
+    def commands(run, base):  # about 3 s each (the plots)
+        return [["review", str(run)]]
+
+    @_settings(default=8)
     @given(mutations(_files_of(tiny_run)))
     def case(edits):
         _fuzz_case(tiny_run, edits, commands)
@@ -561,7 +575,7 @@ def test_fuzz_retrain_best_never_touches_anything_outside_the_run(tiny_run, data
     def commands(run, base):
         return [["retrain-best", str(run), "--epochs", "1", *data]]
 
-    @_settings(default=3)
+    @_settings(default=2)
     @given(mutations(_files_of(tiny_run)))
     def case(edits):
         _fuzz_case(tiny_run, edits, commands)
