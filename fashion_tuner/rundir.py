@@ -32,7 +32,8 @@ _INT = {"type": "integer"}
 _STR = {"type": "string"}
 _ID = {"type": "string", "pattern": SAFE_NAME.pattern}  # a trial id: it becomes a folder name
 _OPT = lambda schema: {"anyOf": [schema, {"type": "null"}]}  # noqa: E731
-_OBSERVATION = {"type": "object", "properties": {"value": {"type": ["array", "number", "null"]},
+_OBSERVATION = {"type": "object", "properties": {"value": {"anyOf": [{"type": "array", "items": {"type": "number"}},
+                                                                     {"type": ["number", "null"]}]},
                                                  "step": _OPT(_INT)}}
 _METRIC = {"type": "object", "properties": {"direction": _OPT(_STR),
                                             "observations": {"type": "array", "items": _OBSERVATION}}}

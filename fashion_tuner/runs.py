@@ -32,10 +32,17 @@ TENSORBOARD_DIR = "tensorboard"
 DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME = 100  # characters; file systems allow 255 bytes and Keras Tuner adds its own names below
+# Written first by --overwrite (the names it is deleting), removed when done: a killed --overwrite is
+# finished by the same command.
+OVERWRITE_MARKER = ".fashion_tuner_overwrite.json"
 # What a run directory may hold that this tool (or Keras Tuner under it) wrote: --overwrite deletes
-# these and nothing else. Globs, matched against the names directly inside the run directory.
-RUN_ENTRIES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, REPORT_DIR, "review", "oracle.json", "tuner*.json",
-               "trial_*", ".report.*", ".*.tmp-*", "*.tmp", "retrain_backup", "cv_folds.npz", TENSORBOARD_DIR)
+# these and nothing else (names directly inside the run directory). Files, folders, and patterns
+# precise enough that a user's trial_notes.txt, tuner_ideas.json or paper.tmp are not taken for ours.
+RUN_FILES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, "oracle.json", "cv_folds.npz")
+RUN_FOLDERS = (REPORT_DIR, "review", "retrain_backup", TENSORBOARD_DIR)
+RUN_PATTERNS = (re.compile(r"^tuner\d+\.json$"), re.compile(r"^\.report\.(tmp|old)-\d+$"),
+                re.compile(r"^\..+\.tmp-\d+$"))
+TRIAL_DIR = re.compile(r"^trial_[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Types of the run.json fields the commands read; anything else means the manifest is damaged.
 log = logging.getLogger(__name__)
 MANIFEST_TYPES = {"args": dict, "data": dict, "space": str, "split": dict, "tuner": str}
@@ -115,28 +122,51 @@ def manifest_problem(run) -> str | None:
     return rundir.schema_problem(run, RUN_JSON)
 
 
-def is_run_entry(name: str) -> bool:
-    from fnmatch import fnmatch
+def is_run_entry(path: Path) -> bool:
+    """True for an entry of a run directory that this tool or Keras Tuner wrote (see :data:`RUN_FILES`)."""
+    name, is_dir = path.name, path.is_dir() and not path.is_symlink()
+    if name in RUN_FILES or any(p.match(name) for p in RUN_PATTERNS):
+        return True
+    return is_dir and (name in RUN_FOLDERS or bool(TRIAL_DIR.match(name)))
 
-    return any(fnmatch(name, pattern) for pattern in RUN_ENTRIES)
+
+def overwrite_in_progress(run_dir: Path) -> list[str] | None:
+    """The names a killed ``--overwrite`` was deleting (its marker), or None when none was interrupted."""
+    try:
+        marker = json.loads((Path(run_dir) / OVERWRITE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    names = marker.get("deleting") if isinstance(marker, dict) else None
+    return [n for n in names if rundir.is_safe_component(n)] if isinstance(names, list) else None
+
+
+def begin_overwrite(run_dir: Path, delete: list[Path]) -> None:
+    """Record (atomically) what ``--overwrite`` is about to delete, before it deletes anything."""
+    write_json(Path(run_dir) / OVERWRITE_MARKER, {"tool": "fashion_tuner", "deleting": [p.name for p in delete]})
+
+
+def end_overwrite(run_dir: Path) -> None:
+    (Path(run_dir) / OVERWRITE_MARKER).unlink(missing_ok=True)
 
 
 def overwrite_plan(run_dir: Path) -> tuple[list[Path], list[Path]]:
     """What ``--overwrite`` would delete in ``run_dir`` and what it keeps: ``(delete, keep)``.
 
     Only a directory that is recognisably a run of this tool may be overwritten: one whose
-    run.json is a manifest, or a half-made run holding nothing but our own files. Entries this
-    tool did not write (a user's notes) are kept. Anything else raises UserError; nothing is touched.
+    run.json is a manifest, a half-made run holding nothing but our own files, or one whose
+    ``--overwrite`` was killed (:data:`OVERWRITE_MARKER`). Entries this tool did not write (a user's
+    notes) are kept. Anything else raises UserError; nothing is touched.
     """
-    entries = sorted(Path(run_dir).iterdir())
-    ours = [p for p in entries if is_run_entry(p.name)]
-    others = [p for p in entries if not is_run_entry(p.name)]
+    entries = sorted(p for p in Path(run_dir).iterdir() if p.name != OVERWRITE_MARKER)
+    interrupted = overwrite_in_progress(run_dir)
+    ours = [p for p in entries if is_run_entry(p) or p.name in (interrupted or [])]
+    others = [p for p in entries if p not in ours]
     manifest = None
     try:
         manifest = json.loads((Path(run_dir) / RUN_JSON).read_text())
     except (OSError, ValueError):
         pass
-    if manifest_problem(manifest) is not None and others:
+    if manifest_problem(manifest) is not None and others and interrupted is None:
         shown = ", ".join(p.name for p in others[:3]) + (" ..." if len(others) > 3 else "")
         raise UserError(f"{run_dir} is not a fashion_tuner run (no usable {RUN_JSON}; it holds {shown}): --overwrite "
                         "only deletes runs made by this tool; pick another --name or move that folder yourself")

@@ -33,6 +33,13 @@ def surroundings(root: Path, run: Path) -> dict:
     return {k: v for k, v in tree_snapshot(root).items() if not (root / k).is_relative_to(run)}
 
 
+def _resume(data_source, tmp_path, **overrides):
+    from conftest import search_config
+    from fashion_tuner import search
+
+    return search.run_search(search_config(data_source, tmp_path, name="tiny", **overrides))
+
+
 def edit_json(path: Path, edit) -> None:
     payload = json.loads(path.read_text())
     edit(payload)
@@ -240,14 +247,44 @@ def test_a_space_that_is_not_the_trials_is_refused(tiny_run, tmp_path, capsys):
 
 
 
+
+# ----------------------------------------------------------------------------- 4, 5. --overwrite
+
+
+def test_overwrite_keeps_user_files_that_merely_look_like_ours(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    mine = ["trial_notes.txt", "tuner_ideas.json", "paper.tmp", "report.txt", "trial_link"]
+    for name in mine[:-1]:
+        (run / name).write_text("mine")
+    (run / "trial_link").symlink_to(tmp_path)
+    delete, keep = runs.overwrite_plan(run)
+    assert sorted(p.name for p in keep) == sorted(mine)
+    assert {p.name for p in delete} >= {"run.json", "trial_0", "trial_1", "tuner0.json", "split.npz", "tensorboard"}
+
+
+def test_a_killed_overwrite_is_finished_by_the_same_command(tiny_run, data_source, tmp_path, monkeypatch):
+    from fashion_tuner.search import engine
+
+    run = copy_run(tiny_run, tmp_path / "tiny")
+    (run / "notes.txt").write_text("mine")
+    real_rmtree = shutil.rmtree
+
+    def killed(path, *args, **kwargs):  # the first folder: run.json and the other files are gone already
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _resume(data_source, tmp_path, seed=2, overwrite=True)
+    monkeypatch.setattr(engine.shutil, "rmtree", real_rmtree)
+    assert not (run / runs.RUN_JSON).exists() and (run / "notes.txt").exists()
+    with pytest.raises(UserError, match="rerun with --overwrite to finish it"):
+        _resume(data_source, tmp_path, seed=2)
+    _resume(data_source, tmp_path, seed=2, overwrite=True)
+    assert runs.read_run(run)["args"]["seed"] == 2 and (run / "notes.txt").read_text() == "mine"
+    assert not (run / runs.OVERWRITE_MARKER).exists() and len(runs.read_trials(run)) == 2
+
+
 # ----------------------------------------------------------------------------- 6. identity by content
-
-
-def _resume(data_source, tmp_path, **overrides):
-    from conftest import search_config
-    from fashion_tuner import search
-
-    return search.run_search(search_config(data_source, tmp_path, name="tiny", **overrides))
 
 
 def test_an_edited_class_weight_file_is_refused_on_resume(tiny_run, data_source, tmp_path):

@@ -147,6 +147,9 @@ def prepare_run_dir(cfg: SearchConfig, check_files: bool = True) -> RunPlan:
     if cfg.overwrite:
         return RunPlan(run_dir, overwrite=runs.overwrite_plan(run_dir))
     if not (run_dir / runs.RUN_JSON).is_file():
+        if runs.overwrite_in_progress(run_dir) is not None:
+            raise UserError(f"an --overwrite of {run_dir} was interrupted while deleting it; rerun with --overwrite "
+                            "to finish it (it deletes only what fashion_tuner wrote)")
         if any(run_dir.iterdir()):
             raise UserError(f"{run_dir} exists but is not a fashion_tuner run; pick another --name "
                             "(--overwrite only deletes runs made by this tool)")

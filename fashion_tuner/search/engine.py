@@ -141,11 +141,13 @@ def _apply_plan(plan: RunPlan) -> None:
         delete, keep = plan.overwrite
         log.info("--overwrite: deleting run %s: %s%s", plan.run_dir, ", ".join(p.name for p in delete) or "nothing",
                  f"; keeping what fashion_tuner did not write: {', '.join(p.name for p in keep)}" if keep else "")
+        runs.begin_overwrite(plan.run_dir, delete)  # a kill from here on: the same --overwrite finishes it
         for path in delete:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
-                path.unlink()
+                path.unlink(missing_ok=True)
+        runs.end_overwrite(plan.run_dir)
     for repair in plan.repairs:
         repair.apply()
         log.info("repaired: %s", repair.what)
