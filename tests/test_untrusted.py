@@ -284,6 +284,32 @@ def test_a_killed_overwrite_is_finished_by_the_same_command(tiny_run, data_sourc
     assert not (run / runs.OVERWRITE_MARKER).exists() and len(runs.read_trials(run)) == 2
 
 
+
+# ----------------------------------------------------------------------------- 11. output folders
+
+
+def test_review_and_compare_out_never_overwrite_or_delete_a_users_files(tiny_run, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("trials.csv", "importance.png", "compare.csv"):
+        (mine / name).write_text("mine")
+    before = tree_snapshot(mine)
+    assert cli.main(["review", str(tiny_run), "--out", str(mine)]) == 2
+    assert "did not write" in error_line(capsys)
+    assert cli.main(["compare", str(tiny_run), "--out", str(mine)]) == 2
+    assert "did not write" in error_line(capsys)
+    assert tree_snapshot(mine) == before
+    ours = tmp_path / "ours"
+    for _ in range(2):  # a folder this tool wrote is rewritten
+        assert cli.main(["review", str(tiny_run), "--out", str(ours)]) == 0
+    (ours / "notes.txt").write_text("mine")
+    assert cli.main(["review", str(tiny_run), "--out", str(ours)]) == 2 and "notes.txt" in error_line(capsys)
+    from fashion_tuner import outdir
+
+    listed = outdir.listed(ours)
+    assert "review.html" in listed and listed == {p.name for p in ours.iterdir()} - {outdir.MARKER, "notes.txt"}
+
+
 # ----------------------------------------------------------------------------- 6. identity by content
 
 
