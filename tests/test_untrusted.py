@@ -237,7 +237,6 @@ def test_an_oracle_of_the_wrong_shape_is_refused_before_the_resume_writes(tiny_r
 # ----------------------------------------------------------------------------- 8. run.json's space
 
 
-@pytest.mark.slow
 def test_a_space_that_is_not_the_trials_is_refused(tiny_run, tmp_path, capsys):
     run = copy_run(tiny_run, tmp_path / "sent")
     edit_json(run / runs.RUN_JSON, lambda r: r.update(space="cnn"))
@@ -615,6 +614,7 @@ def test_fuzz_list_and_tensorboard_never_touch_anything_outside_the_run(tiny_run
     case()
 
 
+@pytest.mark.slow
 def test_fuzz_review_never_touches_anything_outside_the_run(tiny_run):
     from hypothesis import given
 
