@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import fsio
+from fashion_tuner import fsio, rundir
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
@@ -94,6 +94,10 @@ def read_state(backup_dir: str | os.PathLike) -> dict | None:
         return None
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION or not isinstance(state.get("epoch"), int):
         return None
+    names = [state.get("weights")] + [e.get("best_weights") for e in state.get("callbacks") or []
+                                      if isinstance(e, dict) and e.get("best_weights")]
+    if not isinstance(state.get("callbacks", []), list) or not all(rundir.is_safe_component(n) for n in names):
+        return None  # a file name that is not a plain name in this folder: not a backup this tool wrote
     return state
 
 
@@ -227,9 +231,12 @@ def _backup_class():
         def _save_model(self):
             """Write epoch ``_current_epoch``'s state: new files, then state.json atomically, then
             remove the previous epoch's files."""
+            rundir.refuse_symlink(self.dir, f"the backup folder {self.dir}")
+            fsio.check_free_space(self.dir)  # before h5py writes: it crashes the process on a full disk
             self.dir.mkdir(parents=True, exist_ok=True)
             epoch = int(self._current_epoch)
             weights = f"epoch_{epoch}.weights.h5"
+            rundir.refuse_symlink(self.dir / weights)  # h5py would write through it
             self.model.save_weights(str(self.dir / weights), overwrite=True)
             entries, keep = [], {STATE_FILE, weights}
             seen: dict[str, int] = {}
@@ -245,6 +252,7 @@ def _backup_class():
                     best_weights = getattr(cb, "best_weights", None)
                     if best_weights is not None:
                         name = f"epoch_{epoch}.{key}{index}.best.npz"
+                        rundir.refuse_symlink(self.dir / name)
                         np.savez(self.dir / name, *best_weights)
                         entry["best_weights"] = name
                         keep.add(name)

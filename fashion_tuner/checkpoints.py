@@ -114,7 +114,7 @@ def _checkpoint_files(run_dir: Path) -> dict[str, list[Path]]:
     Keras 2), Keras Tuner 1.0's ``checkpoints/epoch_N/...``; not :data:`DELETED_FILE`."""
     found: dict[str, list[Path]] = {}
     for trial_dir in sorted(run_dir.glob("trial_*")):
-        if not trial_dir.is_dir():
+        if not trial_dir.is_dir() or trial_dir.is_symlink():  # a link may lead anywhere (trial_9 -> /)
             continue
         for path in sorted(trial_dir.rglob("*")):
             parts = path.relative_to(trial_dir).parts

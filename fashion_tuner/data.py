@@ -23,6 +23,8 @@ from fashion_tuner.errors import UserError
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 NUM_CLASSES = 10
+# Decompressed size limit of one IDX file: the largest, 60,000 training images, is 47,040,016 bytes.
+MAX_IDX_BYTES = 64 * 10**6
 
 # name -> (file name, published MD5 of the .gz, MD5 of the decompressed IDX file or None).
 # Debian's dataset-fashion-mnist re-packs the gzip headers (file name and timestamp stripped),
@@ -87,11 +89,16 @@ def md5sum(path: Path) -> str:
 
 
 def read_gzip(path: Path) -> bytes:
+    """The decompressed bytes of ``path``, at most :data:`MAX_IDX_BYTES` (a gzip bomb is refused, not unpacked)."""
     try:
         with gzip.open(path, "rb") as fh:
-            return fh.read()
+            raw = fh.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise UserError(f"{path} is not a readable gzip file ({exc}); re-download or reinstall it") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise UserError(f"{path} unpacks to more than {MAX_IDX_BYTES // 10**6} MB, far more than any MNIST-style "
+                        "file; it is not one: re-download or reinstall it")
+    return raw
 
 
 def read_idx(path: Path, expected_magic: int, raw: bytes | None = None) -> np.ndarray:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from fashion_tuner import fsio
+from fashion_tuner import fsio, rundir
 from fashion_tuner.errors import UserError
 
 KERAS_TUNER_VERSION = "1.4.8"  # the version these internals were read from
@@ -114,8 +114,9 @@ def check_project(run_dir: str | Path) -> list[Repair]:
     if oracle_path.exists():
         try:
             oracle = _load(oracle_path)
-            if not isinstance(oracle.get("ongoing_trials", {}), dict) or not isinstance(oracle.get("retry_queue", []), list):
-                raise ValueError("ongoing_trials / retry_queue have the wrong types")
+            problem = rundir.schema_problem(oracle, ORACLE_FILE)  # trial ids in it become folder names
+            if problem:
+                raise ValueError(problem)
         except ValueError as exc:
             raise UserError(f"{oracle_path} is damaged ({exc}): the search state cannot be resumed from it; restore "
                             "it from a copy, or start over with --overwrite") from None
@@ -130,8 +131,10 @@ def check_project(run_dir: str | Path) -> list[Repair]:
                                   _rewrite_tuner_file(tuner_path)))
     for trial_path in sorted(run_dir.glob(f"trial_*/{TRIAL_FILE}")):
         try:
-            _load(trial_path)
-            continue
+            problem = rundir.trial_problem(_load(trial_path), trial_path.parent)
+            if problem is None:
+                continue
+            why = problem
         except ValueError as exc:
             why = str(exc)
         trial_id = trial_path.parent.name[len("trial_"):]

@@ -19,9 +19,11 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fashion_tuner import rundir
 from fashion_tuner.errors import UserError
 
 LOCKS_DIR = ".locks"
@@ -56,13 +58,17 @@ class RunLock:
             self.fd, self.inherited = fd, True
             return self
         self._made = [p for p in (self.path.parent.parent, self.path.parent) if not p.exists()]
+        rundir.refuse_symlink(self.path.parent, f"the locks folder {self.path.parent}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a symlink: a planted .locks/<run>.lock -> ~/file must not truncate that file
+                fd = rundir.open_nofollow(self.path, os.O_RDWR | os.O_CREAT, 0o644, f"the lock file {self.path}")
             except FileNotFoundError:  # another command removed the empty .locks folder just now
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 continue
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UserError(f"the lock file {self.path} is not a regular file; remove it and rerun")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -78,16 +79,34 @@ def _to_gray_float(arr: np.ndarray, source: str) -> np.ndarray:
     return arr
 
 
+def _check_npy_header(path: Path) -> None:
+    """UserError when a ``.npy`` header claims more data than the file holds (NumPy would allocate it first)."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            return  # version 3 (utf-8 field names): np.load checks it
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+        data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed > data_bytes:
+        raise UserError(f"image {path}: its header claims shape {shape} ({claimed:,} bytes) but the file holds "
+                        f"{data_bytes:,}; pass a whole .npy array")
+
+
 def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
     """Read one image file as ``(28, 28)`` float32 0-255; also returns notes on conversions made."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     notes: list[str] = []
+    if path.is_dir():
+        raise UserError(f"image {path} is a folder; pass the image files in it (e.g. {path}/*.png)")
     if not path.is_file():
         raise UserError(f"image {path} does not exist; pass PNG/JPG files or .npy arrays")
     if path.suffix.lower() == ".npy":
         try:
+            _check_npy_header(path)
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise UserError(f"image {path} is not a readable .npy array ({exc})") from None

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_tuner import data as data_mod
-from fashion_tuner import fsio, hints, splits
+from fashion_tuner import fsio, hints, rundir, splits
 from fashion_tuner.errors import UserError
 
 RUN_JSON = "run.json"
@@ -32,11 +32,18 @@ TENSORBOARD_DIR = "tensorboard"
 DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME = 100  # characters; file systems allow 255 bytes and Keras Tuner adds its own names below
+# Written first by --overwrite (the names it is deleting), removed when done: a killed --overwrite is
+# finished by the same command.
+OVERWRITE_MARKER = ".fashion_tuner_overwrite.json"
 # What a run directory may hold that this tool (or Keras Tuner under it) wrote: --overwrite deletes
-# these and nothing else. Globs, matched against the names directly inside the run directory.
-RUN_ENTRIES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, REPORT_DIR, "review", "oracle.json", "tuner*.json",
-               "trial_*", ".report.*", ".*.tmp-*", "*.tmp", "retrain_backup", "cv_folds.npz", TENSORBOARD_DIR,
-               "optuna.journal*")  # the trials for optuna-dashboard (review/optuna_bridge.py), its lock file
+# these and nothing else (names directly inside the run directory). Files, folders, and patterns
+# precise enough that a user's trial_notes.txt, tuner_ideas.json or paper.tmp are not taken for ours.
+RUN_FILES = (RUN_JSON, SPLIT_FILE, BEST_HP_FILE, "oracle.json", "cv_folds.npz",
+             "optuna.journal", "optuna.journal.lock")  # the trials for optuna-dashboard (review/optuna_bridge.py), its lock
+RUN_FOLDERS = (REPORT_DIR, "review", "retrain_backup", TENSORBOARD_DIR)
+RUN_PATTERNS = (re.compile(r"^tuner\d+\.json$"), re.compile(r"^\.report\.(tmp|old)-\d+$"),
+                re.compile(r"^\..+\.tmp-\d+$"))
+TRIAL_DIR = re.compile(r"^trial_[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Types of the run.json fields the commands read; anything else means the manifest is damaged.
 log = logging.getLogger(__name__)
 MANIFEST_TYPES = {"args": dict, "data": dict, "space": str, "split": dict, "tuner": str}
@@ -113,31 +120,54 @@ def manifest_problem(run) -> str | None:
             return f"{key!r} is a {type(run[key]).__name__}, expected a {kind.__name__}"
     if "space" not in run:
         return "it names no search space"
-    return None
+    return rundir.schema_problem(run, RUN_JSON)
 
 
-def is_run_entry(name: str) -> bool:
-    from fnmatch import fnmatch
+def is_run_entry(path: Path) -> bool:
+    """True for an entry of a run directory that this tool or Keras Tuner wrote (see :data:`RUN_FILES`)."""
+    name, is_dir = path.name, path.is_dir() and not path.is_symlink()
+    if name in RUN_FILES or any(p.match(name) for p in RUN_PATTERNS):
+        return True
+    return is_dir and (name in RUN_FOLDERS or bool(TRIAL_DIR.match(name)))
 
-    return any(fnmatch(name, pattern) for pattern in RUN_ENTRIES)
+
+def overwrite_in_progress(run_dir: Path) -> list[str] | None:
+    """The names a killed ``--overwrite`` was deleting (its marker), or None when none was interrupted."""
+    try:
+        marker = json.loads((Path(run_dir) / OVERWRITE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    names = marker.get("deleting") if isinstance(marker, dict) else None
+    return [n for n in names if rundir.is_safe_component(n)] if isinstance(names, list) else None
+
+
+def begin_overwrite(run_dir: Path, delete: list[Path]) -> None:
+    """Record (atomically) what ``--overwrite`` is about to delete, before it deletes anything."""
+    write_json(Path(run_dir) / OVERWRITE_MARKER, {"tool": "fashion_tuner", "deleting": [p.name for p in delete]})
+
+
+def end_overwrite(run_dir: Path) -> None:
+    (Path(run_dir) / OVERWRITE_MARKER).unlink(missing_ok=True)
 
 
 def overwrite_plan(run_dir: Path) -> tuple[list[Path], list[Path]]:
     """What ``--overwrite`` would delete in ``run_dir`` and what it keeps: ``(delete, keep)``.
 
     Only a directory that is recognisably a run of this tool may be overwritten: one whose
-    run.json is a manifest, or a half-made run holding nothing but our own files. Entries this
-    tool did not write (a user's notes) are kept. Anything else raises UserError; nothing is touched.
+    run.json is a manifest, a half-made run holding nothing but our own files, or one whose
+    ``--overwrite`` was killed (:data:`OVERWRITE_MARKER`). Entries this tool did not write (a user's
+    notes) are kept. Anything else raises UserError; nothing is touched.
     """
-    entries = sorted(Path(run_dir).iterdir())
-    ours = [p for p in entries if is_run_entry(p.name)]
-    others = [p for p in entries if not is_run_entry(p.name)]
+    entries = sorted(p for p in Path(run_dir).iterdir() if p.name != OVERWRITE_MARKER)
+    interrupted = overwrite_in_progress(run_dir)
+    ours = [p for p in entries if is_run_entry(p) or p.name in (interrupted or [])]
+    others = [p for p in entries if p not in ours]
     manifest = None
     try:
         manifest = json.loads((Path(run_dir) / RUN_JSON).read_text())
     except (OSError, ValueError):
         pass
-    if manifest_problem(manifest) is not None and others:
+    if manifest_problem(manifest) is not None and others and interrupted is None:
         shown = ", ".join(p.name for p in others[:3]) + (" ..." if len(others) > 3 else "")
         raise UserError(f"{run_dir} is not a fashion_tuner run (no usable {RUN_JSON}; it holds {shown}): --overwrite "
                         "only deletes runs made by this tool; pick another --name or move that folder yourself")
@@ -145,22 +175,39 @@ def overwrite_plan(run_dir: Path) -> tuple[list[Path], list[Path]]:
 
 
 def read_trials(run_dir: Path) -> list[dict]:
-    """Every ``trial_*/trial.json`` of a run, as stored by Keras Tuner, in trial order.
+    """Every ``trial_*/trial.json`` of a run, as stored by Keras Tuner, in trial order: each one checked against
+    its schema and its hyperparameter values against the space oracle.json declares (fashion_tuner.rundir).
 
     The one rule for a file that cannot be read (every command follows it): it is skipped with a
     logged warning naming it; a search refuses to resume over it (kt_compat.check_project).
     """
     trials = []
+    declared = declared_space(run_dir)
     for path in sorted(Path(run_dir).glob("trial_*/trial.json")):
         try:
             trial = json.loads(path.read_text())
-            if not isinstance(trial, dict):
-                raise ValueError(f"a JSON {type(trial).__name__}, not an object")
+            hps = trial.get("hyperparameters") if isinstance(trial, dict) else None
+            # oracle.json's space first: a trial's own copy of a declared hyperparameter does not widen it
+            problem = rundir.trial_problem(trial, path.parent) or rundir.value_problem(
+                hps["values"], (hps.get("space") or []) + (declared or []))
+            if problem:
+                raise ValueError(problem)
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             log.warning("%s: unreadable (%s); left out", path, exc)
             continue
         trials.append(trial)
     return trials
+
+
+def declared_space(run_dir: Path) -> list | None:
+    """The hyperparameter space oracle.json declares (Keras Tuner configs), or None without a usable oracle.json."""
+    try:
+        oracle = json.loads((Path(run_dir) / "oracle.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if rundir.schema_problem(oracle, "oracle.json") or "space" not in (oracle.get("hyperparameters") or {}):
+        return None
+    return oracle["hyperparameters"]["space"]
 
 
 def finished_trials(run_dir: Path) -> int:
@@ -221,6 +268,22 @@ def to_model_input(x: np.ndarray) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_split_digest(run: dict, path: Path) -> None:
+    """UserError when ``path`` (split.npz) is not the file whose SHA-256 run.json recorded (``split.sha256``;
+    a run written before it was recorded is not checked): a swapped or edited split would let test images train."""
+    recorded = (run.get("split") or {}).get("sha256")
+    if recorded and path.is_file() and file_digest(path) != recorded:
+        raise UserError(f"{path} is not the split this run was searched with (its SHA-256 differs from run.json's): "
+                        "restore it from a copy; the held-out test images are only held out with the run's own split")
+
+
 def load_run_data(run: dict, data_dir: str | None = None):
     """Reload the data a run used and apply its saved split.
 
@@ -233,6 +296,7 @@ def load_run_data(run: dict, data_dir: str | None = None):
     if info.get("md5") and dataset.md5 and dataset.md5 != info["md5"]:
         raise UserError(f"the data found in {dataset.source} differs from the data the run used "
                         f"({info.get('source')}); pass --data-dir pointing at the original files")
+    check_split_digest(run, Path(run["run_dir"]) / SPLIT_FILE)
     split = splits.load_split(Path(run["run_dir"]) / SPLIT_FILE)
     (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = splits.apply_split(
         dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, split)

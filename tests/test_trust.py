@@ -420,6 +420,9 @@ def test_a_damaged_split_or_manifest_is_one_line(tiny_run, tmp_path):
     arrays["test_idx"] = arrays["test_idx"] + 10 ** 6
     with open(bad_split / runs.SPLIT_FILE, "wb") as fh:
         np.savez(fh, **arrays)
+    manifest = json.loads((bad_split / runs.RUN_JSON).read_text())  # as if run.json recorded this split (else its
+    manifest["split"]["sha256"] = runs.file_digest(bad_split / runs.SPLIT_FILE)  # digest refuses it first)
+    (bad_split / runs.RUN_JSON).write_text(json.dumps(manifest))
     result = run_cli("retrain-best", str(bad_split))
     assert result.returncode == 2 and "outside the" in one_error_line(result)
     for payload, phrase in (([], "a JSON list"), ({"space": "mlp", "args": [1]}, "'args' is a list")):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import backup, hints, locks, modelsize, report, runs, spaces
+from fashion_tuner import backup, fsio, hints, locks, modelsize, report, runs, spaces
 from fashion_tuner.errors import UserError
 from fashion_tuner.retrain.config import BACKUP_DIR, MODEL_FILE, RetrainConfig, resolve_space, retrain_plan, say
 from fashion_tuner.retrain import crossval
@@ -46,7 +46,13 @@ def run_retrain(cfg: RetrainConfig) -> Path:
     _check_some_run_exists(cfg.run, cfg.results_dir)
     run_dir = runs.resolve_run(cfg.run, cfg.results_dir, cfg.name)
     with locks.RunLock(run_dir, "retrain-best"):  # one writer per run: not during its search or another retrain
-        return _retrain_locked(cfg, run_dir)
+        fsio.check_free_space(run_dir)  # as the search does: h5py crashes the process on a full disk
+        try:
+            return _retrain_locked(cfg, run_dir)
+        except Exception as exc:
+            if fsio.is_disk_full(exc) and not isinstance(exc, fsio.DiskFull):
+                raise fsio.disk_full_error(run_dir) from None  # the run's disk, not the one holding '.'
+            raise
 
 
 def _chosen_trials(cfg: RetrainConfig, run_dir: Path, run: dict, trials: list[dict]) -> list[dict]:

@@ -11,6 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
+from fashion_tuner import rundir
 from fashion_tuner.retrain.config import BACKUP_DIR, trial_epochs
 
 
@@ -62,4 +63,6 @@ class RetrainJob:
                "role": role, "seed": self.seed, "epochs": self.epochs_for(trial), "train_on": self.train_on,
                "patience": self.patience, "teacher": teacher}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        return self.out.parent / BACKUP_DIR / f"{role.replace(' ', '_')}-trial{trial.get('trial_id')}-{digest}"
+        name = rundir.safe_component(f"{role.replace(' ', '_')}-trial{trial.get('trial_id')}-{digest}", "backup folder")
+        root = rundir.refuse_symlink(self.out.parent / BACKUP_DIR)
+        return rundir.inside(self.out.parent, root / name, "backup folder")

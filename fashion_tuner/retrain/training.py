@@ -161,6 +161,16 @@ def member_extra(trial: dict, hp, train_on: str, seed: int, wall_s: float) -> di
             "wall_s": round(wall_s, 2), "hyperparameters": dict(hp.values)}
 
 
+def check_same_space(run: dict, trial: dict, recorded: set[str], built: set[str]) -> None:
+    """UserError when building ``trial``'s model declared hyperparameters its trial.json never had: run.json's
+    space is not the one the trials were searched with (a trial records every name its build declared)."""
+    new = sorted(built - recorded)
+    if new:
+        raise UserError(f"run.json's space {run.get('space')!r} declares hyperparameters trial {trial.get('trial_id')} "
+                        f"never had ({', '.join(new[:4])}{' ...' if len(new) > 4 else ''}): the trials were searched "
+                        "with another space; restore run.json's space (or pass --space with the space searched)")
+
+
 def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
                  fit=None, deadline: float | None = None, backup_dir: Path | None = None):
     """Build the trial's model from its hyperparameters and fit it from scratch.
@@ -180,7 +190,9 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
     hp = keras_tuner.HyperParameters.from_config(copy.deepcopy(trial["hyperparameters"]))
     keras.utils.set_random_seed(seed)
     devices.apply_trial_settings()  # the policy and distribution, reset by every clear_session()
+    known = {p.name for p in hp.space}
     model = space.build_model(hp)
+    check_same_space(run, trial, known, {p.name for p in hp.space})
     started = time.monotonic()
     with backup.attached(model, backup.FitSlots(backup_dir, label) if backup_dir is not None else None):
         if fit is None:

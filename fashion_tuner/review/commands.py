@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_tuner import algorithms, hints
+from fashion_tuner import algorithms, hints, outdir, rundir
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import plots
 from fashion_tuner.review.page import write_review
@@ -23,6 +23,7 @@ from fashion_tuner.review.summary import board_text
 
 log = logging.getLogger(__name__)
 METRICS_JSON = Path("report") / "metrics.json"
+COMPARE_FILES = ("compare.csv", "history.png")
 BUDGET_KEYS = ("max_epochs", "factor", "max_trials", "batch_size", "seed", "subset")
 
 
@@ -36,6 +37,7 @@ def _writable_dir(path: Path) -> bool:
 
 
 def _default_out(path: Path) -> Path:
+    rundir.refuse_symlink(path / REVIEW_DIR)  # a link in the folder reviewed may lead anywhere
     if _writable_dir(path / REVIEW_DIR):
         return path / REVIEW_DIR
     beside = path.parent / f"{path.name}-{REVIEW_DIR}"
@@ -200,7 +202,8 @@ def _counts(p: Project) -> tuple[int, int]:
 def _list_row(d: Path) -> dict:
     p = _quiet_load(d)
     completed, failed = _counts(p)
-    return {"name": d.name, "space": _space_name(p.run), "tuner": p.tuner, "status": (p.run or {}).get("status", "-"),
+    status = "damaged" if p.run is None and (d / RUN_JSON).is_file() else (p.run or {}).get("status", "-")
+    return {"name": d.name, "space": _space_name(p.run), "tuner": p.tuner, "status": status,
             "completed": completed, "failed": failed,
             "objective": p.objective if len(str(p.objective)) < 20 else "?",
             "best": p.best["score"] if p.best is not None else math.nan, "test_acc": _test_accuracy(d),
@@ -266,12 +269,10 @@ def _write_compare(table: pd.DataFrame, projects: list[Project], dirs: list[Path
     target = Path(out).expanduser()
     if any(target.resolve() == d.resolve() or d.resolve() in target.resolve().parents for d in dirs):
         raise UserError(f"--out {target} is inside a run directory; pick a folder outside the runs")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {target} ({exc.strerror}); pass --out DIR") from None
+    outdir.claim(target, "--out", COMPARE_FILES, legacy=COMPARE_FILES)  # the one rule for output folders
     table.to_csv(target / "compare.csv")
     plots.plot_history(projects, target / "history.png", "optimisation history: " + ", ".join(p.name for p in projects))
+    outdir.finish(target, [target / name for name in COMPARE_FILES])
     print(f"written: {target / 'compare.csv'}, {target / 'history.png'}")
 
 

@@ -23,6 +23,7 @@ FIGURES = {"history": "Optimisation history", "curves": "Learning curves of ever
            "importance": "Hyperparameter importance", "heatmap": "The two most important hyperparameters",
            "pareto": "Accuracy against model size: the Pareto front"}
 PARETO_CSV = "pareto.csv"
+OUTPUT_FILES = ["trials.csv", PARETO_CSV, "review.html"]  # besides the figures' PNGs
 
 
 def review_figures(project: Project, out: Path, top: int, front: pd.DataFrame | None = None
@@ -115,13 +116,11 @@ class WrittenReview:
 
 def write_review(project: Project, out: Path, top: int = 10) -> WrittenReview:
     """Write trials.csv, the figures and review.html for one loaded project into ``out``; prints nothing."""
-    from fashion_tuner.errors import UserError
+    from fashion_tuner import outdir
     from fashion_tuner.review.summary import disk_line, leaderboard, summary_lines
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the review folder {out} ({exc.strerror}); pass --out DIR") from None
+    names = OUTPUT_FILES + [f"{name}.png" for name in FIGURES]
+    outdir.claim(out, "the review folder", names, legacy=tuple(["review.html", *names]))  # the one rule for --out
     disk = checkpoints.disk_usage(project.path)  # before this review writes (into it, by default)
     lines, board = summary_lines(project) + [disk_line(disk)], leaderboard(project, top)
     written = {"trials.csv": out / "trials.csv"}
@@ -133,11 +132,12 @@ def write_review(project: Project, out: Path, top: int = 10) -> WrittenReview:
     written[PARETO_CSV] = out / PARETO_CSV
     fsio.atomic_write_text(written[PARETO_CSV], front.to_csv(index=False))
     retrain = pareto.retrain_commands(project, front)
-    for stale in FIGURES:  # a figure this review does not draw must not survive from an earlier one
-        (out / f"{stale}.png").unlink(missing_ok=True)
+    # a figure this review does not draw must not survive from an earlier one (only one this tool wrote)
+    outdir.remove_listed(out, [f"{stale}.png" for stale in FIGURES])
     images, notes, table = review_figures(project, out, top, front)
     written.update({f"{k}.png": v for k, v in images.items()})
     written["review.html"] = out / "review.html"
     written["review.html"].write_text(review_html(project, lines, board, images, notes, {"pareto": retrain}),
                                       encoding="utf-8")
+    outdir.finish(out, list(written.values()))
     return WrittenReview(written, lines, board, table, notes, disk, front, retrain)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fashion_tuner import algorithms, epochlog
+from fashion_tuner import algorithms, epochlog, rundir
 from fashion_tuner.cv import FOLD_PREFIX, SD_METRIC
 from fashion_tuner.errors import UserError
 from fashion_tuner.review import infer
@@ -126,12 +126,16 @@ def as_float(value) -> float:
         return math.nan
 
 
-def _json_object(path: Path, problems: list[str], consequence: str) -> dict | None:
-    """``path`` parsed as a JSON object, or None (with a problem saying ``consequence``) when unusable."""
+def _json_object(path: Path, problems: list[str], consequence: str, schema: str | None = None) -> dict | None:
+    """``path`` parsed as a JSON object, or None (with a problem saying ``consequence``) when unusable;
+    ``schema``: also checked against that file's schema (:data:`fashion_tuner.rundir.SCHEMAS`)."""
     try:
         data = json.loads(path.read_text())
         if not isinstance(data, dict):
             raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        problem = rundir.schema_problem(data, schema) if schema else None
+        if problem:
+            raise ValueError(problem)
         return data
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         problems.append(f"{path}: unreadable ({exc}); {consequence}")
@@ -157,6 +161,10 @@ def read_trial(trial_dir: Path, problems: list[str]) -> dict | None:
     if "hyperparameters" not in state:
         problems.append(f"{trial_dir / TRIAL_JSON}: unreadable (not a Keras Tuner trial: no 'hyperparameters'); "
                         "left out")
+        return None
+    problem = rundir.trial_problem(state, trial_dir)
+    if problem:
+        problems.append(f"{trial_dir / TRIAL_JSON}: unreadable ({problem}); left out")
         return None
     hps = state.get("hyperparameters") or {}
     message = state.get("message")
@@ -300,10 +308,10 @@ def _epochs_spent(df: pd.DataFrame, tuner: str, folds: int = 1) -> tuple[int, bo
 def _run_and_oracle(path: Path, problems: list[str]) -> tuple[dict | None, dict | None]:
     run = None
     if (path / RUN_JSON).is_file():
-        run = _json_object(path / RUN_JSON, problems, "reviewing it as a plain Keras Tuner directory")
+        run = _json_object(path / RUN_JSON, problems, "reviewing it as a plain Keras Tuner directory", RUN_JSON)
     oracle = None
     if (path / ORACLE).is_file():
-        oracle = _json_object(path / ORACLE, problems, "tuner type and trial order come from the trials alone")
+        oracle = _json_object(path / ORACLE, problems, "tuner type and trial order come from the trials alone", ORACLE)
     else:
         problems.append(f"{path}: no {ORACLE} (search killed before its first save?); reviewing the trial folders alone")
     return run, oracle

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_tuner import fsio, hints
+from fashion_tuner import fsio, hints, rundir
 from fashion_tuner.errors import UserError
 from fashion_tuner.review.project import Project
 
@@ -174,14 +174,29 @@ def check_out(out: Path) -> dict | None:
     return marker
 
 
+def _session_dirs(out: Path, marker: dict) -> list[Path]:
+    """The marker's session folders that are plain names directly in ``out`` (the marker is untrusted: a
+    name with a separator, '..' or a symlink out of ``out`` is ignored)."""
+    names = marker.get("sessions") if isinstance(marker.get("sessions"), list) else []
+    return [out / s for s in names if rundir.is_safe_component(s) and not (out / s).is_symlink()
+            and rundir.is_inside(out, out / s)]
+
+
 def _ours(out: Path, marker: dict) -> list[Path]:
     """The files a previous write left, by the marker: its list, and if that write did not finish, the
-    event files at the top of ``out`` and in its session folders."""
-    files = [out / f for f in marker.get("files", []) if isinstance(f, str) and ".." not in Path(f).parts]
+    event files at the top of ``out`` and in its session folders. An entry that is absolute, holds '..',
+    is a symlink or resolves outside ``out`` is ignored, with a warning: only files inside ``out`` are ours."""
+    files = []
+    for f in marker.get("files", []):
+        path = out / f if isinstance(f, str) and f and not Path(f).is_absolute() and ".." not in Path(f).parts else None
+        if path is None or path.is_symlink() or not rundir.is_inside(out, path):
+            log.warning("%s: ignoring %r in its file list (not a file inside %s); left in place", out / MARKER, f, out)
+            continue
+        files.append(path)
     if not marker.get("complete"):
-        for folder in [out] + [out / str(s) for s in marker.get("sessions", []) if "/" not in str(s)]:
+        for folder in [out] + _session_dirs(out, marker):
             files += list(folder.glob(EVENTS_PREFIX + "*")) if folder.is_dir() else []
-    return [f for f in files if f.is_file() and not f.is_symlink()]
+    return sorted({f for f in files if f.is_file() and not f.is_symlink()})  # once each, whatever the list repeats
 
 
 def _clear(out: Path, marker: dict | None) -> None:
@@ -189,9 +204,8 @@ def _clear(out: Path, marker: dict | None) -> None:
     if marker is None:
         return
     for path in _ours(out, marker):
-        path.unlink()
-    for name in marker.get("sessions", []):
-        folder = out / str(name)
+        path.unlink(missing_ok=True)
+    for folder in _session_dirs(out, marker):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
@@ -241,7 +255,9 @@ def _value(dom: Domain, value):
 
 
 def _write_session(tf, hp, summary, out: Path, session: Session, doms: dict[str, Domain]) -> None:
-    writer = tf.summary.create_file_writer(str(out / session.run))
+    folder = out / rundir.safe_component(session.run, "TensorBoard run name (from a trial id)")
+    rundir.inside(out, rundir.refuse_symlink(folder), "TensorBoard run folder")
+    writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         hp.hparams({k: _value(doms[k], v) for k, v in session.hparams.items() if k in doms},
                    trial_id=session.trial_id, start_time_secs=session.start)

@@ -76,7 +76,7 @@ class SearchConfig:
 
     @property
     def run_name(self) -> str:
-        if self.name:
+        if self.name is not None:  # --name "" is refused (check_run_name), not taken as the default
             return self.name
         stem = Path(self.space).stem if spaces.is_space_file(self.space) else self.space
         return f"{stem}-{self.tuner}"
@@ -149,6 +149,9 @@ def prepare_run_dir(cfg: SearchConfig, check_files: bool = True) -> RunPlan:
     if cfg.overwrite:
         return RunPlan(run_dir, overwrite=runs.overwrite_plan(run_dir))
     if not (run_dir / runs.RUN_JSON).is_file():
+        if runs.overwrite_in_progress(run_dir) is not None:
+            raise UserError(f"an --overwrite of {run_dir} was interrupted while deleting it; rerun with --overwrite "
+                            "to finish it (it deletes only what fashion_tuner wrote)")
         if any(run_dir.iterdir()):
             raise UserError(f"{run_dir} exists but is not a fashion_tuner run; pick another --name "
                             "(--overwrite only deletes runs made by this tool)")
@@ -164,6 +167,24 @@ def identity(cfg: SearchConfig) -> dict:
     out = {k: getattr(cfg, k) for k in keys}
     out["space"] = spaces.space_reference(cfg.space)
     return out
+
+
+def check_same_content(cfg: SearchConfig, previous: dict | None, class_weight: dict | None) -> None:
+    """On resume, the files named by identity arguments must hold what they held (the names alone are
+    compared by :func:`resume_changes`): the space file's SHA-256 and the class weights the --class-weight
+    file gave, as run.json recorded them. UserError naming the file otherwise; a run that recorded neither
+    is not checked."""
+    if not previous:
+        return
+    digest, recorded = spaces.space_digest(cfg.space), previous.get("space_sha256")
+    if recorded and digest and digest != recorded:
+        raise UserError(f"the space file {cfg.space} has changed since run {cfg.run_name} was searched with it (SHA-256 "
+                        "differs from run.json's): restore it, or use another --name (--overwrite starts over)")
+    if "class_weight" in previous:
+        plain = lambda w: {str(k): float(v) for k, v in w.items()} if isinstance(w, dict) else w  # noqa: E731
+        if plain(class_weight) != plain(previous["class_weight"]):
+            raise UserError(f"--class-weight {cfg.class_weight} now gives other weights than run {cfg.run_name} was "
+                            "searched with (run.json's class_weight): restore the file, or use another --name")
 
 
 def resume_changes(previous: dict, cfg: SearchConfig, run_dir: Path) -> list[dict]:

@@ -29,7 +29,7 @@ from fashion_tuner.budget import describe as describe_budget
 from fashion_tuner import data as data_mod
 from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, resolve_class_weight, standard_callbacks
-from fashion_tuner.search.config import (RunPlan, SearchConfig, expected_trials, prepare_run_dir,
+from fashion_tuner.search.config import (RunPlan, SearchConfig, check_same_content, expected_trials, prepare_run_dir,
                                          sweeps_until_deadline, trial_budget)
 from fashion_tuner.search.progress import Progress, SearchClock, budget_left, search_clock
 from fashion_tuner.search.summary import SUMMARY_TOP, summarize
@@ -105,6 +105,7 @@ def load_search_data(cfg: SearchConfig, plan: RunPlan) -> SearchData:
             raise UserError(f"the data in {dataset.source} is not the data run {cfg.run_name} was searched on "
                             f"({changed[0]}: MD5 {dataset.md5.get(changed[0])}, the run recorded "
                             f"{recorded.get(changed[0])}); pass --data-dir with the original files, or use another --name")
+        runs.check_split_digest(plan.previous, plan.run_dir / runs.SPLIT_FILE)
         split = splits.load_split(plan.run_dir / runs.SPLIT_FILE)
     else:
         split = splits.make_split(dataset.y_train, dataset.y_test, val_source=cfg.val_source,
@@ -115,8 +116,10 @@ def load_search_data(cfg: SearchConfig, plan: RunPlan) -> SearchData:
         folds = _search_folds(cfg, plan, dataset, split)
         x_pool, y_pool = cv.pool_arrays(folds, (x_tr, y_tr), (x_val, y_val), split)
         class_weight = resolve_class_weight(cfg.class_weight, y_pool, dataset.class_names)
+        check_same_content(cfg, plan.previous, class_weight)
         return SearchData(dataset, split, (runs.to_model_input(x_pool), y_pool), None, class_weight, folds)
     class_weight = resolve_class_weight(cfg.class_weight, y_tr, dataset.class_names)
+    check_same_content(cfg, plan.previous, class_weight)
     return SearchData(dataset, split, (runs.to_model_input(x_tr), y_tr), (runs.to_model_input(x_val), y_val),
                       class_weight)
 
@@ -141,11 +144,13 @@ def _apply_plan(plan: RunPlan) -> None:
         delete, keep = plan.overwrite
         log.info("--overwrite: deleting run %s: %s%s", plan.run_dir, ", ".join(p.name for p in delete) or "nothing",
                  f"; keeping what fashion_tuner did not write: {', '.join(p.name for p in keep)}" if keep else "")
+        runs.begin_overwrite(plan.run_dir, delete)  # a kill from here on: the same --overwrite finishes it
         for path in delete:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
-                path.unlink()
+                path.unlink(missing_ok=True)
+        runs.end_overwrite(plan.run_dir)
     for repair in plan.repairs:
         repair.apply()
         log.info("repaired: %s", repair.what)
@@ -167,7 +172,8 @@ def _new_manifest(cfg: SearchConfig, plan: RunPlan, data: SearchData, device_inf
         "data": {"dataset": data.dataset.name, "source": data.dataset.source, "data_dir": cfg.data_dir,
                  "md5": data.dataset.md5, "skip_md5": cfg.skip_md5},
         "split": {"val_source": split.val_source, "val_size": cfg.val_size, "subset": cfg.subset,
-                  "seed": split.seed, "sizes": split.sizes()},
+                  "seed": split.seed, "sizes": split.sizes(),
+                  "sha256": runs.file_digest(plan.run_dir / runs.SPLIT_FILE)},
         "cv": ({"k": data.folds.k, "seed": data.folds.seed, "file": cv.CV_FILE, **data.folds.sizes(),
                 "score": f"mean of the {data.folds.k} folds' best {OBJECTIVE}"} if data.folds else None),
         "class_weight": data.class_weight, "devices": device_info,
