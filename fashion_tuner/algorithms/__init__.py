@@ -14,7 +14,9 @@ A module exposes:
 - ``expected_trials(settings)`` -> trials one run (one sweep) makes;
 - ``needed_checkpoints(oracle_state, trials)`` -> ``{trial_id: why}``: checkpoints the algorithm may still
   load (beyond unfinished trials and their parents, which every algorithm needs);
-- ``recognizes(oracle_state)`` -> bool, and ``describe(oracle_state)`` -> str: for any Keras Tuner folder.
+- ``recognizes(oracle_state)`` -> bool, and ``describe(oracle_state)`` -> str: for any Keras Tuner folder;
+- optionally ``pick_order(oracle_state, ranked, n_val)`` -> ``(trials, note)``: the order in which the search's
+  summary and ``retrain-best`` pick the ranked completed trials (:func:`pick_order`), when it is not the scores'.
 
 Adding an algorithm: one module here plus its test, and its name in :data:`MODULES`. Nothing here imports
 Keras or Keras Tuner at import time (validation runs before TensorFlow loads).
@@ -23,7 +25,9 @@ Keras or Keras Tuner at import time (validation runs before TensorFlow loads).
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
@@ -38,7 +42,8 @@ class OracleSettings:
 
     ``objective``/``direction``: the metric and "max"/"min"; ``max_epochs`` per trial; ``factor``:
     Hyperband's reduction factor; ``max_trials``: the trial count of non-Hyperband algorithms; ``constraint``:
-    ``values -> reason or None``, rejecting a configuration before it trains (``search --max-params``)."""
+    ``values -> reason or None``, rejecting a configuration before it trains (``search --max-params``);
+    ``validation_images``: how many images score a trial (None: unknown), for what counts as noise."""
 
     objective: str = "val_accuracy"
     direction: str = "max"
@@ -48,6 +53,16 @@ class OracleSettings:
     max_trials: int = 20
     max_failures: int = 5
     constraint: Callable[[dict], str | None] | None = None
+    validation_images: int | None = None
+
+
+def noise(accuracy: float, images: int) -> float:
+    """One standard error of the difference of two accuracies near ``accuracy`` measured on ``images`` images:
+    ``sqrt(2 p (1 - p) / n)`` (0.65 percentage points at 0.85 on 6,000). Differences below it are noise."""
+    import math
+
+    p = min(max(accuracy, 0.0), 1.0)
+    return math.sqrt(2 * p * (1 - p) / max(images, 1))
 
 
 def module(name: str) -> ModuleType:
@@ -99,3 +114,25 @@ def set_sweeps(oracle, another: bool) -> None:
 
     if isinstance(oracle, kt.oracles.HyperbandOracle):
         oracle.hyperband_iterations = int(getattr(oracle, "_current_iteration", 0)) + (2 if another else 1)
+
+
+def pick_order(run_dir: str | Path, ranked: list[dict]) -> tuple[list[dict], str | None]:
+    """The completed trials ``ranked`` by score (trial.json dicts, best first: ``runs.ranked_trials``) in the order
+    the search's summary and ``retrain-best`` pick them, and a note saying why when that is not the scores' order
+    (priorband keeps the space's defaults unless a trial beats them by more than the validation noise). The run
+    folder is read as untrusted input: anything unreadable or of the wrong type leaves the order as it is."""
+    run_dir = Path(run_dir)
+    try:
+        oracle_state = json.loads((run_dir / "oracle.json").read_text())
+        run = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return ranked, None
+    recognized = recognize(oracle_state)
+    if recognized is None or not isinstance(run, dict):
+        return ranked, None
+    order = getattr(module(recognized[0]), "pick_order", None)
+    sizes = (run.get("split") or {}).get("sizes") if isinstance(run.get("split"), dict) else None
+    n_val = sizes.get("val") if isinstance(sizes, dict) else None
+    if order is None or run.get("direction", "max") != "max" or not isinstance(n_val, int) or n_val < 1:
+        return ranked, None
+    return order(oracle_state, ranked, n_val)

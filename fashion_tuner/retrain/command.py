@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_tuner import backup, fsio, hints, locks, modelsize, report, runs, spaces
+from fashion_tuner import algorithms, backup, fsio, hints, locks, modelsize, report, runs, spaces
 from fashion_tuner.errors import UserError
 from fashion_tuner.retrain.config import BACKUP_DIR, MODEL_FILE, RetrainConfig, resolve_space, retrain_plan, say
 from fashion_tuner.retrain import crossval
@@ -63,6 +63,9 @@ def _chosen_trials(cfg: RetrainConfig, run_dir: Path, run: dict, trials: list[di
             counts[t.get("status")] = counts.get(t.get("status"), 0) + 1
         seen = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
         raise UserError(f"run {run_dir} has no completed trial ({seen}); run or resume the search first")
+    done, why = algorithms.pick_order(run_dir, done)  # priorband: the defaults unless beaten beyond the noise
+    if why:
+        say(f"pick: {why}")
     done = _within_size(cfg.max_params, run_dir, done)
     if cfg.top_k > len(done):
         say(f"only {len(done)} completed trial(s): using {len(done)} instead of --top-k {cfg.top_k}")

@@ -98,13 +98,13 @@ def apply_space_defaults(cfg: SearchConfig) -> SearchConfig:
     return cfg
 
 
-def oracle_settings(cfg: SearchConfig, constraint=None) -> algorithms.OracleSettings:
-    """The plain values an algorithm module builds its oracle from."""
+def oracle_settings(cfg: SearchConfig, constraint=None, validation_images: int | None = None) -> algorithms.OracleSettings:
+    """The plain values an algorithm module builds its oracle from (``validation_images``: the images scoring a trial)."""
     from fashion_tuner.fitting import DIRECTION, OBJECTIVE
 
     return algorithms.OracleSettings(objective=OBJECTIVE, direction=DIRECTION, seed=cfg.seed, max_epochs=cfg.max_epochs,
                                      factor=cfg.factor, max_trials=cfg.max_trials, max_failures=cfg.max_failures,
-                                     constraint=constraint)
+                                     constraint=constraint, validation_images=validation_images)
 
 
 def sweeps_until_deadline(cfg: SearchConfig) -> bool:

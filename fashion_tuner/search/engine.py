@@ -333,7 +333,8 @@ def _run_tuner(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData, 
     with distributed.role_environment(role), frozen_heap():
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner's "Reloading Tuner from ...": our header says it
             tuner = build_tuner(cfg, space, run_dir, progress, strategy=devices.strategy_for(cfg.strategy),
-                                deadline=deadline, folds=data.folds)
+                                deadline=deadline, folds=data.folds,
+                                validation_images=len(data.val[1]) if data.val is not None else None)
         tuner.search(*data.train, validation_data=data.val, epochs=cfg.max_epochs, batch_size=cfg.batch_size,
                      class_weight=data.class_weight, callbacks=standard_callbacks(cfg.patience, cfg.trial_timeout),
                      verbose=cfg.verbose)
@@ -357,6 +358,8 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
         log.info("trial %s failed: %s", r["trial_id"], r["reason"])
     log.info("best %s %.4f (trial %s); hyperparameters in %s", OBJECTIVE, summary["best"]["score"],
              summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
+    if summary["best"].get("why"):
+        log.info("pick: %s", summary["best"]["why"])
     log.info("wall time of this search command: %s", describe_budget(time.time() - clock.started))
     log.info("%s (--keep-checkpoints %s)", checkpoints.describe(manifest["disk"]),
              "all" if cfg.keep_checkpoints is None else cfg.keep_checkpoints)

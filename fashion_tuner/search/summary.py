@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fashion_tuner import hints, runs, tables
+from fashion_tuner import algorithms, hints, runs, tables
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE
 from fashion_tuner.search.progress import failure_reason
 
@@ -60,10 +60,13 @@ def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     completed = [r for r in rows if r["status"] == "COMPLETED" and r["score"] is not None]
-    best = {"trial_id": completed[0]["trial_id"], "score": completed[0]["score"]} if completed else None
-    table = ""
+    table, pick, note = "", completed[0] if completed else None, None
     if completed:
         stored = runs.read_trials(run_dir)
         table = top_table(completed, tables.space_defaults(stored[0].get("hyperparameters", {}).get("space")), top)
+        order, note = algorithms.pick_order(run_dir, runs.ranked_trials(stored, DIRECTION))
+        picked = str(order[0].get("trial_id")) if order else None
+        pick = next((r for r in completed if str(r["trial_id"]) == picked), pick)
+    best = {"trial_id": pick["trial_id"], "score": pick["score"], **({"why": note} if note else {})} if pick else None
     return table, {"counts": counts, "best": best, "failed": [r for r in rows if r["status"] in ("FAILED", "INVALID")],
-                   "best_hyperparameters": completed[0]["hyperparameters"] if completed else None}
+                   "best_hyperparameters": pick["hyperparameters"] if pick else None}

@@ -201,7 +201,8 @@ def _define_tuner():
     return FashionTuner
 
 
-def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None, deadline=None, folds=None):
+def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy=None, deadline=None, folds=None,
+                validation_images: int | None = None):
     """Our tuner over ``space`` in ``run_dir``, with the oracle of ``cfg.tuner`` (:mod:`fashion_tuner.algorithms`);
     ``folds`` (cv.Folds): --cv, search() then gets the pooled images."""
     kt_compat.set_debug(cfg.debug)  # failure reasons go to trial.json and our progress lines instead
@@ -209,7 +210,7 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
     hypermodel = SpaceHyperModel(space, {"batch_size": cfg.batch_size, "epochs": cfg.max_epochs, "jit": cfg.jit,
                                          "input_pipeline": cfg.input_pipeline})
     constraint = params_constraint(hypermodel, cfg.max_params) if cfg.max_params else None
-    oracle = algorithms.module(cfg.tuner).build_oracle(oracle_settings(cfg, constraint))
+    oracle = algorithms.module(cfg.tuner).build_oracle(oracle_settings(cfg, constraint, validation_images))
     return tuner_class()(
         oracle=oracle, hypermodel=hypermodel, executions_per_trial=cfg.executions_per_trial,
         directory=str(run_dir.parent), project_name=run_dir.name, overwrite=False, distribution_strategy=strategy,
