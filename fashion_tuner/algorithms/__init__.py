@@ -65,6 +65,20 @@ def noise(accuracy: float, images: int) -> float:
     return math.sqrt(2 * p * (1 - p) / max(images, 1))
 
 
+def keras_tuner_oracle(class_name: str, settings: OracleSettings, **arguments):
+    """Keras Tuner's oracle ``kt.oracles.<class_name>`` for ``settings`` (objective, seed, failures) plus
+    ``arguments``, its first trial the space's defaults (``kt_compat.defaults_first``)."""
+    import keras_tuner as kt
+
+    from fashion_tuner import kt_compat
+
+    oracle = getattr(kt.oracles, class_name)(
+        objective=kt.Objective(settings.objective, settings.direction), seed=settings.seed,
+        max_consecutive_failed_trials=settings.max_failures, **arguments)
+    kt_compat.defaults_first(oracle)
+    return oracle
+
+
 def module(name: str) -> ModuleType:
     """The algorithm module called ``name`` (a ``--tuner`` value); KeyError for an unknown one."""
     for mod_name in MODULES:

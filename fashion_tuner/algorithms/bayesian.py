@@ -12,15 +12,9 @@ CONSTRAINTS = False  # honours OracleSettings.constraint (search --max-params)
 
 
 def build_oracle(settings):
-    import keras_tuner as kt
+    from fashion_tuner.algorithms import keras_tuner_oracle
 
-    from fashion_tuner import kt_compat
-
-    oracle = kt.oracles.BayesianOptimizationOracle(
-        objective=kt.Objective(settings.objective, settings.direction), max_trials=settings.max_trials,
-        seed=settings.seed, max_consecutive_failed_trials=settings.max_failures)
-    kt_compat.defaults_first(oracle)
-    return oracle
+    return keras_tuner_oracle("BayesianOptimizationOracle", settings, max_trials=settings.max_trials)
 
 
 def expected_trials(settings) -> int:

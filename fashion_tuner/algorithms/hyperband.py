@@ -15,16 +15,10 @@ CONSTRAINTS = False  # honours OracleSettings.constraint (search --max-params)
 
 def build_oracle(settings):
     """A Keras Tuner ``HyperbandOracle`` (one sweep; a time budget adds sweeps: ``algorithms.set_sweeps``)."""
-    import keras_tuner as kt
+    from fashion_tuner.algorithms import keras_tuner_oracle
 
-    from fashion_tuner import kt_compat
-
-    oracle = kt.oracles.HyperbandOracle(
-        objective=kt.Objective(settings.objective, settings.direction), max_epochs=settings.max_epochs,
-        factor=settings.factor, hyperband_iterations=1, seed=settings.seed,
-        max_consecutive_failed_trials=settings.max_failures)
-    kt_compat.defaults_first(oracle)
-    return oracle
+    return keras_tuner_oracle("HyperbandOracle", settings, max_epochs=settings.max_epochs, factor=settings.factor,
+                              hyperband_iterations=1)
 
 
 def bracket_sizes(max_epochs: int, factor: int) -> list[list[int]]:
