@@ -2,7 +2,8 @@
 # The test command: set up (scripts/setup.sh), then the whole suite, then its wall time.
 # As root on Debian, this first installs the `chromium` package with apt-get (for the tests that render
 # report.html and review.html headless); not as root, or without apt, those tests are skipped.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` for the quick subset.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` for the quick subset. Tests marked
+# `benchmark` (they prove a benchmark harness at smoke size) are left out: `bash scripts/test.sh -m benchmark` runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
 # file's module fixtures in one process): measured 7m09s on an idle 2-core machine (11m45s in one
 # process); the line at the end says what this run took.
@@ -23,7 +24,7 @@ fi
 export TF_CPP_MIN_LOG_LEVEL=2
 started=$(date +%s)
 status=0
-.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@" || status=$?
+.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not benchmark" "$@" || status=$?
 elapsed=$(( $(date +%s) - started ))
 echo "test: pytest took $((elapsed / 60))m$(printf '%02d' $((elapsed % 60)))s (exit $status)"
 exit $status

@@ -140,22 +140,27 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(command: str, path: str, timeout: float = 90):
+def served(command: str, path: str, timeout: float = 150):
     """Start the server ``command`` (a printed command line, run from the repository root as a user would,
     plus ``--host 127.0.0.1 --port P``), wait until ``GET path`` answers 200, yield ``(base_url, JSON body)``;
     the server is stopped (by its pid) however the block ends."""
     import shlex
     import urllib.request
 
+    import tempfile
+
     port = free_port()
+    # the server's log goes to a file: a pipe nobody reads fills up and blocks a chatty server before it serves
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([*shlex.split(command), "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline, body = time.monotonic() + timeout, None
         while body is None:
             if proc.poll() is not None:
-                raise AssertionError(f"{command} exited {proc.returncode}: {proc.stderr.read()[-1500:]}")
+                log.seek(0)
+                raise AssertionError(f"{command} exited {proc.returncode}: {log.read()[-1500:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"{command}: {base}{path} did not answer in {timeout:.0f} s")
             try:
@@ -171,3 +176,4 @@ def served(command: str, path: str, timeout: float = 90):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()

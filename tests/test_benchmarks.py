@@ -63,6 +63,7 @@ def test_smoke_suite_writes_results_and_table(tmp_path, data_source):
     assert "python -m benchmarks.run --suite smoke --only mlp" in table
 
 
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_two_seeds_of_a_tiny_row_give_seed_rows_mean_and_sd(tmp_path, data_source):
     """`--seeds 42 7`: the row runs once per seed (search and retrain-best both get --seed, the split follows it)."""
@@ -243,6 +244,7 @@ def test_run_for_stops_the_whole_process_group(tmp_path):
         raise AssertionError(f"process {pid} survived the stop")
 
 
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_peers_at_equal_wall_time_smoke(tmp_path, data_source):
     """Three approaches, 30 s each (20 s left a loaded machine without a finished trial), one seed: each runs for the budget (or finishes sooner) and leaves a curve."""
@@ -415,6 +417,7 @@ def test_erasing_batches_black_out_patches_of_every_image_at_probability_one():
     assert set(np.unique(images.numpy())) == {0.0, 255.0}  # filled with black, the rest untouched
 
 
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_ablation_smoke_trains_each_variant_and_renders_the_table(tmp_path, data_source):
     out = tmp_path / "results.json"
@@ -452,6 +455,7 @@ def test_epoch_pairs_summary_pairs_each_fit_with_its_baseline():
     assert arm["accuracy_diffs"] == [0.01, -0.02] and arm["accuracy_diff_mean"] == -0.005
 
 
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_precision_pair_and_roofline_smoke_are_stored_and_rendered(tmp_path, data_source):
     """`--only precision roofline` at the smoke setting: float32 and mixed_bfloat16 each fitted in a fresh

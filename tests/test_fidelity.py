@@ -34,6 +34,7 @@ def test_configurations_are_the_defaults_then_local_and_uniform_draws():
     assert len({json.dumps(v, sort_keys=True) for _, v in configs}) == 7
 
 
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_fidelity_smoke_on_the_mlp_space(data_source, capsys):
     args = ["--space", "mlp", "--configs", "3", "--subset", "600", "--val-size", "0.05", "--low", "1", "--mid", "2",
