@@ -5,7 +5,8 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` for the quick subset. Tests marked
 # `benchmark` (they prove a benchmark harness at smoke size) are left out: `bash scripts/test.sh -m benchmark` runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
-# file's module fixtures in one process): measured 7m09s on an idle 2-core machine (11m45s in one
+# file's module fixtures in one process): measured 12m41s on an idle 2-core machine on 2026-12-05 (7m09s before
+# the run-folder, Optuna and sampler tests of that day; 11m45s in one
 # process); the line at the end says what this run took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
