@@ -25,7 +25,7 @@ def profile(space_name: str, seeds: int, trials: int) -> dict:
     import keras
     import keras_tuner as kt
 
-    from fashion_tuner import algorithms, spaces
+    from fashion_tuner import algorithms, spaces, tables
 
     module = spaces.load_space(space_name)
     spaces.set_data_context(spaces.DataContext())
@@ -36,7 +36,7 @@ def profile(space_name: str, seeds: int, trials: int) -> dict:
 
     def parameters(values: dict) -> int:
         hp = space.copy()
-        hp.values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        hp.values = tables.hp_values(values)
         keras.backend.clear_session()
         return module.build_model(hp).count_params()
 

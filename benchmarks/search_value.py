@@ -102,7 +102,9 @@ def pick_of(arm: str, run_dir: Path, progress: Path) -> dict | None:
 
 
 def _strip(values: dict) -> dict:
-    return {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
+    from fashion_tuner.tables import hp_values
+
+    return hp_values(values)
 
 
 # ----------------------------------------------------------------------------- training (in a child process)

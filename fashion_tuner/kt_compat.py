@@ -235,6 +235,19 @@ def fatal_error(message: str, cause: BaseException):
     return err
 
 
+def default_values(hyperparameters) -> dict:
+    """``{name: default}`` of the active hyperparameters of a Keras Tuner ``HyperParameters`` space (conditional ones
+    only where their condition holds on the defaults)."""
+    import keras_tuner as kt
+
+    hps = kt.HyperParameters()
+    for hp in hyperparameters.space:
+        hps.merge([hp])
+        if hps.is_active(hp):
+            hps.values[hp.name] = hp.default
+    return dict(hps.values)
+
+
 def defaults_first(oracle) -> None:
     """Make a new search's first trial the space's defaults (a known-good model), then sample.
 
@@ -246,18 +259,13 @@ def defaults_first(oracle) -> None:
     sample = getattr(oracle, "_random_values", None)
     if sample is None:
         return
-    import keras_tuner as kt
 
     def values():
         if oracle.trials:
             return sample()
-        hps = kt.HyperParameters()
-        for hp in oracle.hyperparameters.space:
-            hps.merge([hp])
-            if hps.is_active(hp):
-                hps.values[hp.name] = hp.default
-        oracle._duplicate(hps.values)  # registers them, so a random draw does not repeat them
-        return hps.values
+        defaults = default_values(oracle.hyperparameters)
+        oracle._duplicate(defaults)  # registers them, so a random draw does not repeat them
+        return defaults
 
     oracle._random_values = values
 

@@ -31,6 +31,7 @@ import logging
 import math
 import random
 
+from fashion_tuner import kt_compat, tables
 from fashion_tuner.algorithms import hyperband, noise
 
 NAME = "priorband"
@@ -116,8 +117,7 @@ def pick_order(oracle_state: dict, ranked: list[dict], n_val: int) -> tuple[list
 
 
 def _config_of(trial: dict) -> dict:
-    values = (trial.get("hyperparameters") or {}).get("values") or {}
-    return {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
+    return tables.hp_values((trial.get("hyperparameters") or {}).get("values"))
 
 
 def _epochs_of(trial: dict) -> int:
@@ -240,7 +240,7 @@ def _define_oracle():
             self._rejected = int(own.get("rejected") or 0)
 
         def _compute_values_hash(self, values):
-            return super()._compute_values_hash({k: v for k, v in values.items() if not k.startswith("tuner/")})
+            return super()._compute_values_hash(tables.hp_values(values))
 
         def _random_trial(self, trial_id, bracket):
             self._pending_id, self._pending_bracket = trial_id, bracket
@@ -293,19 +293,14 @@ def _define_oracle():
             return "incumbent", self._local(rng, incumbent)
 
         def _defaults(self) -> dict:
-            hps = hp_module.HyperParameters()
-            for hp in self.hyperparameters.space:
-                hps.merge([hp])
-                if hps.is_active(hp):
-                    hps.values[hp.name] = hp.default
-            return dict(hps.values)
+            return kt_compat.default_values(self.hyperparameters)
 
         def _has_run(self, config: dict, epochs: int) -> bool:
             """True when a trial of ``config`` trains (or trained) to ``epochs``, failed ones aside."""
             for trial in self.trials.values():
                 values = trial.hyperparameters.values
                 if (trial.status not in ("FAILED", "INVALID") and int(values.get("tuner/epochs") or 0) == epochs
-                        and {k: v for k, v in values.items() if not k.startswith("tuner/")} == config):
+                        and tables.hp_values(values) == config):
                     return True
             return False
 
@@ -352,7 +347,7 @@ def _define_oracle():
                     continue
                 values = trial.hyperparameters.values
                 epochs = int(values.get("tuner/epochs") or self.max_epochs)
-                config = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+                config = tables.hp_values(values)
                 key = self._compute_values_hash(config)
                 best = out.setdefault(epochs, {}).get(key)
                 if best is None or sign * trial.score > best[0]:

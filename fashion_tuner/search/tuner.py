@@ -227,7 +227,7 @@ def params_constraint(hypermodel, max_params: int):
 
     def check(values: dict) -> str | None:
         hp = kt.HyperParameters()
-        hp.values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        hp.values = tables.hp_values(values)
         try:
             model = hypermodel.build(hp)
             count = int(model.count_params())
