@@ -153,8 +153,9 @@ def reference_fit(space_name: str, values: dict | None, seed: int, train_seed: i
     _fit(space, hp, model, x_tr, y_tr, epochs=p["ref_epochs"], verbose=0)
     fit_s = time.perf_counter() - started
     predictions = model.predict(x_val, batch_size=512, verbose=0)
+    active = {h.name: hp.values[h.name] for h in hp.space if hp.is_active(h) and h.name in hp.values}
     return {"val_accuracy": float(np.mean(predictions.argmax(1) == y_val)), "fit_s": round(fit_s, 1),
-            "epoch_s": round(fit_s / p["ref_epochs"], 2)}
+            "epoch_s": round(fit_s / p["ref_epochs"], 2), "values": active}
 
 
 def staircase(args: argparse.Namespace) -> int:
@@ -200,7 +201,8 @@ def reference(args: argparse.Namespace) -> int:
     p = dict(subset=args.subset, val_size=args.val_size, ref_epochs=args.epochs)
     fits = [reference_fit(args.space, values, args.seed, args.seed * 100 + k, p, args.data_dir, args.skip_md5)
             for k in range(args.train_seeds)]
-    emit({"val_accuracy": statistics.mean(f["val_accuracy"] for f in fits), "fits": fits})
+    emit({"val_accuracy": statistics.mean(f["val_accuracy"] for f in fits), "values": fits[0]["values"],
+          "fits": [{k: v for k, v in f.items() if k != "values"} for f in fits]})
     return 0
 
 
@@ -234,6 +236,7 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
     arms = [a for a in variant["arms"] if not ctx.approaches or a in ctx.approaches]
     seeds = list(ctx.seeds or (42,))
     runs, curves, picks, ref = ({a: {} for a in arms} for _ in range(4))
+    defaults_used: dict[str, dict | None] = {}  # seed -> the defaults' active values, from their reference fit
     for seed in seeds:
         for arm in arms:
             progress = ctx.work / f"{name}-{arm}-s{seed}.progress.jsonl"
@@ -259,11 +262,25 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
             if values is None and arm != "defaults":
                 ref[arm][str(seed)] = None
                 continue
+            if arm != "defaults" and is_defaults(values, defaults_used.get(str(seed))):
+                # the same model, seeds and data as the defaults' reference fit: delta_ref is 0 by construction
+                log.info("%s %s seed %s: the pick is the defaults; their reference fit is reused", name, arm, seed)
+                ref[arm][str(seed)] = ref["defaults"][str(seed)]
+                continue
             out = ctx.run(argv, f"{name}-{arm}-s{seed}-reference")
-            ref[arm][str(seed)] = (common.last_json_line(out["stdout"] or "") or {}).get("val_accuracy")
+            line = common.last_json_line(out["stdout"] or "") or {}
+            ref[arm][str(seed)] = line.get("val_accuracy")
+            if arm == "defaults":
+                defaults_used[str(seed)] = line.get("values")
     entry = ctx.entry(name, [r["command"] for by in runs.values() for r in by.values()], space=variant["space"],
                       seeds=seeds, runs=runs, curves=curves, picks=picks, reference=ref, **p)
     return entry
+
+
+def is_defaults(pick: dict | None, defaults: dict | None) -> bool:
+    """Whether ``pick`` builds the same model as ``defaults`` (the defaults' active values): equal on every one
+    of them (then the conditions hold alike, so no other value is active)."""
+    return bool(pick) and bool(defaults) and all(pick.get(k) == v for k, v in defaults.items())
 
 
 def with_summary(entry: dict) -> dict:

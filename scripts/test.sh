@@ -3,7 +3,8 @@
 # As root on Debian, this first installs the `chromium` package with apt-get (for the tests that render
 # report.html and review.html headless); not as root, or without apt, those tests are skipped.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` for the quick subset. Tests marked
-# `benchmark` (they prove a benchmark harness at smoke size) are left out: `bash scripts/test.sh -m benchmark` runs them.
+# `benchmark` (they prove a benchmark harness at smoke size) and `server` (a real optuna-dashboard process over TCP)
+# are left out: `bash scripts/test.sh -m benchmark` (or `-m server`) runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
 # file's module fixtures in one process): measured 12m41s on an idle 2-core machine on 2026-12-05 (7m09s before
 # the run-folder, Optuna and sampler tests of that day; 11m45s in one
@@ -25,7 +26,7 @@ fi
 export TF_CPP_MIN_LOG_LEVEL=2
 started=$(date +%s)
 status=0
-.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not benchmark" "$@" || status=$?
+.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not benchmark and not server" "$@" || status=$?
 elapsed=$(( $(date +%s) - started ))
 echo "test: pytest took $((elapsed / 60))m$(printf '%02d' $((elapsed % 60)))s (exit $status)"
 exit $status

@@ -153,7 +153,7 @@ def served(command: str, path: str, timeout: float = 150):
     # the server's log goes to a file: a pipe nobody reads fills up and blocks a chatty server before it serves
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([*shlex.split(command), "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline, body = time.monotonic() + timeout, None
@@ -161,10 +161,16 @@ def served(command: str, path: str, timeout: float = 150):
             if proc.poll() is not None:
                 log.seek(0)
                 raise AssertionError(f"{command} exited {proc.returncode}: {log.read()[-1500:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{command}: {base}{path} did not answer in {timeout:.0f} s")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.seek(0)
+                raise AssertionError(f"{command}: {base}{path} did not answer in {timeout:.0f} s; "
+                                     f"its log: {log.read()[-1500:]}")
             try:
-                with urllib.request.urlopen(base + path, timeout=5) as response:
+                # one request at a time, waiting as long as the deadline allows: a single-threaded server
+                # (wsgiref) that takes longer than a short client timeout per request would otherwise queue
+                # abandoned requests and never catch up on a loaded machine
+                with urllib.request.urlopen(base + path, timeout=max(left, 1)) as response:
                     body = json.loads(response.read())
             except OSError:
                 time.sleep(0.25)

@@ -71,6 +71,11 @@ def test_reference_fit_trains_a_pick_and_the_bad_defaults_space_is_worse(data_so
     p = {"subset": 600, "val_size": 0.05, "ref_epochs": 1}
     good = sv.reference_fit("mlp", None, 42, 1, p, str(data_source["dir"]), data_source["skip_md5"])
     assert good["val_accuracy"] > 0.4 and good["epoch_s"] > 0
+    # the defaults' active values come back, so an arm whose pick is the defaults reuses their fit
+    assert sv.is_defaults(dict(good["values"], **{"tuner/epochs": 3}), good["values"])
+    changed = next(iter(good["values"]))
+    assert not sv.is_defaults(dict(good["values"], **{changed: "other"}), good["values"])
+    assert not sv.is_defaults(None, good["values"]) and not sv.is_defaults(good["values"], None)
     import keras_tuner as kt
 
     from benchmarks.spaces import cnn_bad_defaults
