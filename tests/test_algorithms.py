@@ -249,3 +249,109 @@ def test_pick_order_keeps_the_defaults_unless_beaten_beyond_the_validation_noise
     # the defaults never reached the highest budget: the scores decide
     trials = ranked(("0000", 0.83, 2, d), ("0001", 0.853, 6, a))
     assert priorband.pick_order(state, trials, 6000) == (trials, None)
+
+
+# ----------------------------------------------------------------------------- spaces the sampler was not tuned on
+
+def tiny_space(hp):
+    """Four configurations in all: duplicates run out fast."""
+    hp.Boolean("flag", default=False)
+    hp.Choice("kind", ["a", "b"], default="b")
+
+
+def fixed_space(hp):
+    """Nothing to search."""
+    hp.Fixed("units", 32)
+    hp.Fixed("activation", "relu")
+
+
+def no_defaults_space(hp):
+    """No default given anywhere (Keras Tuner's: the minimum, the first choice), log and stepped ranges."""
+    hp.Int("filters", 8, 256, sampling="log")
+    hp.Int("depth", 1, 7, step=2)
+    hp.Float("rate", 1e-6, 1.0, sampling="log")
+    hp.Float("drop", 0.05, 0.95, step=0.15)
+    hp.Choice("act", ["relu", "gelu", "tanh", "elu", "selu"])
+    hp.Choice("width", [3, 5, 7])
+
+
+def nested_space(hp):
+    """A condition under a condition, and a parent whose default switches the whole branch off."""
+    hp.Choice("model", ["linear", "tree"], default="linear")
+    with hp.conditional_scope("model", ["tree"]):
+        hp.Int("trees", 1, 100, default=10)
+        hp.Boolean("boost", default=False)
+        with hp.conditional_scope("boost", [True]):
+            hp.Float("shrink", 0.01, 1.0, sampling="log", default=0.1)
+    with hp.conditional_scope("model", ["linear"]):
+        hp.Float("l2", 1e-8, 1e-1, sampling="log", default=1e-4)
+
+
+def hashed_score(values: dict, epochs: int) -> float:
+    """A deterministic score in [0.3, 0.9] with no structure the sampler could be tuned to."""
+    import hashlib
+
+    key = repr(sorted((k, v) for k, v in values.items() if not k.startswith("tuner/")))
+    return 0.3 + 0.5 * int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF + 0.1 * epochs / 9
+
+
+@pytest.mark.parametrize("space", [tiny_space, fixed_space, no_defaults_space, nested_space],
+                         ids=lambda f: f.__name__)
+def test_priorband_on_spaces_it_was_not_tuned_on_stays_valid_and_never_spins(tmp_path, space):
+    """Two Hyperband sweeps' worth of trials on odd spaces: trial 0 is the space's defaults, every value is
+    valid and active exactly where its conditions hold, and a space with few or no configurations ends
+    (or repeats one) instead of looping; the whole run takes seconds."""
+    import signal
+    import time
+
+    settings = algorithms.OracleSettings(objective="score", direction="max", seed=5, max_epochs=9, factor=3,
+                                         max_failures=3)
+    oracle = priorband.build_oracle(settings)
+    oracle._set_project_dir(str(tmp_path), "odd")
+    declared = kt.HyperParameters()
+    space(declared)
+    oracle.update_space(declared)
+
+    def too_slow(*_):
+        raise AssertionError("the sampler spun for 60 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(60)
+    try:
+        started, seen = time.monotonic(), []
+        for _ in range(50):
+            trial = oracle.create_trial("tuner0")
+            if trial.status != "RUNNING":
+                break
+            values = dict(trial.hyperparameters.values)
+            seen.append(values)
+            oracle.update_trial(trial.trial_id, {"score": hashed_score(values, values.get("tuner/epochs", 9))})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert seen and time.monotonic() - started < 30
+    expected = {p.name: p.default for p in declared.space if declared.is_active(p)}
+    assert config(seen[0]) == expected
+    for values in seen:
+        hp = declared.copy()
+        hp.values = config(values)
+        for p in declared.space:
+            assert (p.name in values) == hp.is_active(p), (p.name, values)
+            if p.name not in values:
+                continue
+            value = values[p.name]
+            if hasattr(p, "min_value"):
+                assert p.min_value <= value <= p.max_value, (p.name, value)
+                if getattr(p, "step", None) and p.sampling == "linear":
+                    assert (value - p.min_value) / p.step == pytest.approx(round((value - p.min_value) / p.step))
+            elif isinstance(p, kt.engine.hyperparameters.Fixed):
+                assert value == p.value
+            elif hasattr(p, "values"):
+                assert value in p.values
+    distinct = {tuple(sorted(config(v).items())) for v in seen}
+    if space is no_defaults_space or space is nested_space:
+        assert len(distinct) >= 10  # it explores
+    if space is nested_space:
+        assert any(v.get("model") == "tree" and v.get("boost") for v in seen)  # reaches the inner branch

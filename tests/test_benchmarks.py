@@ -22,6 +22,7 @@ from benchmarks.peers import count_epoch_lines
 from benchmarks.plain_keras_tuner import hyperband_iteration_epochs, plan
 
 
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_smoke_suite_writes_results_and_table(tmp_path, data_source):
     out = tmp_path / "results.json"

@@ -384,6 +384,7 @@ def _define_oracle():
                 changes = 1
                 while rng.random() < MORE_CHANGES and changes < len(tunable):
                     changes += 1
+            changes = min(changes, len(tunable))  # a centre with fewer active knobs than asked (a branch off)
             moved = {hp.name: _move(hp, centre[hp.name], rng, hp_module) for hp in rng.sample(tunable, changes)}
             out = hp_module.HyperParameters()
             for hp in self.hyperparameters.space:
