@@ -3,6 +3,7 @@ sampler through the real Keras Tuner Oracle API on synthetic objectives (no trai
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 
@@ -355,3 +356,86 @@ def test_priorband_on_spaces_it_was_not_tuned_on_stays_valid_and_never_spins(tmp
         assert len(distinct) >= 10  # it explores
     if space is nested_space:
         assert any(v.get("model") == "tree" and v.get("boost") for v in seen)  # reaches the inner branch
+
+
+def random_space(draw):
+    """A Keras Tuner space drawn by Hypothesis: 1-8 hyperparameters of every kind, some conditional on an
+    earlier Choice or Boolean, defaults given or not."""
+    from hypothesis import strategies as st
+
+    hp = kt.HyperParameters()
+    parents = []
+    for i in range(draw(st.integers(1, 8))):
+        name = f"h{i}"
+        parent = draw(st.sampled_from([None, *parents])) if parents else None
+        scope = hp.conditional_scope(parent[0], [parent[1]]) if parent else contextlib.nullcontext()
+        kind = draw(st.sampled_from(["int", "float", "choice", "bool", "fixed"]))
+        with scope:
+            if kind == "int":
+                low = draw(st.integers(1, 50))
+                high = low + draw(st.integers(1, 200))
+                log = draw(st.booleans())
+                step = None if log else draw(st.sampled_from([None, 1, 2, 5]))
+                default = draw(st.one_of(st.none(), st.integers(low, high)))
+                if step and default is not None:
+                    default = low + (default - low) // step * step
+                hp.Int(name, low, high, step=step, sampling="log" if log else "linear", default=default)
+            elif kind == "float":
+                low = draw(st.sampled_from([1e-6, 1e-3, 0.0, 0.1]))
+                high = low + draw(st.sampled_from([0.5, 1.0, 10.0]))
+                log = low > 0 and draw(st.booleans())
+                default = draw(st.one_of(st.none(), st.floats(low, high)))
+                hp.Float(name, low, high, sampling="log" if log else "linear", default=default)
+            elif kind == "choice":
+                values = draw(st.sampled_from([["a", "b"], ["x", "y", "z", "w"], [16, 32, 64], [0.1, 0.5]]))
+                hp.Choice(name, values, default=draw(st.sampled_from([None, *values])))
+                if parent is None:
+                    parents.append((name, values[-1]))
+            elif kind == "bool":
+                hp.Boolean(name, default=draw(st.booleans()))
+                if parent is None:
+                    parents.append((name, True))
+            else:
+                hp.Fixed(name, draw(st.sampled_from([1, "same", 0.5])))
+    return hp
+
+
+def test_priorband_on_random_spaces_never_crashes_or_proposes_an_invalid_value(tmp_path):
+    """Hypothesis draws spaces (FASHION_TUNER_FUZZ_EXAMPLES of them, default 10): 30 trials each through the real
+    oracle, every value valid and active exactly where its conditions hold."""
+    import os
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    examples = int(os.environ.get("FASHION_TUNER_FUZZ_EXAMPLES", "10"))
+    runs, created = iter(range(10**6)), []
+
+    @settings(max_examples=examples, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(st.data(), st.integers(0, 2**16))
+    def check(data, seed):
+        declared = random_space(data.draw)
+        oracle = priorband.build_oracle(algorithms.OracleSettings(
+            objective="score", direction="max", seed=seed, max_epochs=9, factor=3, max_failures=3))
+        oracle._set_project_dir(str(tmp_path / str(next(runs))), "fuzz")
+        oracle.update_space(declared)
+        for _ in range(30):
+            trial = oracle.create_trial("tuner0")
+            if trial.status != "RUNNING":
+                break
+            values = dict(trial.hyperparameters.values)
+            created.append(values)
+            hp = declared.copy()
+            hp.values = config(values)
+            for p in declared.space:
+                assert (p.name in values) == hp.is_active(p), (p.name, values)
+                if p.name in values and hasattr(p, "min_value"):
+                    assert p.min_value <= values[p.name] <= p.max_value, (p.name, values[p.name])
+                elif p.name in values and hasattr(p, "values"):
+                    assert values[p.name] in p.values
+            oracle.update_trial(trial.trial_id, {"score": hashed_score(values, values.get("tuner/epochs", 9))})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+
+    check()
+    assert len(created) >= 10 * examples  # the spaces were searched, not stopped at once
