@@ -296,6 +296,48 @@ def hashed_score(values: dict, epochs: int) -> float:
     return 0.3 + 0.5 * int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF + 0.1 * epochs / 9
 
 
+def odd_oracle(folder, declared, seed=5):
+    oracle = priorband.build_oracle(algorithms.OracleSettings(objective="score", direction="max", seed=seed,
+                                                              max_epochs=9, factor=3, max_failures=3))
+    oracle._set_project_dir(str(folder), "odd")
+    oracle.update_space(declared)
+    return oracle
+
+
+def run_hashed(oracle, trials: int) -> list[dict]:
+    """Like :func:`run`, scored by :func:`hashed_score`."""
+    seen = []
+    for _ in range(trials):
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        values = dict(trial.hyperparameters.values)
+        seen.append(values)
+        oracle.update_trial(trial.trial_id, {"score": hashed_score(values, values.get("tuner/epochs", 9))})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    return seen
+
+
+def assert_valid(declared, values: dict) -> None:
+    """Every value in range (on its step), Fixed ones fixed, and active exactly where its conditions hold."""
+    hp = declared.copy()
+    hp.values = config(values)
+    for p in declared.space:
+        assert (p.name in values) == hp.is_active(p), (p.name, values)
+        if p.name not in values:
+            continue
+        value = values[p.name]
+        if hasattr(p, "min_value"):
+            assert p.min_value <= value <= p.max_value, (p.name, value)
+            if getattr(p, "step", None) and p.sampling == "linear":
+                assert (value - p.min_value) / p.step == pytest.approx(round((value - p.min_value) / p.step))
+        elif isinstance(p, kt.engine.hyperparameters.Fixed):
+            assert value == p.value
+        elif hasattr(p, "values"):
+            assert value in p.values
+
+
 @pytest.mark.parametrize("space", [tiny_space, fixed_space, no_defaults_space, nested_space],
                          ids=lambda f: f.__name__)
 def test_priorband_on_spaces_it_was_not_tuned_on_stays_valid_and_never_spins(tmp_path, space):
@@ -305,13 +347,9 @@ def test_priorband_on_spaces_it_was_not_tuned_on_stays_valid_and_never_spins(tmp
     import signal
     import time
 
-    settings = algorithms.OracleSettings(objective="score", direction="max", seed=5, max_epochs=9, factor=3,
-                                         max_failures=3)
-    oracle = priorband.build_oracle(settings)
-    oracle._set_project_dir(str(tmp_path), "odd")
     declared = kt.HyperParameters()
     space(declared)
-    oracle.update_space(declared)
+    oracle = odd_oracle(tmp_path, declared)
 
     def too_slow(*_):
         raise AssertionError("the sampler spun for 60 s")
@@ -319,38 +357,15 @@ def test_priorband_on_spaces_it_was_not_tuned_on_stays_valid_and_never_spins(tmp
     previous = signal.signal(signal.SIGALRM, too_slow)
     signal.alarm(60)
     try:
-        started, seen = time.monotonic(), []
-        for _ in range(50):
-            trial = oracle.create_trial("tuner0")
-            if trial.status != "RUNNING":
-                break
-            values = dict(trial.hyperparameters.values)
-            seen.append(values)
-            oracle.update_trial(trial.trial_id, {"score": hashed_score(values, values.get("tuner/epochs", 9))})
-            trial.status = "COMPLETED"
-            oracle.end_trial(trial)
+        started = time.monotonic()
+        seen = run_hashed(oracle, 50)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert seen and time.monotonic() - started < 30
-    expected = {p.name: p.default for p in declared.space if declared.is_active(p)}
-    assert config(seen[0]) == expected
+    assert config(seen[0]) == {p.name: p.default for p in declared.space if declared.is_active(p)}
     for values in seen:
-        hp = declared.copy()
-        hp.values = config(values)
-        for p in declared.space:
-            assert (p.name in values) == hp.is_active(p), (p.name, values)
-            if p.name not in values:
-                continue
-            value = values[p.name]
-            if hasattr(p, "min_value"):
-                assert p.min_value <= value <= p.max_value, (p.name, value)
-                if getattr(p, "step", None) and p.sampling == "linear":
-                    assert (value - p.min_value) / p.step == pytest.approx(round((value - p.min_value) / p.step))
-            elif isinstance(p, kt.engine.hyperparameters.Fixed):
-                assert value == p.value
-            elif hasattr(p, "values"):
-                assert value in p.values
+        assert_valid(declared, values)
     distinct = {tuple(sorted(config(v).items())) for v in seen}
     if space is no_defaults_space or space is nested_space:
         assert len(distinct) >= 10  # it explores
@@ -415,27 +430,10 @@ def test_priorband_on_random_spaces_never_crashes_or_proposes_an_invalid_value(t
     @given(st.data(), st.integers(0, 2**16))
     def check(data, seed):
         declared = random_space(data.draw)
-        oracle = priorband.build_oracle(algorithms.OracleSettings(
-            objective="score", direction="max", seed=seed, max_epochs=9, factor=3, max_failures=3))
-        oracle._set_project_dir(str(tmp_path / str(next(runs))), "fuzz")
-        oracle.update_space(declared)
-        for _ in range(30):
-            trial = oracle.create_trial("tuner0")
-            if trial.status != "RUNNING":
-                break
-            values = dict(trial.hyperparameters.values)
-            created.append(values)
-            hp = declared.copy()
-            hp.values = config(values)
-            for p in declared.space:
-                assert (p.name in values) == hp.is_active(p), (p.name, values)
-                if p.name in values and hasattr(p, "min_value"):
-                    assert p.min_value <= values[p.name] <= p.max_value, (p.name, values[p.name])
-                elif p.name in values and hasattr(p, "values"):
-                    assert values[p.name] in p.values
-            oracle.update_trial(trial.trial_id, {"score": hashed_score(values, values.get("tuner/epochs", 9))})
-            trial.status = "COMPLETED"
-            oracle.end_trial(trial)
+        seen = run_hashed(odd_oracle(tmp_path / str(next(runs)), declared, seed=seed), 30)
+        for values in seen:
+            assert_valid(declared, values)
+        created.extend(seen)
 
     check()
     assert len(created) >= 10 * examples  # the spaces were searched, not stopped at once
