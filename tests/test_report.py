@@ -112,7 +112,7 @@ def test_leaderboard_keeps_completed_trials_best_first():
     ]
     rows = report.leaderboard_rows(trials, "max")
     assert [r["trial_id"] for r in rows] == ["2", "0"]
-    assert rows[1]["epochs"] == 3 and rows[1]["continues"] == "x" and "tuner/trial_id" not in rows[1]
+    assert rows[1]["epoch_budget"] == 3 and rows[1]["continues"] == "x" and "tuner/trial_id" not in rows[1]
     # 1-based and counted from the start of training: the continuation's best_step 1 follows 1 parent epoch
     assert rows[0]["best_epoch"] == 1 and rows[1]["best_epoch"] == 3
     trials[0]["hyperparameters"]["values"]["units"] = 128  # the same in every row: says nothing, left out

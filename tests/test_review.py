@@ -357,3 +357,17 @@ def test_review_of_a_search_renders_in_headless_chromium(tiny_run, tmp_path, cap
     assert proc.returncode == 0, proc.stderr
     n = len(list(out.glob("*.png")))
     assert f'"images": {n}, "rendered": {n}' in proc.stdout
+
+
+def test_epochs_run_is_what_the_trial_logged_else_its_budget():
+    """A trial the time budget stopped after 1 of its 2 Hyperband epochs counts 1, as its epochs.jsonl does;
+    a plain Keras Tuner trial (no epoch log) counts its budget; a re-logged epoch (resumed fit) counts once."""
+    from fashion_tuner.review.project import trials_frame
+
+    def trial(tid, epochs_logged):
+        return {"trial_id": tid, "status": "completed", "score": 0.8, "best_step": 0, "metrics": {},
+                "values": {"units": 64, "tuner/epochs": 3, "tuner/initial_epoch": 1}, "message": None,
+                "epochs": [{"epoch": e, "time": 1.0 + e} for e in epochs_logged]}
+
+    frame = trials_frame([trial("a", [2]), trial("b", []), trial("c", [2, 3, 3])], {"units": {}})
+    assert list(frame["epochs_run"]) == [1, 2, 2]

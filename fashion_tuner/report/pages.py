@@ -34,7 +34,7 @@ CONFUSED_COLUMNS = ["true", "predicted", "count", "fraction_of_true"]
 def leaderboard_rows(trials: list[dict], direction: str = "max", top: int = LEADERBOARD_ROWS) -> list[dict]:
     """Top completed trials (Keras Tuner ``trial.json`` dicts), best first, flattened for a table.
 
-    Each row: ``rank``, ``trial_id``, ``score``, ``best_epoch`` (1-based), for Hyperband ``epochs`` (the
+    Each row: ``rank``, ``trial_id``, ``score``, ``best_epoch`` (1-based), for Hyperband ``epoch_budget`` (the
     trial's budget) and ``continues`` (the trial whose checkpoint it resumed), then the hyperparameter
     values that differ between the rows (all of them for a single row; ``tuner/*`` bookkeeping dropped).
     """
@@ -45,7 +45,7 @@ def leaderboard_rows(trials: list[dict], direction: str = "max", top: int = LEAD
         row = {"rank": rank, "trial_id": t.get("trial_id"), "score": t["score"],
                "best_epoch": tables.best_epoch(step, values) if isinstance(step, int) else None}
         if "tuner/epochs" in values:
-            row["epochs"] = values["tuner/epochs"]
+            row["epoch_budget"] = values["tuner/epochs"]
             row["continues"] = values.get(tables.PARENT_KEY) or tables.MISSING
         hps = tables.hp_values(values)
         names += [n for n in hps if n not in names]

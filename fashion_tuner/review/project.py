@@ -250,7 +250,10 @@ def trials_frame(trials: list[dict], space: dict) -> pd.DataFrame:
                "best_step": t["best_step"], "epochs_run": math.nan}
         row.update({c: t["metrics"][c]["last"] if c in t["metrics"] else math.nan for c in cv_cols})
         row.update({col: t["values"][key] for key, col in infer.HYPERBAND_KEYS.items() if key in t["values"]})
-        if "epochs" in row:
+        logged = {e.get("epoch") for e in t.get("epochs") or []}
+        if logged:  # what ran (epochs.jsonl), as the trial's own log counts it: a budget or early stop included
+            row["epochs_run"] = len(logged)
+        elif "epochs" in row:  # planned: a plain Keras Tuner folder logs no epochs
             row["epochs_run"] = row["epochs"] - row.get("initial_epoch", 0)
         row.update({name: t["values"].get(name) for name in space})
         row.update({f"metric:{m}": t["metrics"][m]["last"] if m in t["metrics"] else math.nan for m in metric_names})
