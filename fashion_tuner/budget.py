@@ -2,8 +2,9 @@
 
 A budget counts from the start of the command (across a search's child processes). The search
 starts no trial it does not expect to finish (the median duration of this run's finished trials),
-and a fit that would run past the deadline stops at an epoch boundary (:func:`budget_guard`), so a
-command's wall time stays within its budget plus about one epoch. ``retrain-best`` sizes its epochs
+and a fit that would run past the deadline stops at an epoch boundary, or inside an epoch when the next
+batch and the validation pass would overrun (:func:`budget_guard`), so a command's wall time stays within its
+budget plus about one batch and the process's own start and finish. ``retrain-best`` sizes its epochs
 to the budget from the search's own epoch timings (``trial_*/epochs.jsonl``), so learning-rate
 schedules are laid out for the epochs it will actually run; when its own first epoch shows fewer
 fit (:func:`budget_guard` with ``replan``), the schedule is shortened to them and the fit ends there.
@@ -48,7 +49,9 @@ def describe(seconds: float) -> str:
 
 def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: bool = False):
     """A Keras callback that stops a fit at an epoch boundary when the next epoch would end after
-    ``deadline`` (Unix seconds); with ``marker_dir`` it records the stop in ``BUDGET_STOP_FILE`` there.
+    ``deadline`` (Unix seconds), and inside an epoch when the next batch plus the last validation pass would
+    (``stopped_inside_epoch``; the cut epoch is validated and logged like any other); with ``marker_dir`` it
+    records the stop in ``BUDGET_STOP_FILE`` there.
 
     ``replan`` (retrain-best): after the first epoch, when fewer of the fit's epochs fit before the
     deadline at that epoch's pace (times ``SAFETY``), the learning-rate schedule is shortened to them
@@ -62,11 +65,39 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
             self.epoch_started = None
             self.last_epoch_s = 0.0
             self.replanned_epochs = None
+            self.epoch = 0
+            self.batch_started = self.batch_s = self.test_started = None
+            self.validation_s = 0.0  # the last validation pass (none measured yet: 0)
+            self.stopped_inside_epoch = False
 
         def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
             self.epoch_started = time.time()
             if self.epoch_started >= deadline:  # nothing left: stop after the first batch
                 self._stop(epoch)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.batch_started = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            """Stop inside the epoch when the next batch and the validation pass would end after the deadline
+            (Keras checks ``stop_training`` after each batch, then still validates); a batch's cost is the
+            larger of the last one and their running mean, so a machine that slows down is caught at once."""
+            now = time.time()
+            if self.batch_started is None or self.model.stop_training:
+                return
+            last = now - self.batch_started
+            self.batch_s = last if self.batch_s is None else max(last, 0.8 * self.batch_s + 0.2 * last)
+            if now + self.batch_s + self.validation_s > deadline:
+                self.stopped_inside_epoch = True
+                self._stop(self.epoch + 1, partial=True)  # the cut epoch still logs a row: it counts as run
+
+        def on_test_begin(self, logs=None):
+            self.test_started = time.time()
+
+        def on_test_end(self, logs=None):
+            if self.test_started is not None:
+                self.validation_s = time.time() - self.test_started
 
         def on_epoch_end(self, epoch, logs=None):
             self.last_epoch_s = time.time() - self.epoch_started
@@ -74,7 +105,7 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
                 self._replan()
             if self.replanned_epochs is not None and epoch + 1 >= self.replanned_epochs:
                 self.model.stop_training = True  # the shortened schedule has ended
-            elif time.time() + self.last_epoch_s > deadline:
+            elif time.time() + self.last_epoch_s > deadline and not self.model.stop_training:
                 self._stop(epoch + 1)
 
         def _replan(self):
@@ -86,12 +117,13 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
                 log.info("time budget: the first epoch took %s; learning-rate schedule shortened to %d of %d epochs",
                          describe(self.last_epoch_s), fits, planned)
 
-        def _stop(self, epochs_done: int):
+        def _stop(self, epochs_done: int, partial: bool = False):
             self.model.stop_training = True
             if marker_dir is not None:
                 Path(marker_dir).mkdir(parents=True, exist_ok=True)
                 (Path(marker_dir) / BUDGET_STOP_FILE).write_text(json.dumps(
-                    {"epochs_done": int(epochs_done), "time": time.time(), "deadline": deadline}) + "\n")
+                    {"epochs_done": int(epochs_done), "last_epoch_partial": partial, "time": time.time(),
+                     "deadline": deadline}) + "\n")
 
     return BudgetGuard()
 

@@ -151,6 +151,43 @@ def test_a_slow_first_epoch_shortens_the_schedule_the_train_step_uses(monkeypatc
     assert abs(w - _lr_sum(lr, list(range(fits)), epochs, alpha)) > 0.01  # what the unshortened schedule gives
 
 
+def test_a_machine_that_slows_down_is_stopped_inside_the_epoch_before_the_deadline(monkeypatch, tmp_path):
+    """Fake clock: epoch 1's 10 batches take 0.1 s each and its validation 0.2 s (ends at 1.2 s, and 1.2 + 1.2 s
+    fits the 2.5 s budget); then the machine slows to 0.2 s a batch. At the epoch boundary the guard cannot
+    know; inside epoch 2 it stops after the 5th batch, so validation ends at 2.4 s, not at 3.4 s."""
+    import keras
+    import numpy as np
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+    start = clock.now
+
+    class Load(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            clock.now += 0.1 if self.epoch == 0 else 0.2
+
+        def on_test_end(self, logs=None):
+            clock.now += 0.2
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    guard = budget.budget_guard(start + 2.5, marker_dir=tmp_path)
+    x = np.ones((80, 1))
+    history = model.fit(x, x, batch_size=8, epochs=5, validation_data=(x[:8], x[:8]), verbose=0,
+                        callbacks=[Load(), guard])
+    assert guard.stopped_inside_epoch and len(history.history["val_loss"]) == 2
+    assert clock.now - start == pytest.approx(2.4)  # 1.2 + 5 x 0.2 + 0.2: within the budget
+    marker = json.loads((tmp_path / budget.BUDGET_STOP_FILE).read_text())
+    assert marker["epochs_done"] == 2 and marker["last_epoch_partial"] is True
+
+
 def test_no_replan_when_the_plan_fits_or_without_a_schedule():
     import keras
     import numpy as np
