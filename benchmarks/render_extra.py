@@ -113,8 +113,21 @@ def reliability_lines(figures: dict) -> list[str]:
     """Every reliability figure present, one or two lines each; a placeholder line when there is none."""
     rows = (overhead_rows(figures.get("overhead")) + scale_rows(figures.get("scale"))
             + memory_rows(figures.get("memory")) + deterministic_rows(figures.get("deterministic"))
-            + backend_rows(figures) + pair_rows(figures) + roofline_rows(figures.get("roofline")))
+            + backend_rows(figures) + pair_rows(figures) + roofline_rows(figures.get("roofline"))
+            + budget_load_rows(figures.get("budget_load")))
     return rows or ["| (no figures yet) | | | | |"]
+
+
+def budget_load_rows(b: dict | None) -> list[str]:
+    """``budget_load``: each command's wall time against its budget, with busy loops beside it."""
+    if not b:
+        return []
+    if b.get("status") != "ok":
+        return [failed_row("budget_load", b)]
+    return [f"| `{command}` --time-budget {dur(r['budget_s'])} with {b['busy_loops']} busy loop(s) on "
+            f"{b['cores']} core(s) ({b['space']}): wall time | {dur(r['wall_s'])} ({r['overrun_s']:+.0f} s) | "
+            f"<= budget + {r['allowed_s']:.0f} s | {suite_cell(b)} | {code(b['rerun'])} |"
+            for command, r in (("search", b["search"]), ("retrain-best", b["retrain"]))]
 
 
 def pair_rows(figures: dict) -> list[str]:

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 from benchmarks import common, search_value
+from benchmarks.budget_load import bench_budget_load
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
                                 plot_path, store, stored, table_path, write_results)
@@ -64,7 +65,7 @@ __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBER
 MAX_SEED = 2 ** 31 - 1
 RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
            "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
-           "deterministic": bench_deterministic, "roofline": bench_roofline,
+           "deterministic": bench_deterministic, "roofline": bench_roofline, "budget_load": bench_budget_load,
            **{name: (lambda ctx, name=name: bench_pairs(ctx, name)) for name in PAIRS},
            **{name: functools.partial(search_value.bench_search_value, name=name) for name in search_value.VARIANTS}}
 

@@ -53,7 +53,7 @@ ACCURACY = tuple(ACCURACY_ROWS)
 # paired arms of the default CNN's training (benchmarks/epoch_pairs.py): one benchmark per comparison
 PAIRS = ("precision", "layout", "threads", "onednn")
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
-                         "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp")
+                         "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp", "budget_load")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)

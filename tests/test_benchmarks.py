@@ -550,3 +550,32 @@ def test_a_row_records_the_retrains_speed_per_full_data_epoch():
     rows = [{"seed": s, "search_wall_s": 60, "retrain_wall_s": 600, "wall_s": 660, "full_epoch_s": e}
             for s, e in ((42, 36.2), (7, 50.9))]
     assert wall_cell(rows).endswith("; 36/51 s per full-data retrain epoch")
+
+
+def test_budget_load_allows_max_of_5_percent_and_15_s_and_renders_each_command():
+    from benchmarks import budget_load, render_extra
+
+    assert budget_load.verdict(180, 195)["within"] and not budget_load.verdict(180, 196)["within"]  # 15 s
+    assert budget_load.verdict(900, 945)["within"] and not budget_load.verdict(900, 946)["within"]  # 5 %: 45 s
+    entry = {"status": "ok", "suite": "full", "rerun": "python -m benchmarks.run --suite full --only budget_load",
+             "busy_loops": 2, "cores": 2, "space": "cnn", "search": budget_load.verdict(180, 190.2),
+             "retrain": budget_load.verdict(180, 201.0)}
+    search_row, retrain_row = render_extra.budget_load_rows(entry)
+    assert "`search` --time-budget 3m00s" in search_row and "3m10s (+10 s)" in search_row
+    assert "`retrain-best`" in retrain_row and "(+21 s)" in retrain_row and "<= budget + 15 s" in retrain_row
+    assert render_extra.budget_load_rows(None) == []
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_budget_load_smoke_runs_both_commands_beside_busy_loops(tmp_path, data_source):
+    out = tmp_path / "results.json"
+    args = [sys.executable, "-m", "benchmarks.run", "--suite", "smoke", "--only", "budget_load", "--out", str(out),
+            "--work-dir", str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
+    proc = subprocess.run(args + (["--skip-md5"] if data_source["skip_md5"] else []), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    entry = json.loads(out.read_text())["figures"]["budget_load"]
+    assert entry["status"] == "ok" and entry["busy_loops"] >= 1
+    for key in ("search", "retrain"):
+        assert entry[key]["budget_s"] == 30 and entry[key]["wall_s"] > 5
