@@ -325,7 +325,7 @@ def _tune_and_report(cfg: SearchConfig, role, run_dir: Path, space, data: Search
 def _budget_reason(cfg: SearchConfig, run_dir: Path) -> str:
     stopped = sorted(p.parent.name.removeprefix("trial_") for p in run_dir.glob(f"trial_*/{budget.BUDGET_STOP_FILE}"))
     return (f"time budget {describe_budget(cfg.time_budget)} spent: no further trial would have finished in time"
-            + (f"; stopped at an epoch boundary to keep to it: trial {', '.join(stopped)}" if stopped else ""))
+            + (f"; stopped early to keep to it: trial {', '.join(stopped)}" if stopped else ""))
 
 
 def _run_tuner(cfg: SearchConfig, role, space, run_dir: Path, data: SearchData, progress: Progress) -> None:
