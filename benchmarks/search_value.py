@@ -273,7 +273,8 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
             if arm == "defaults":
                 defaults_used[str(seed)] = line.get("values")
     entry = ctx.entry(name, [r["command"] for by in runs.values() for r in by.values()], space=variant["space"],
-                      seeds=seeds, runs=runs, curves=curves, picks=picks, reference=ref, **p)
+                      seeds=seeds, runs=runs, curves=curves, picks=picks, reference=ref,
+                      defaults_values=defaults_used, **p)
     return entry
 
 
@@ -283,11 +284,21 @@ def is_defaults(pick: dict | None, defaults: dict | None) -> bool:
     return bool(pick) and bool(defaults) and all(pick.get(k) == v for k, v in defaults.items())
 
 
+def changed_knobs(pick: dict | None, defaults: dict | None) -> int | None:
+    """How many of the defaults' active values ``pick`` changes (0: the defaults); None when unknown."""
+    if pick is None or not defaults:
+        return None
+    return sum(pick.get(k) != v for k, v in defaults.items())
+
+
 def with_summary(entry: dict) -> dict:
     from benchmarks.anytime import summarize as anytime_summary
 
     entry = dict(entry)
     entry["delta"] = delta_summary(entry.get("reference") or {})
+    defaults = entry.get("defaults_values") or {}
+    entry["changed"] = {arm: {s: changed_knobs(v, defaults.get(s)) for s, v in by_seed.items()}
+                        for arm, by_seed in (entry.get("picks") or {}).items() if arm != "defaults"}
     entry["anytime"] = {a: anytime_summary(c, entry["budget_s"], 0.0) for a, c in (entry.get("curves") or {}).items()}
     return entry
 
@@ -302,6 +313,7 @@ def merge(old: dict | None, new: dict) -> dict:
         merged[key] = {a: {**(old.get(key) or {}).get(a, {}), **(new.get(key) or {}).get(a, {})}
                        for a in set(old.get(key) or {}) | set(new.get(key) or {})}
     merged["seeds"] = sorted({*old.get("seeds", []), *new.get("seeds", [])})
+    merged["defaults_values"] = {**(old.get("defaults_values") or {}), **(new.get("defaults_values") or {})}
     return with_summary(merged)
 
 

@@ -35,6 +35,27 @@ def test_merge_keeps_earlier_seeds_and_arms_of_the_same_figure_only():
     assert "defaults" not in other["reference"]
 
 
+def test_the_table_shows_delta_ref_trials_and_how_far_each_pick_moved_from_the_defaults():
+    from benchmarks.render_extra import search_value_lines
+
+    defaults = {"learning_rate": 1e-3, "batch_size": 64, "augment": True}
+    entry = sv.merge(None, {
+        "suite": "full", "budget_s": 900, "subset": 10000, "max_epochs": 6, "ref_epochs": 10, "train_seeds": 2,
+        "space": "cnn", "seeds": [11, 12], "rerun": "python -m benchmarks.run --suite full --only search_value",
+        "defaults_values": {"11": defaults, "12": defaults},
+        "picks": {"defaults": {"11": None, "12": None},
+                  "priorband": {"11": dict(defaults), "12": dict(defaults, learning_rate=2e-3, augment=False)}},
+        "reference": {"defaults": {"11": 0.90, "12": 0.89}, "priorband": {"11": 0.90, "12": 0.893}},
+        "runs": {"defaults": {"11": {"trials_completed": 23}, "12": {"trials_completed": 22}},
+                 "priorband": {"11": {"trials_completed": 18}, "12": {"trials_completed": 17}}},
+        "curves": {}})
+    assert entry["changed"]["priorband"] == {"11": 0, "12": 2}
+    text = "\n".join(search_value_lines({"search_value": entry}))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| priorband"))
+    assert "11: +0.00, 12: +0.30" in row and "| 18, 17 |" in row and "0 (the defaults), 2" in row
+    assert sv.changed_knobs(None, defaults) is None and sv.changed_knobs(defaults, None) is None
+
+
 def test_pick_of_reads_ours_best_trial_and_a_peers_best_line(tmp_path):
     run = tmp_path / "run"
     for tid, score, lr in (("0000", 0.8, 1e-3), ("0001", 0.85, 2e-3)):
