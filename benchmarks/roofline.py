@@ -38,67 +38,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.common import emit  # noqa: E402
+from fashion_tuner.modelsize import layer_flops, one_layer_flops  # noqa: E402,F401  (the FLOP rules live there)
 
 TRAIN_FACTOR = 3  # a training step ~ forward + backward (2x forward)
 FMA_UNITS = 2  # vector FMA pipes per core: Zen 2/3/4 and most Xeon Gold/Platinum have 2 (Xeon Silver/Bronze: 1)
 AMX_BF16_PER_CYCLE = 1024  # bfloat16 FLOPs per cycle per core of one AMX unit (Intel's figure for TMUL)
 MATMUL_SECONDS = 1.0  # each microbenchmark repeats its product for about this long (at least 3 times)
-# FLOPs per output element of the element-wise layers (training forward)
-ELEMENTWISE = {"BatchNormalization": 7, "Normalization": 2, "Rescaling": 2, "Activation": 1, "ReLU": 1,
-               "ELU": 1, "Add": 1, "Multiply": 1, "Dropout": 1, "Softmax": 3}
-ACTIVATION_FLOPS = {"linear": 0, "relu": 1, "elu": 3, "swish": 4, "silu": 4, "sigmoid": 3, "softmax": 3, "tanh": 3}
-FREE = ("InputLayer", "Flatten", "Reshape", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
-        "RandomContrast")
 SETTINGS = {"smoke": dict(images=128, epochs=2, matmul_n=128, val_images=128, matmul_s=0.2),
             "full": dict(images=10000, epochs=3, matmul_n=1024, val_images=1000, matmul_s=MATMUL_SECONDS)}
-
-
-def _size(shape) -> int:
-    """Elements per image of a Keras shape (the batch dimension dropped)."""
-    n = 1
-    for d in tuple(shape)[1:]:
-        n *= int(d)
-    return n
-
-
-def _activation(layer, elements: int) -> int:
-    act = getattr(layer, "activation", None)
-    name = getattr(act, "__name__", "linear") if act is not None else "linear"
-    return ACTIVATION_FLOPS.get(name, 1) * elements
-
-
-def one_layer_flops(layer) -> int:
-    """Forward FLOPs per image of one layer of a functional model (see the module docstring)."""
-    kind = type(layer).__name__
-    out_shape = layer.output.shape
-    out = _size(out_shape)
-    if kind == "Conv2D":
-        in_channels = int(layer.input.shape[-1 if layer.data_format == "channels_last" else 1])
-        kh, kw = layer.kernel_size
-        filters = int(layer.filters)
-        positions = out // filters
-        flops = 2 * positions * filters * kh * kw * in_channels // int(getattr(layer, "groups", 1) or 1)
-        return flops + (out if layer.use_bias else 0) + _activation(layer, out)
-    if kind == "Dense":
-        inputs = int(layer.input.shape[-1])
-        positions = out // int(layer.units)
-        return 2 * positions * inputs * int(layer.units) + (out if layer.use_bias else 0) + _activation(layer, out)
-    if kind in ("MaxPooling2D", "AveragePooling2D"):
-        kh, kw = layer.pool_size
-        return out * (kh * kw - 1 + (1 if kind == "AveragePooling2D" else 0))
-    if kind == "GlobalAveragePooling2D":
-        return _size(layer.input.shape)
-    if kind in ELEMENTWISE:
-        return ELEMENTWISE[kind] * out
-    if kind in FREE:
-        return 0
-    raise ValueError(f"roofline: no FLOP rule for layer {layer.name} ({kind})")
-
-
-def layer_flops(model) -> list[dict]:
-    """``[{"layer", "kind", "output", "forward_flops"}]`` per image for every layer of a functional model."""
-    return [{"layer": layer.name, "kind": type(layer).__name__, "output": list(layer.output.shape[1:]),
-             "forward_flops": one_layer_flops(layer)} for layer in model.layers]
 
 
 def peak(cpuinfo: str, cores: int) -> dict:

@@ -437,3 +437,33 @@ def test_priorband_on_random_spaces_never_crashes_or_proposes_an_invalid_value(t
 
     check()
     assert len(created) >= 10 * examples  # the spaces were searched, not stopped at once
+
+
+def test_priorband_redraws_configurations_far_costlier_than_the_defaults_and_the_incumbent(tmp_path):
+    """A cost function (here: the units of the active layers) makes draws over COST_CAP x the larger of the
+    defaults' and the incumbent's cost be redrawn, counted in ``costly``; none of the search's configurations
+    is over the cap unless every attempt was; the sequence still runs to its end."""
+    def units(values):
+        return sum(values.get(f"units_{i}", 0) for i in range(values["layers"]))
+
+    settings = algorithms.OracleSettings(objective="score", direction="max", seed=3, max_epochs=9, factor=3,
+                                         max_failures=3, cost=units)
+    oracle = priorband.build_oracle(settings)
+    oracle._set_project_dir(str(tmp_path / "cost"), "cost")
+    oracle.update_space(build_space(kt.HyperParameters()))
+    seen = run(oracle, 23, BAD_OPTIMUM)  # one sweep; the optimum is costly: 4 layers of 448 units
+    base = units(defaults())  # 2 x 128
+    assert len(seen) == 23 and oracle.get_state()["priorband"]["costly"] > 0
+    for i, values in enumerate(seen):  # the incumbent is one of the earlier configurations: the cap is at most
+        earlier = max([base] + [units(config(v)) for v in seen[:i]])  # COST_CAP x the costliest of them
+        assert units(config(values)) <= priorband.COST_CAP * earlier, (i, values)
+    assert "compute redrawn" in priorband.describe(oracle.get_state())
+    incumbent = oracle._incumbent(oracle._scored_by_budget())
+    assert oracle._cost_cap() == priorband.COST_CAP * max(base, units(incumbent))
+    free = run(new_oracle(tmp_path / "free", seed=3), 23, BAD_OPTIMUM)
+    assert statistics.median(units(config(v)) for v in seen) < statistics.median(units(config(v)) for v in free)
+    cheap = priorband.build_oracle(algorithms.OracleSettings(objective="score", direction="max", seed=3, max_epochs=9,
+                                                             factor=3, max_failures=3, cost=lambda v: 1e9 if v["layers"] > 2 else 1))
+    cheap._set_project_dir(str(tmp_path / "cheap"), "cheap")
+    cheap.update_space(build_space(kt.HyperParameters()))
+    assert all(config(v)["layers"] <= 2 for v in run(cheap, 25))  # 1e9 is over any cap the incumbent can set

@@ -43,7 +43,9 @@ class OracleSettings:
     ``objective``/``direction``: the metric and "max"/"min"; ``max_epochs`` per trial; ``factor``:
     Hyperband's reduction factor; ``max_trials``: the trial count of non-Hyperband algorithms; ``constraint``:
     ``values -> reason or None``, rejecting a configuration before it trains (``search --max-params``);
-    ``validation_images``: how many images score a trial (None: unknown), for what counts as noise."""
+    ``validation_images``: how many images score a trial (None: unknown), for what counts as noise; ``cost``:
+    ``values -> compute or None`` (forward FLOPs per image of the configuration's model), given to algorithms
+    whose module sets ``COST_AWARE``."""
 
     objective: str = "val_accuracy"
     direction: str = "max"
@@ -54,6 +56,7 @@ class OracleSettings:
     max_failures: int = 5
     constraint: Callable[[dict], str | None] | None = None
     validation_images: int | None = None
+    cost: Callable[[dict], float | None] | None = None
 
 
 def noise(accuracy: float, images: int) -> float:

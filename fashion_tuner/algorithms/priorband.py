@@ -21,7 +21,10 @@ the validation noise of the best there): the search's pick (:func:`pick_order`) 
 unless a trial beats them there by more than the validation noise. Conditional hyperparameters stay valid (a value is set only where active);
 duplicates are redrawn; a ``constraint`` (``search --max-params``) rejects a configuration before it
 trains, counted in ``rejected``, and a run of :data:`MAX_ATTEMPTS` rejected draws ends the search instead of
-spinning. Every draw is seeded from ``seed`` and the oracle's saved ``seed_state``, and the mixture state
+spinning. With a ``cost`` (the search passes each configuration's forward FLOPs per image), a draw costing over
+:data:`COST_CAP` x the larger of the defaults' and the incumbent's compute is redrawn (counted in ``costly``; when
+every attempt is over, the cheapest is taken): a uniform draw of the cnn space four blocks deep at 64 base
+filters ran past the 300 s trial timeout in 2 epochs and spent a third of a 15-minute search. Every draw is seeded from ``seed`` and the oracle's saved ``seed_state``, and the mixture state
 lives in oracle.json, so a resumed or killed search continues the same sequence.
 """
 
@@ -40,6 +43,7 @@ IDENTITY_ARGS = ("factor",)
 MULTI_FIDELITY = True
 SWEEPS = True
 CONSTRAINTS = True  # honours OracleSettings.constraint (search --max-params)
+COST_AWARE = True  # redraws configurations over COST_CAP x the compute of the defaults and of the incumbent
 
 STEP_SD = 0.15  # a local move's standard deviation, as a fraction of the hyperparameter's (log-)range
 MORE_CHANGES = 0.35  # probability of changing one more hyperparameter in a local move (1 + geometric)
@@ -50,6 +54,7 @@ MODEL_CANDIDATES = 24
 GOOD_FRACTION = 0.3  # the top share of a budget's configurations that the model calls good
 DEFAULTS_KEEP_FRACTION = 0.5  # defaults in the top half where they were scored get a full-budget trial
 MAX_ATTEMPTS = 50  # draws (duplicates or rejected) before giving up for this trial
+COST_CAP = 2.0  # a new configuration may cost up to this many times the larger of the defaults' and the incumbent's
 STATE_KEY = "priorband"
 
 log = logging.getLogger(__name__)
@@ -63,7 +68,7 @@ def build_oracle(settings):
     return cls(objective=kt.Objective(settings.objective, settings.direction), max_epochs=settings.max_epochs,
                factor=settings.factor, hyperband_iterations=1, seed=settings.seed,
                max_consecutive_failed_trials=settings.max_failures, constraint=settings.constraint,
-               validation_images=settings.validation_images)
+               validation_images=settings.validation_images, cost=settings.cost)
 
 
 def expected_trials(settings) -> int:
@@ -132,9 +137,10 @@ def describe(oracle_state: dict) -> str:
     for mode in draws.values():
         counts[mode] = counts.get(mode, 0) + 1
     mix = ", ".join(f"{n} {m}" for m, n in sorted(counts.items())) or "no draws yet"
-    rejected = state.get("rejected") or 0
+    rejected, costly = state.get("rejected") or 0, state.get("costly") or 0
     return (hyperband.describe(oracle_state) + f"; draws: {mix}"
-            + (f"; {rejected} configuration(s) rejected by the constraint" if rejected else ""))
+            + (f"; {rejected} configuration(s) rejected by the constraint" if rejected else "")
+            + (f"; {costly} draw(s) over {COST_CAP:g}x the defaults' or the best's compute redrawn" if costly else ""))
 
 
 # --- the sampler's arithmetic, on plain values (no Keras Tuner objects): testable on its own -------------
@@ -218,11 +224,13 @@ def _define_oracle():
     class PriorBandOracle(kt.oracles.HyperbandOracle):
         """Keras Tuner's ``HyperbandOracle`` with :func:`_random_values` replaced by the mixture above."""
 
-        def __init__(self, *args, constraint=None, validation_images=None, **kwargs):
+        def __init__(self, *args, constraint=None, validation_images=None, cost=None, **kwargs):
             self.constraint = constraint  # not saved: the tuner sets it again on every start
             self.validation_images = validation_images  # likewise: the images that score a trial (None: unknown)
+            self.cost = cost  # likewise: values -> compute (FLOPs per image) or None
             self._draws: dict[str, str] = {}  # trial id -> how its configuration was drawn
             self._rejected = 0
+            self._costly = 0
             self._pending_id, self._pending_bracket = None, None
             self.exhausted = None  # why the last trial could not be drawn (None: it could)
             super().__init__(*args, **kwargs)
@@ -230,7 +238,7 @@ def _define_oracle():
         # -- state in oracle.json --
         def get_state(self):
             state = super().get_state()
-            state[STATE_KEY] = {"draws": dict(self._draws), "rejected": self._rejected}
+            state[STATE_KEY] = {"draws": dict(self._draws), "rejected": self._rejected, "costly": self._costly}
             return state
 
         def set_state(self, state):
@@ -238,6 +246,7 @@ def _define_oracle():
             own = state.get(STATE_KEY) or {}
             self._draws = {str(k): str(v) for k, v in (own.get("draws") or {}).items()}
             self._rejected = int(own.get("rejected") or 0)
+            self._costly = int(own.get("costly") or 0)
 
         def _compute_values_hash(self, values):
             return super()._compute_values_hash(tables.hp_values(values))
@@ -255,6 +264,7 @@ def _define_oracle():
             self._seed_state += 1
             first_epochs = (self._get_epochs(self._pending_bracket["bracket_num"], 0) if self._pending_bracket
                             else self.max_epochs)
+            cap, cheapest = self._cost_cap(), None  # cheapest: (cost, mode, values) of the over-cap draws
             for _ in range(MAX_ATTEMPTS):
                 mode, values = self._propose(rng, first_epochs)
                 if values is None or (self._duplicate(values) and mode != "defaults"):
@@ -264,14 +274,46 @@ def _define_oracle():
                     self._rejected += 1
                     log.info("configuration rejected before training (%s)", reason)
                     continue
-                self.exhausted = None
-                if self._pending_id is not None:
-                    self._draws[self._pending_id] = mode
-                return values
+                cost = self._cost(values) if cap is not None and mode != "defaults" else None
+                if cost is not None and cost > cap:
+                    self._costly += 1
+                    if cheapest is None or cost < cheapest[0]:
+                        cheapest = (cost, mode, values)
+                    continue
+                return self._chosen(mode, values)
+            if cheapest is not None:  # the cap is a preference: every draw over it, take the cheapest
+                return self._chosen(cheapest[1], cheapest[2])
             self.exhausted = (f"{MAX_ATTEMPTS} draws in a row were duplicates or rejected"
                               + (" by the constraint (search --max-params): raise it" if self.constraint else ""))
             log.warning("no new configuration: %s", self.exhausted)
             return None
+
+        def _chosen(self, mode: str, values: dict) -> dict:
+            self.exhausted = None
+            if self._pending_id is not None:
+                self._draws[self._pending_id] = mode
+            return values
+
+        # -- compute --
+        def _cost(self, values: dict) -> float | None:
+            try:
+                cost = self.cost(values)
+            except Exception as exc:  # a configuration that does not build: its trial will say why
+                log.debug("no cost for a configuration (%s)", exc)
+                return None
+            return float(cost) if cost else None
+
+        def _cost_cap(self) -> float | None:
+            """:data:`COST_CAP` x the larger of the defaults' and the incumbent's compute (so a search whose
+            better configurations are bigger may grow); None without a cost function or a countable default."""
+            if self.cost is None:
+                return None
+            base = self._cost(self._defaults())
+            if base is None:
+                return None
+            incumbent = self._incumbent(self._scored_by_budget())
+            best = self._cost(incumbent) if incumbent else None
+            return COST_CAP * max(base, best or 0.0)
 
         def _propose(self, rng: random.Random, first_epochs: int) -> tuple[str, dict | None]:
             prior = self._defaults()

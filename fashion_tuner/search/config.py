@@ -98,13 +98,15 @@ def apply_space_defaults(cfg: SearchConfig) -> SearchConfig:
     return cfg
 
 
-def oracle_settings(cfg: SearchConfig, constraint=None, validation_images: int | None = None) -> algorithms.OracleSettings:
-    """The plain values an algorithm module builds its oracle from (``validation_images``: the images scoring a trial)."""
+def oracle_settings(cfg: SearchConfig, constraint=None, validation_images: int | None = None,
+                    cost=None) -> algorithms.OracleSettings:
+    """The plain values an algorithm module builds its oracle from (``validation_images``: the images scoring a trial;
+    ``cost``: values -> a configuration's compute, for a cost-aware algorithm)."""
     from fashion_tuner.fitting import DIRECTION, OBJECTIVE
 
     return algorithms.OracleSettings(objective=OBJECTIVE, direction=DIRECTION, seed=cfg.seed, max_epochs=cfg.max_epochs,
                                      factor=cfg.factor, max_trials=cfg.max_trials, max_failures=cfg.max_failures,
-                                     constraint=constraint, validation_images=validation_images)
+                                     constraint=constraint, validation_images=validation_images, cost=cost)
 
 
 def sweeps_until_deadline(cfg: SearchConfig) -> bool:

@@ -5,6 +5,7 @@ Keras Tuner's HyperModel."""
 from __future__ import annotations
 
 import contextlib
+import json
 import gc
 import time
 from pathlib import Path
@@ -209,8 +210,11 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
 
     hypermodel = SpaceHyperModel(space, {"batch_size": cfg.batch_size, "epochs": cfg.max_epochs, "jit": cfg.jit,
                                          "input_pipeline": cfg.input_pipeline})
-    constraint = params_constraint(hypermodel, cfg.max_params) if cfg.max_params else None
-    oracle = algorithms.module(cfg.tuner).build_oracle(oracle_settings(cfg, constraint, validation_images))
+    facts = candidate_facts(hypermodel)
+    constraint = params_constraint(facts, cfg.max_params) if cfg.max_params else None
+    module = algorithms.module(cfg.tuner)
+    cost = (lambda values: facts(values)["flops"]) if getattr(module, "COST_AWARE", False) else None
+    oracle = module.build_oracle(oracle_settings(cfg, constraint, validation_images, cost))
     return tuner_class()(
         oracle=oracle, hypermodel=hypermodel, executions_per_trial=cfg.executions_per_trial,
         directory=str(run_dir.parent), project_name=run_dir.name, overwrite=False, distribution_strategy=strategy,
@@ -219,20 +223,37 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
         sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None)
 
 
-def params_constraint(hypermodel, max_params: int):
-    """``values -> reason or None``: builds the model of a configuration (no training) and rejects it when it has
-    more than ``max_params`` parameters (``search --max-params``)."""
+def candidate_facts(hypermodel):
+    """``values -> {"parameters", "flops"}`` of a configuration's model, built without training (``flops``:
+    forward FLOPs per image, :func:`modelsize.forward_flops`; None when not countable); each configuration is
+    built once (cached by its values)."""
     import keras
     import keras_tuner as kt
 
+    cache: dict[str, dict] = {}
+
+    def facts(values: dict) -> dict:
+        clean = tables.hp_values(values)
+        key = json.dumps(clean, sort_keys=True, default=str)
+        if key not in cache:
+            hp = kt.HyperParameters()
+            hp.values = clean
+            try:
+                model = hypermodel.build(hp)
+                cache[key] = {"parameters": int(model.count_params()), "flops": modelsize.forward_flops(model)}
+            finally:
+                keras.backend.clear_session()
+        return cache[key]
+
+    return facts
+
+
+def params_constraint(facts, max_params: int):
+    """``values -> reason or None``: rejects a configuration whose model (``facts``: :func:`candidate_facts`) has
+    more than ``max_params`` parameters (``search --max-params``)."""
+
     def check(values: dict) -> str | None:
-        hp = kt.HyperParameters()
-        hp.values = tables.hp_values(values)
-        try:
-            model = hypermodel.build(hp)
-            count = int(model.count_params())
-        finally:
-            keras.backend.clear_session()
+        count = facts(values)["parameters"]
         return f"{count:,} parameters > --max-params {max_params:,}" if count > max_params else None
 
     return check
