@@ -250,6 +250,22 @@ def test_pick_order_keeps_the_defaults_unless_beaten_beyond_the_validation_noise
     # the defaults never reached the highest budget: the scores decide
     trials = ranked(("0000", 0.83, 2, d), ("0001", 0.853, 6, a))
     assert priorband.pick_order(state, trials, 6000) == (trials, None)
+    # the time budget cut the defaults' 6-epoch trial at 4 epochs: not compared with 6-epoch scores
+    trials = ranked(("0000", 0.83, 2, d), ("0007", 0.8535, 6, d), ("0005", 0.8675, 6, a))
+    assert "beat the space's defaults" in priorband.pick_order(state, trials, 6000)[1]  # as if it had 6 epochs
+    assert priorband.pick_order(state, trials, 6000, reached={"0007": 4}) == (trials, None)
+
+
+def test_pick_order_reads_the_budget_stops_of_the_run_folder(tmp_path):
+    from fashion_tuner import budget
+
+    for tid, text in (("0007", '{"epochs_done": 4}'), ("0008", '{"epochs_done": "x"}'), ("0009", "[1]")):
+        (tmp_path / f"trial_{tid}").mkdir()
+        (tmp_path / f"trial_{tid}" / budget.BUDGET_STOP_FILE).write_text(text)
+    (tmp_path / "trial_0010").mkdir()
+    (tmp_path / "trial_0010" / budget.BUDGET_STOP_FILE).symlink_to(tmp_path / "trial_0007" / budget.BUDGET_STOP_FILE)
+    trials = [{"trial_id": t} for t in ("0007", "0008", "0009", "0010", "0011", "../x")]
+    assert algorithms.budget_stopped_epochs(tmp_path, trials) == {"0007": 4}
 
 
 # ----------------------------------------------------------------------------- spaces the sampler was not tuned on

@@ -217,3 +217,25 @@ def test_a_retrain_plan_says_when_too_short_or_far_under_its_budget():
     assert "--train-on" not in budget.plan_advice(720, 10.0, 2, 2)[0]
     assert budget.plan_advice(600, 10.0, 30, 30) == []  # 300 s of 600 s: used well enough
     assert budget.plan_advice(600, None, 30, 30) == [] and budget.plan_advice(600, 60.0, 9, 30, models=1) == []
+
+
+def test_a_trial_whose_epochs_would_overrun_is_not_started(tmp_path):
+    """With 10 s epochs logged so far and 35 s left, a 2-epoch trial starts and a continuation that trains 4 more
+    epochs (6 from 2) does not: the search stops there (TimeBudgetSpent) and the trial stays pending."""
+    from fashion_tuner.search import tuner as tuner_module
+
+    trial_dir = tmp_path / "trial_0000"
+    trial_dir.mkdir()
+    rows = [{"event": "begin", "time": 100.0}] + [{"epoch": e, "time": 100.0 + 10 * e} for e in (1, 2, 3)]
+    (trial_dir / "epochs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    fake = SimpleNamespace(_deadline=time.time() + 35, project_dir=str(tmp_path))
+
+    def trial(epochs, initial):
+        return SimpleNamespace(trial_id="0003", hyperparameters=SimpleNamespace(
+            values={"tuner/epochs": epochs, "tuner/initial_epoch": initial}))
+
+    check = tuner_module.tuner_class()._check_trial_fits
+    check(fake, trial(2, 0))  # 20 s: fits
+    with pytest.raises(tuner_module.TimeBudgetSpent):
+        check(fake, trial(6, 2))  # 40 s: would not
+    check(SimpleNamespace(_deadline=None, project_dir=str(tmp_path)), trial(60, 0))  # no budget: anything goes

@@ -152,4 +152,26 @@ def pick_order(run_dir: str | Path, ranked: list[dict]) -> tuple[list[dict], str
     n_val = sizes.get("val") if isinstance(sizes, dict) else None
     if order is None or run.get("direction", "max") != "max" or not isinstance(n_val, int) or n_val < 1:
         return ranked, None
-    return order(oracle_state, ranked, n_val)
+    return order(oracle_state, ranked, n_val, reached=budget_stopped_epochs(run_dir, ranked))
+
+
+def budget_stopped_epochs(run_dir: Path, trials: list[dict]) -> dict[str, int]:
+    """``{trial id: epochs reached}`` of the trials a time budget stopped before their epoch budget
+    (``trial_<id>/budget_stop.json``, written by ``budget.budget_guard``; a malformed or linked one is skipped)."""
+    from fashion_tuner import budget, rundir
+
+    out = {}
+    for t in trials:
+        tid = str(t.get("trial_id"))
+        if not rundir.is_safe_component(f"trial_{tid}"):
+            continue
+        marker = run_dir / f"trial_{tid}" / budget.BUDGET_STOP_FILE
+        try:
+            if marker.is_symlink():
+                continue
+            done = json.loads(marker.read_text()).get("epochs_done")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(done, int) and not isinstance(done, bool) and done >= 0:
+            out[tid] = done
+    return out

@@ -83,14 +83,22 @@ def recognizes(oracle_state: dict) -> bool:
     return STATE_KEY in oracle_state
 
 
-def pick_order(oracle_state: dict, ranked: list[dict], n_val: int) -> tuple[list[dict], str | None]:
+def pick_order(oracle_state: dict, ranked: list[dict], n_val: int,
+               reached: dict[str, int] | None = None) -> tuple[list[dict], str | None]:
     """The space's defaults stay the pick unless a trial at the same, highest epoch budget beats their score there
     by more than the validation noise: one standard error of the difference of two accuracies measured on
     ``n_val`` images, ``sqrt(2 p (1 - p) / n_val)`` at the defaults' accuracy ``p`` (0.65 pp at 0.85 on 6,000).
     Scores of many near-equal configurations are a race of noise (the winner's curse: measured, a pick a few
     tenths of a point above the defaults retrained worse than them); the defaults are the prior the search
-    must beat. ``ranked``: completed trial.json dicts, best score first. Returns ``(order, note)``; the order as
-    it is (note None) when the defaults have no score at the highest epoch budget reached."""
+    must beat. ``ranked``: completed trial.json dicts, best score first; ``reached``: ``{trial id: epochs}`` of
+    trials a time budget stopped short of their epoch budget (they count at the epochs they reached, so a
+    defaults' trial cut at 4 of 6 epochs is not compared with 6-epoch scores). Returns ``(order, note)``; the
+    order as it is (note None) when the defaults have no score at the highest epoch budget reached."""
+    reached = reached or {}
+
+    def epochs_of(t: dict) -> int:
+        return min(_epochs_of(t), reached.get(str(t.get("trial_id")), _epochs_of(t)))
+
     draws = (oracle_state.get(STATE_KEY) or {}).get("draws") or {}
     if not isinstance(draws, dict) or not ranked:
         return ranked, None
@@ -99,8 +107,8 @@ def pick_order(oracle_state: dict, ranked: list[dict], n_val: int) -> tuple[list
     if not firsts:
         return ranked, None
     defaults = _config_of(by_id[firsts[0]])
-    top = max(_epochs_of(t) for t in ranked)
-    at_top = [t for t in ranked if _epochs_of(t) == top]
+    top = max(epochs_of(t) for t in ranked)
+    at_top = [t for t in ranked if epochs_of(t) == top]
     champion = next((t for t in at_top if _config_of(t) == defaults), None)
     score = champion.get("score") if champion else None
     if not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:

@@ -5,8 +5,9 @@ Keras Tuner's HyperModel."""
 from __future__ import annotations
 
 import contextlib
-import json
 import gc
+import json
+import logging
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from fashion_tuner.errors import UserError
 from fashion_tuner.fitting import DIRECTION, OBJECTIVE, fit_space_model
 from fashion_tuner.search.config import SearchConfig, oracle_settings, sweeps_until_deadline, trial_budget
 
+
+log = logging.getLogger(__name__)
 
 BACKUP_KWARG = "fashion_tuner_backup"  # run_trial -> HyperModel.fit: the trial's backup.FitSlots
 
@@ -160,12 +163,28 @@ def _define_tuner():
                 algorithms.set_sweeps(self.oracle, another=True)
 
         def on_trial_begin(self, trial):
+            self._check_trial_fits(trial)
             # libhdf5 crashes the process when a checkpoint meets a full disk: stop before that
             fsio.check_free_space(self.project_dir)
             super().on_trial_begin(trial)
             kt_compat.save_trial_start(self.get_trial_dir(trial.trial_id), trial)
             if self._progress:
                 self._progress.begin(trial)
+
+        def _check_trial_fits(self, trial):
+            """--time-budget: now that the trial's epochs are known (a Hyperband trial may train 1 or
+            max_epochs), do not start it when this run's median epoch time says it would not end in time; it
+            stays pending, and the same command resumes it with a fresh budget (pre_create_trial only knows
+            whole trials' times)."""
+            if self._deadline is None:
+                return
+            values = trial.hyperparameters.values
+            epochs = int(values.get("tuner/epochs") or 0) - int(values.get("tuner/initial_epoch") or 0)
+            per_epoch = [s for s, _ in budget.epoch_seconds(self.project_dir)]
+            if epochs > 0 and per_epoch and time.time() + epochs * float(np.median(per_epoch)) > self._deadline:
+                log.info("time budget: trial %s (%d epoch(s) at ~%.0f s) would not end in time; not started",
+                         trial.trial_id, epochs, float(np.median(per_epoch)))
+                raise TimeBudgetSpent()
 
         def on_trial_end(self, trial):
             backup.discard(Path(self.get_trial_dir(trial.trial_id)) / backup.TRIAL_BACKUP_DIR)  # the trial ended
