@@ -250,6 +250,8 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
             picks[arm][str(seed)] = pick_of(arm, run_dir, progress)
             runs[arm][str(seed)] = {"command": common.shown(argv), **result, "trials_completed": len(points),
                                     "git_commit": common._git_commit()}
+        if str(seed) not in defaults_used:  # trial 0 of our searches is the space's defaults
+            defaults_used[str(seed)] = trial0_values(ctx.work, seed, arms)
         for arm in arms:  # the reference fits, after the searches (each alone)
             values = picks[arm][str(seed)]
             values_file = ctx.work / f"{name}-{arm}-s{seed}.pick.json"
@@ -276,6 +278,19 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
                       seeds=seeds, runs=runs, curves=curves, picks=picks, reference=ref,
                       defaults_values=defaults_used, **p)
     return entry
+
+
+def trial0_values(work: Path, seed: int, arms: list[str]) -> dict | None:
+    """The values of trial 0 (the space's defaults) of this seed's priorband or hyperband run, or None."""
+    for arm in ("priorband", "hyperband"):
+        if arm not in arms:
+            continue
+        try:
+            trial = json.loads((work / f"sv-{arm}-s{seed}" / "trial_0000" / "trial.json").read_text())
+            return _strip(trial["hyperparameters"]["values"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def is_defaults(pick: dict | None, defaults: dict | None) -> bool:
