@@ -142,10 +142,10 @@ def test_rerunning_a_finished_search_adds_nothing(tiny_run, data_source, tmp_pat
 def test_seeded_runs_propose_identical_trials(data_source, tmp_path):
     sequences = []
     for name in ("seed-a", "seed-b"):
-        run_dir = search.run_search(search_config(data_source, tmp_path, max_trials=3, seed=7, name=name))
+        run_dir = search.run_search(search_config(data_source, tmp_path, max_trials=2, seed=7, name=name))
         sequences.append([t["hyperparameters"]["values"] for t in trials_of(run_dir)])
     assert sequences[0] == sequences[1]
-    other = search.run_search(search_config(data_source, tmp_path, max_trials=3, seed=8, name="seed-c"))
+    other = search.run_search(search_config(data_source, tmp_path, max_trials=2, seed=8, name="seed-c"))
     assert [t["hyperparameters"]["values"] for t in trials_of(other)] != sequences[0]
 
 
