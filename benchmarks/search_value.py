@@ -47,6 +47,7 @@ SETTINGS = {"smoke": dict(budget_s=40, subset=600, val_size=0.05, max_epochs=2, 
             "quick": dict(budget_s=180, subset=2000, val_size=0.05, max_epochs=2, ref_epochs=3, train_seeds=1),
             "full": dict(budget_s=900, subset=10000, val_size=None, max_epochs=6, ref_epochs=10, train_seeds=2)}
 MLP_EPOCHS = 20  # the mlp space's own max_epochs (fashion_tuner.spaces.SPACE_DEFAULTS)
+SAME_AS_DEFAULTS = "defaults"  # a reference accuracy recorded as "the defaults' at this seed" (measured in another run)
 SAME_FIGURE = ("suite", "budget_s", "subset", "max_epochs", "ref_epochs", "train_seeds", "space")
 
 
@@ -267,7 +268,7 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
             if arm != "defaults" and is_defaults(values, defaults_used.get(str(seed))):
                 # the same model, seeds and data as the defaults' reference fit: delta_ref is 0 by construction
                 log.info("%s %s seed %s: the pick is the defaults; their reference fit is reused", name, arm, seed)
-                ref[arm][str(seed)] = ref["defaults"][str(seed)]
+                ref[arm][str(seed)] = ref.get("defaults", {}).get(str(seed), SAME_AS_DEFAULTS)
                 continue
             out = ctx.run(argv, f"{name}-{arm}-s{seed}-reference")
             line = common.last_json_line(out["stdout"] or "") or {}
@@ -310,7 +311,11 @@ def with_summary(entry: dict) -> dict:
     from benchmarks.anytime import summarize as anytime_summary
 
     entry = dict(entry)
-    entry["delta"] = delta_summary(entry.get("reference") or {})
+    reference = entry.get("reference") or {}
+    base = reference.get("defaults") or {}
+    resolved = {arm: {s: base.get(s) if acc == SAME_AS_DEFAULTS else acc for s, acc in by_seed.items()}
+                for arm, by_seed in reference.items()}
+    entry["delta"] = delta_summary(resolved)
     defaults = entry.get("defaults_values") or {}
     entry["changed"] = {arm: {s: changed_knobs(v, defaults.get(s)) for s, v in by_seed.items()}
                         for arm, by_seed in (entry.get("picks") or {}).items() if arm != "defaults"}

@@ -31,6 +31,9 @@ def test_merge_keeps_earlier_seeds_and_arms_of_the_same_figure_only():
     new = sv.merge(old, figure([42, 7], "priorband", 0.89))
     assert new["seeds"] == [7, 42] and new["reference"]["defaults"] == {"42": 0.88}
     assert new["delta"]["priorband"]["delta_ref"] == {"42": pytest.approx(1.0)}
+    # a pick that is the defaults, rerun without the defaults arm: their reference of the earlier run counts
+    rerun = sv.merge(new, {**figure([42], "priorband", 0.89), "reference": {"priorband": {"42": sv.SAME_AS_DEFAULTS}}})
+    assert rerun["delta"]["priorband"]["delta_ref"] == {"42": 0.0}
     other = sv.merge(old, figure([7], "priorband", 0.89, budget=60))  # another budget: replaces
     assert "defaults" not in other["reference"]
 
