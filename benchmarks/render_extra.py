@@ -62,14 +62,15 @@ def search_value_lines(figures: dict) -> list[str]:
                   f"epochs at {entry.get('train_seeds')} training seed(s) and scored on validation; delta_ref = pick "
                   f"minus the defaults at the same seed, pp; seeds {', '.join(map(str, entry.get('seeds', [])))}):", "",
                   "| arm | delta_ref per seed, pp | median | min | best val accuracy within the budget, median (range) "
-                  "| trials | pick: hyperparameters changed from the defaults, per seed | suite | rerun |",
+                  "| trials (defaults: epochs) | pick: hyperparameters changed from the defaults, per seed | suite | rerun |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for arm, d in (entry.get("delta") or {}).items():
             per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in d.get("delta_ref", {}).items()) or "-"
             median = "-" if d.get("median_pp") is None else f"{d['median_pp']:+.2f}"
             low = "-" if d.get("min_pp") is None else f"{d['min_pp']:+.2f}"
             final = _median_range((entry.get("anytime") or {}).get(arm, {}).get("final_val_accuracy"), "{:.4f}")
-            trials = ", ".join(str(r.get("trials_completed", "-")) for r in (entry.get("runs") or {}).get(arm, {}).values())
+            unit = " epochs" if arm == "defaults" else ""  # the defaults arm trains one model: its epochs
+            trials = ", ".join(f"{r.get('trials_completed', '-')}{unit}" for r in (entry.get("runs") or {}).get(arm, {}).values())
             changed = ", ".join("-" if n is None else ("0 (the defaults)" if n == 0 else str(n))
                                 for n in (entry.get("changed") or {}).get(arm, {}).values()) or "-"
             lines.append(f"| {arm} | {per_seed} | {median} | {low} | {final} | {trials or '-'} | {changed} | "
