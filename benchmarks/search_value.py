@@ -297,7 +297,7 @@ def trial0_values(work: Path, seed: int, arms: list[str]) -> dict | None:
 def is_defaults(pick: dict | None, defaults: dict | None) -> bool:
     """Whether ``pick`` builds the same model as ``defaults`` (the defaults' active values): equal on every one
     of them (then the conditions hold alike, so no other value is active)."""
-    return bool(pick) and bool(defaults) and all(pick.get(k) == v for k, v in defaults.items())
+    return changed_knobs(pick, defaults) == 0
 
 
 def changed_knobs(pick: dict | None, defaults: dict | None) -> int | None:

@@ -30,6 +30,7 @@ lives in oracle.json, so a resumed or killed search continues the same sequence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -214,15 +215,10 @@ def _parzen(value, observed: list, to_unit) -> float:
 
 # --- the Keras Tuner oracle -----------------------------------------------------------------------------
 
-_ORACLE_CLASS = None
-
-
+@functools.cache
 def oracle_class():
     """The oracle class (defined on first use: importing Keras Tuner loads TensorFlow)."""
-    global _ORACLE_CLASS
-    if _ORACLE_CLASS is None:
-        _ORACLE_CLASS = _define_oracle()
-    return _ORACLE_CLASS
+    return _define_oracle()
 
 
 def _define_oracle():

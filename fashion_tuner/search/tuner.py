@@ -5,6 +5,7 @@ Keras Tuner's HyperModel."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -46,15 +47,10 @@ class SamplerExhausted(Exception):
     """The oracle could draw no new configuration (every draw a duplicate or rejected by ``--max-params``)."""
 
 
-_TUNER_CLASS = None
-
-
+@functools.cache
 def tuner_class():
     """Our Keras Tuner tuner class (defined on first use: importing Keras Tuner loads TensorFlow)."""
-    global _TUNER_CLASS
-    if _TUNER_CLASS is None:
-        _TUNER_CLASS = _define_tuner()
-    return _TUNER_CLASS
+    return _define_tuner()
 
 
 def _define_tuner():
