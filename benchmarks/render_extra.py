@@ -73,8 +73,11 @@ def search_value_lines(figures: dict) -> list[str]:
             trials = ", ".join(f"{r.get('trials_completed', '-')}{unit}" for r in (entry.get("runs") or {}).get(arm, {}).values())
             changed = ", ".join("-" if n is None else ("0 (the defaults)" if n == 0 else str(n))
                                 for n in (entry.get("changed") or {}).get(arm, {}).values()) or "-"
+            seeds = " ".join((entry.get("runs") or {}).get(arm, {})) or " ".join(map(str, entry.get("seeds", [])))
+            rerun = (f"python -m benchmarks.run --suite {entry.get('suite', 'full')} --only {name} --seeds {seeds} "
+                     f"--approaches {arm}")  # this arm at its own seeds (the harness merges them into the figure)
             lines.append(f"| {arm} | {per_seed} | {median} | {low} | {final} | {trials or '-'} | {changed} | "
-                         f"{suite_cell(entry)} | {code(entry.get('rerun', ''))} |")
+                         f"{suite_cell(entry)} | {code(rerun)} |")
         lines.append("")
     return lines
 

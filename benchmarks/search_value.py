@@ -334,6 +334,8 @@ def merge(old: dict | None, new: dict) -> dict:
                        for a in set(old.get(key) or {}) | set(new.get(key) or {})}
     merged["seeds"] = sorted({*old.get("seeds", []), *new.get("seeds", [])})
     merged["defaults_values"] = {**(old.get("defaults_values") or {}), **(new.get("defaults_values") or {})}
+    if old.get("superseded") and not new.get("superseded"):  # earlier figures a later run or rule replaced
+        merged["superseded"] = old["superseded"]
     return with_summary(merged)
 
 

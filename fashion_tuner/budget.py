@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,11 @@ BUDGET_STOP_FILE = "budget_stop.json"  # in a trial folder: the time budget stop
 SAFETY = 0.95  # plan epochs for this share of a retrain budget (the rest absorbs timing noise)
 WORTH_EPOCHS = 3  # a retrain of fewer epochs (when more were asked for) is said to be too short to be worth it
 UNUSED_SHARE = 0.5  # a retrain plan using less than this share of its budget says which flags would use it
+STEADY_BATCHES = 3  # batches timed (after the fit's first) before a guard trusts its measured pace
+FORWARD_SHARE = 0.5  # scoring an image costs at most about this share of its training step (forward + backward)
+FINISH_S = 20.0  # seconds a retrain spends after a fit, besides scoring the test images, at the search's pace:
+# saving the model, its inference timing, the plots, report and review pages (a 1-epoch cnn retrain on the idle
+# 2-core machine; under a load it grows with the measured slowdown, Deadline.fits_end)
 
 
 def parse_duration(text: str) -> float:
@@ -47,17 +53,43 @@ def describe(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: bool = False):
+@dataclass(frozen=True)
+class Deadline:
+    """When a command's budget ends (``at``, Unix seconds) and the work that must still fit after a fit:
+    ``after_images`` images to score (the held-out test, twice under flip TTA) and ``after_s`` seconds of other
+    work (saving, report) at the expected pace of ``image_s`` training seconds per image (None: unknown)."""
+
+    at: float
+    after_images: int = 0
+    after_s: float = 0.0
+    image_s: float | None = None
+
+    def fits_end(self, image_s: float | None = None) -> float:
+        """Unix seconds by which a fit must end, given the measured training seconds per image (None: not yet
+        measured, the expected pace): scoring at ``FORWARD_SHARE`` of that pace, and ``after_s`` stretched by
+        how much slower than expected the machine is now (a loaded machine writes its report slower too)."""
+        pace = image_s or self.image_s
+        slower = max(1.0, pace / self.image_s) if pace and self.image_s else 1.0
+        scoring = FORWARD_SHARE * pace * self.after_images if pace else 0.0
+        return self.at - scoring - self.after_s * slower
+
+
+def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = None, replan: bool = False,
+                 batch_size: int | None = None, validation_images: int = 0):
     """A Keras callback that stops a fit at an epoch boundary when the next epoch would end after
-    ``deadline`` (Unix seconds), and inside an epoch when the next batch plus the last validation pass would
-    (``stopped_inside_epoch``; the cut epoch is validated and logged like any other); with ``marker_dir`` it
-    records the stop in ``BUDGET_STOP_FILE`` there.
+    ``deadline`` (Unix seconds, or a :class:`Deadline` that leaves time for the work after the fit), and inside
+    an epoch when the next batch plus the validation pass would (``stopped_inside_epoch``; the cut epoch is
+    validated and logged like any other); with ``marker_dir`` it records the stop in ``BUDGET_STOP_FILE`` there.
+    ``batch_size`` and ``validation_images`` (the fit's) let it estimate, from the measured batch time, the
+    first validation pass (before one was timed) and a :class:`Deadline`'s scoring and report time.
 
     ``replan`` (retrain-best): after the first epoch, when fewer of the fit's epochs fit before the
     deadline at that epoch's pace (times ``SAFETY``), the learning-rate schedule is shortened to them
     (:func:`shorten_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
     """
     import keras
+
+    limit = deadline if isinstance(deadline, Deadline) else Deadline(float(deadline))
 
     class BudgetGuard(keras.callbacks.Callback):
         def __init__(self):
@@ -69,11 +101,12 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
             self.batch_started = self.batch_s = self.test_started = None
             self.validation_s = 0.0  # the last validation pass (none measured yet: 0)
             self.stopped_inside_epoch = False
+            self.steady_s, self.steady_batches = 0.0, 0  # the fit's batches after its first (which traces the step)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.epoch_started = time.time()
-            if self.epoch_started >= deadline:  # nothing left: stop after the first batch
+            if self.epoch_started >= self._end():  # nothing left: stop after the first batch
                 self._stop(epoch)
 
         def on_train_batch_begin(self, batch, logs=None):
@@ -87,8 +120,10 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
             if self.batch_started is None or self.model.stop_training:
                 return
             last = now - self.batch_started
+            if self.batch_s is not None:  # not the fit's first batch, whose time is mostly tracing
+                self.steady_s, self.steady_batches = self.steady_s + last, self.steady_batches + 1
             self.batch_s = last if self.batch_s is None else max(last, 0.8 * self.batch_s + 0.2 * last)
-            if now + self.batch_s + self.validation_s > deadline:
+            if now + self.batch_s + self._validation_s() > self._end():
                 self.stopped_inside_epoch = True
                 self._stop(self.epoch + 1, partial=True)  # the cut epoch still logs a row: it counts as run
 
@@ -105,12 +140,30 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
                 self._replan()
             if self.replanned_epochs is not None and epoch + 1 >= self.replanned_epochs:
                 self.model.stop_training = True  # the shortened schedule has ended
-            elif time.time() + self.last_epoch_s > deadline and not self.model.stop_training:
+            elif time.time() + self.last_epoch_s > self._end() and not self.model.stop_training:
                 self._stop(epoch + 1)
+
+        def _image_s(self) -> float | None:
+            """Measured training seconds per image: the mean of the fit's batches after its first (which traces
+            the train step: seconds, not the pace), once ``STEADY_BATCHES`` were timed; None before that or
+            without ``batch_size``."""
+            if not batch_size or self.steady_batches < STEADY_BATCHES:
+                return None
+            return self.steady_s / self.steady_batches / batch_size
+
+        def _end(self) -> float:
+            return limit.fits_end(self._image_s())
+
+        def _validation_s(self) -> float:
+            """The last validation pass; before the first, its estimate from the batch time."""
+            image_s = self._image_s()
+            if self.validation_s or image_s is None:
+                return self.validation_s
+            return FORWARD_SHARE * image_s * validation_images
 
         def _replan(self):
             planned = int(self.params.get("epochs") or 0)
-            fits = 1 + int(max(0.0, deadline - time.time()) * SAFETY // max(self.last_epoch_s, 1e-6))
+            fits = 1 + int(max(0.0, self._end() - time.time()) * SAFETY // max(self.last_epoch_s, 1e-6))
             steps_per_epoch = int(self.model.optimizer.iterations.numpy())  # the first epoch's updates
             if 1 < fits < planned and shorten_schedule(self.model, fits * steps_per_epoch):
                 self.replanned_epochs = fits
@@ -123,7 +176,7 @@ def budget_guard(deadline: float, marker_dir: str | Path | None = None, replan: 
                 Path(marker_dir).mkdir(parents=True, exist_ok=True)
                 (Path(marker_dir) / BUDGET_STOP_FILE).write_text(json.dumps(
                     {"epochs_done": int(epochs_done), "last_epoch_partial": partial, "time": time.time(),
-                     "deadline": deadline}) + "\n")
+                     "deadline": limit.at}) + "\n")
 
     return BudgetGuard()
 

@@ -256,6 +256,24 @@ def test_pick_order_keeps_the_defaults_unless_beaten_beyond_the_validation_noise
     assert priorband.pick_order(state, trials, 6000, reached={"0007": 4}) == (trials, None)
 
 
+def test_a_trial_of_fewer_epochs_that_beats_the_defaults_full_budget_score_is_the_pick():
+    """Seed 12 of search_value: trial 0008 (the defaults without augmentation), cut by the time budget at 5 of its
+    6 epochs, scored 0.8943 against the defaults' 0.8765 at 6 epochs: beating them with a handicap counts (it
+    retrained +2.20 pp over them). Within the noise, or below, it does not; the defaults' own lower-rung trial
+    never does."""
+    state = {"priorband": {"draws": {"0000": "defaults", "0008": "prior"}}}
+    d, no_aug = {"augment": True}, {"augment": False}
+    trials = ranked(("0000", 0.8202, 2, d), ("0005", 0.8765, 6, d), ("0008", 0.8943, 6, no_aug))
+    order, note = priorband.pick_order(state, trials, 6000, reached={"0008": 5})
+    assert order[0]["trial_id"] == "0008" and "(0.8943 at 5 epochs) beat the space's defaults" in note
+    trials = ranked(("0000", 0.8202, 2, d), ("0005", 0.8765, 6, d), ("0008", 0.8800, 6, no_aug))
+    order, note = priorband.pick_order(state, trials, 6000, reached={"0008": 5})
+    assert order[0]["trial_id"] == "0005" and "(0008, 0.8800) is within the validation noise" in note
+    trials = ranked(("0000", 0.8202, 2, d), ("0005", 0.8765, 6, d), ("0008", 0.8500, 2, no_aug))
+    order, note = priorband.pick_order(state, trials, 6000)
+    assert order[0]["trial_id"] == "0005" and note.endswith("no other trial scored higher")
+
+
 def test_pick_order_reads_the_budget_stops_of_the_run_folder(tmp_path):
     from fashion_tuner import budget
 

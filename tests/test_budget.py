@@ -188,6 +188,76 @@ def test_a_machine_that_slows_down_is_stopped_inside_the_epoch_before_the_deadli
     assert marker["epochs_done"] == 2 and marker["last_epoch_partial"] is True
 
 
+def _fake_clock_fit(monkeypatch, guard_for, batch_s=0.2, validation_s=0.5, epochs=5, first_batch_s=None):
+    """Fit a tiny model under a fake clock: 10 batches of 8 images an epoch, each ``batch_s`` (the fit's first
+    ``first_batch_s`` when given: tracing), validation on 40 images taking ``validation_s``. ``guard_for(start)``
+    makes the guard. Returns (guard, epochs logged, seconds)."""
+    import keras
+    import numpy as np
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+    start = clock.now
+
+    class Clock(keras.callbacks.Callback):
+        first = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            clock.now += first_batch_s if self.first and first_batch_s is not None else batch_s
+            self.first = False
+
+        def on_test_end(self, logs=None):
+            clock.now += validation_s
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    guard = guard_for(start)
+    x = np.ones((80, 1))
+    history = model.fit(x, x, batch_size=8, epochs=epochs, validation_data=(x[:40], x[:40]), verbose=0,
+                        callbacks=[Clock(), guard])
+    return guard, len(history.history["val_loss"]), clock.now - start
+
+
+def test_the_first_validation_pass_is_estimated_from_the_batch_time(monkeypatch):
+    """A 2.2 s budget; 0.2 s batches of 8 images, so 40 validation images are estimated at 0.5 x 0.025 s x 40 =
+    0.5 s before any validation ran: the guard stops after batch 8 and the fit ends at 2.1 s. Without the batch
+    size it cannot estimate and the first validation overruns (2.5 s)."""
+    guard, epochs, took = _fake_clock_fit(
+        monkeypatch, lambda start: budget.budget_guard(start + 2.2, batch_size=8, validation_images=40))
+    assert guard.stopped_inside_epoch and epochs == 1 and took == pytest.approx(2.1)
+    guard, epochs, took = _fake_clock_fit(monkeypatch, lambda start: budget.budget_guard(start + 2.2))
+    assert took == pytest.approx(2.5)  # the old behaviour: the validation pass was not counted before it ran
+
+
+def test_a_retrain_deadline_leaves_the_scoring_and_report_time_at_the_measured_pace(monkeypatch):
+    """The plan expected 0.0125 s per training image; the machine runs at 0.025 (0.2 s for a batch of 8: twice
+    slower). After the fit come 16 test images (0.5 x 0.025 x 16 = 0.2 s) and 1 s of report at the expected
+    pace, 2 s at this one: the fit must end by 5 - 2.2 = 2.8 s. An epoch (2 s + 0.5 s validation) fits once;
+    a bare deadline (5.05 s) would have run a second epoch, to 5.0 s, leaving nothing for the report."""
+    deadline = lambda start: budget.Deadline(start + 5.0, after_images=16, after_s=1.0, image_s=0.0125)  # noqa: E731
+    assert deadline(0).fits_end() == pytest.approx(5.0 - 0.5 * 0.0125 * 16 - 1.0)  # before any batch: as planned
+    assert deadline(0).fits_end(0.025) == pytest.approx(2.8)
+    assert deadline(0).fits_end(0.005) == pytest.approx(5.0 - 0.04 - 1.0)  # faster than planned: no less reserve
+    guard, epochs, took = _fake_clock_fit(
+        monkeypatch, lambda start: budget.budget_guard(deadline(start), batch_size=8, validation_images=40))
+    assert epochs == 1 and took == pytest.approx(2.5) and took + 2.2 <= 5.0
+    guard, epochs, took = _fake_clock_fit(
+        monkeypatch, lambda start: budget.budget_guard(start + 5.05, batch_size=8, validation_images=40))
+    assert epochs == 2 and took == pytest.approx(5.0)
+
+
+def test_the_first_batchs_tracing_is_not_taken_for_the_pace(monkeypatch):
+    """The fit's first batch takes 3 s (tracing the train step), the rest 0.2 s, as planned (0.025 s an image).
+    Taken for the pace, 3 s a batch would make the reserve for scoring and the report 15x longer and stop the fit
+    after one batch (what a loaded 3-minute cnn retrain did); the guard measures the pace from later batches."""
+    deadline = lambda start: budget.Deadline(start + 20.0, after_images=16, after_s=1.0, image_s=0.025)  # noqa: E731
+    guard, epochs, took = _fake_clock_fit(
+        monkeypatch, lambda start: budget.budget_guard(deadline(start), batch_size=8, validation_images=40),
+        first_batch_s=3.0)
+    assert not guard.stopped_inside_epoch and guard._image_s() == pytest.approx(0.025)
+    assert epochs == 5 and took == pytest.approx(3.0 + 1.8 + 0.5 + 4 * 2.5)  # all 5 epochs fit the 18.8 s it has
+
+
 def test_no_replan_when_the_plan_fits_or_without_a_schedule():
     import keras
     import numpy as np

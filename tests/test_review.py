@@ -332,6 +332,29 @@ def test_conditional_hyperparameters_are_not_problems(tiny_run, tmp_path, capsys
     assert "1 problem(s)" in capsys.readouterr().err
 
 
+def test_review_names_the_searchs_pick_beside_the_best_score(tiny_run, tmp_path):
+    """priorband keeps the space's defaults unless a trial beats them by more than the validation noise: the
+    review's summary names the trial retrain-best will train, and why, under the best score (they differ here:
+    the defaults' trial scores 0.1 pp under the best)."""
+    from fashion_tuner.review.summary import summary_lines
+
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(tiny_run, run_dir)
+    assert not [ln for ln in summary_lines(read_project(run_dir)) if ln.startswith("pick")]  # random: the scores'
+    best, other = (t["trial_id"] for t in runs.ranked_trials(runs.read_trials(run_dir))[:2])
+    path = run_dir / f"trial_{other}" / "trial.json"
+    trial = json.loads(path.read_text())
+    trial["score"] = runs.trial_score(json.loads((run_dir / f"trial_{best}" / "trial.json").read_text())) - 0.001
+    path.write_text(json.dumps(trial))
+    oracle = json.loads((run_dir / "oracle.json").read_text())
+    oracle["priorband"] = {"draws": {other: "defaults"}}  # as priorband records its trial 0
+    (run_dir / "oracle.json").write_text(json.dumps(oracle))
+    lines = summary_lines(read_project(run_dir))
+    assert any(ln.startswith("best: ") and f"(trial {best})" in ln for ln in lines)
+    pick = [ln for ln in lines if ln.startswith("pick")]
+    assert len(pick) == 1 and f"trial {other}: the space's defaults" in pick[0] and "stay the pick" in pick[0]
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.py"
 

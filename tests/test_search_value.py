@@ -56,6 +56,7 @@ def test_the_table_shows_delta_ref_trials_and_how_far_each_pick_moved_from_the_d
     text = "\n".join(search_value_lines({"search_value": entry}))
     row = next(ln for ln in text.splitlines() if ln.startswith("| priorband"))
     assert "11: +0.00, 12: +0.30" in row and "| 18, 17 |" in row and "0 (the defaults), 2" in row
+    assert "--only search_value --seeds 11 12 --approaches priorband`" in row  # each arm's own seeds, rerunnable
     assert sv.changed_knobs(None, defaults) is None and sv.changed_knobs(defaults, None) is None
 
 

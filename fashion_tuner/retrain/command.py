@@ -156,8 +156,9 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     say("loading data and the saved split")
     data, split = _load_data(run, run_dir, cfg.data_dir, train_on, device_info)
     epoch_images = len(data["y_fit"]) + (0 if data["val"] is None else len(data["val"][1]))
+    scored = len(data["y_te"]) * (2 if cfg.tta == "flip" else 1)  # test images scored after each fit
     deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in chosen], max_epochs,
-                                subset=train_on != "full" and bool(args.get("subset")))
+                                subset=train_on != "full" and bool(args.get("subset")), scored_images=scored)
     if plan:
         max_epochs = plan["planned_epochs"]
     # the images and epochs of this training (a cosine schedule decays over exactly these)
@@ -200,11 +201,13 @@ def _add_cross_validation(record: dict, summary: list[dict], notes: list[str], t
 
 
 def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, trial_ids: list[str],
-               max_epochs: int, subset: bool = False):
+               max_epochs: int, subset: bool = False, scored_images: int = 0):
     """``(deadline, plan)`` for --time-budget (``(None, None)`` without one): the epochs each model gets so
-    that every model of this retrain fits the budget, from the search's own seconds per epoch of the
-    chosen trials. ``fit_images``: the training plus validation images one retrain epoch passes through;
-    ``subset``: it trains on the search's subset (``--train-on full`` would train on every image)."""
+    that every model of this retrain, its test scoring (``scored_images``) and the report fit the budget, from
+    the search's own seconds per epoch of the chosen trials; the deadline is a :class:`budget.Deadline` whose
+    reserve grows when the fits run slower than planned. ``fit_images``: the training plus validation images
+    one retrain epoch passes through; ``subset``: it trains on the search's subset (``--train-on full`` would
+    train on every image)."""
     if not cfg.time_budget:
         return None, None
     import time
@@ -212,20 +215,23 @@ def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, tr
     from fashion_tuner import budget
 
     started = cfg.started or time.time()
-    deadline = started + cfg.time_budget
     models = 2 if cfg.distill_from else cfg.top_k  # distillation trains the student twice (with and without)
     sizes = (run.get("split") or {}).get("sizes") or {}
     search_images = int(sizes.get("train") or 0) + int(sizes.get("val") or 0)
     per_epoch = budget.seconds_per_epoch(run_dir, search_images, fit_images, trial_ids)
-    planned = budget.plan_epochs((deadline - time.time()) / models, per_epoch, max_epochs)
+    deadline = budget.Deadline(started + cfg.time_budget, after_images=scored_images, after_s=budget.FINISH_S,
+                               image_s=per_epoch / fit_images if per_epoch and fit_images else None)
+    # every model but the last leaves the scoring and report of the ones after it to their own plans
+    left = deadline.fits_end() - time.time() - (models - 1) * (deadline.at - deadline.fits_end())
+    planned = budget.plan_epochs(left / models, per_epoch, max_epochs)
     plan = {"budget_s": cfg.time_budget, "planned_epochs": planned, "models": models,
             "seconds_per_epoch_expected": None if per_epoch is None else round(per_epoch, 2)}
     say(f"time budget {budget.describe(cfg.time_budget)}: "
         + (f"~{per_epoch:.1f} s per epoch expected from the search's epochs, so {planned} epoch(s) per model "
            f"(of {max_epochs}); schedules are laid out for {planned}" if per_epoch else
            "the search logged no epoch times; fits stop at an epoch boundary when the budget runs out"))
-    for advice in budget.plan_advice(deadline - time.time(), per_epoch, planned, max_epochs, models, subset,
-                                     spent_s=time.time() - started):
+    for advice in budget.plan_advice(max(0.0, left), per_epoch, planned, max_epochs, models, subset,
+                                     spent_s=time.time() - started + (deadline.at - deadline.fits_end()) * models):
         say(f"note: {advice}")
     return deadline, plan
 

@@ -74,7 +74,8 @@ def distill_fit(targets):
                       metrics=[keras.metrics.MeanMetricWrapper(_label_accuracy, name="accuracy")])
         callbacks = standard_callbacks(patience) if val is not None else standard_callbacks(patience)[1:]
         if deadline is not None:
-            callbacks.append(budget.budget_guard(deadline, replan=True))
+            callbacks.append(budget.budget_guard(deadline, replan=True, batch_size=batch_size(hp, run_args),
+                                                 validation_images=0 if val is None else len(val[0])))
         try:
             history = model.fit(x, y_fit, validation_data=(val[0], y_val) if val is not None else None,
                                 epochs=epochs, batch_size=batch_size(hp, run_args), callbacks=callbacks,

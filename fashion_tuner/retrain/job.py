@@ -11,7 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
-from fashion_tuner import rundir
+from fashion_tuner import budget, rundir
 from fashion_tuner.retrain.config import BACKUP_DIR, trial_epochs
 
 
@@ -33,7 +33,7 @@ class RetrainJob:
     seed: int
     patience: int
     test_idx: np.ndarray  # the held-out test indices of the run's split
-    deadline: float | None = None  # --time-budget: Unix seconds by which every fit must end
+    deadline: budget.Deadline | None = None  # --time-budget: when it ends and what must fit after a fit
     budget: dict | None = None  # --time-budget: what was planned (recorded in metrics.json)
     tta: str = "none"  # --tta: how test images are scored (fashion_tuner.tta), recorded in metrics.json
 
@@ -46,7 +46,7 @@ class RetrainJob:
         per_epoch = self.budget.get("seconds_per_epoch_expected") or 0.0
         return {"time_budget": {**self.budget, "epochs_trained": trained,
                                 "stopped_by_budget": bool(self.deadline and trained < self.budget["planned_epochs"]
-                                                          and time_passed(self.deadline, slack_s=1.5 * per_epoch))}}
+                                                          and time_passed(self.deadline.fits_end(), slack_s=1.5 * per_epoch))}}
 
     def epochs_for(self, trial: dict) -> int:
         """Epochs to train ``trial``'s configuration: on train+val without --epochs, as many as it needed

@@ -35,8 +35,9 @@ def class_weight(run: dict, y: np.ndarray, class_names: list[str]) -> dict | Non
 
 
 def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label, deadline=None):
-    """One fit with the search's callbacks; a diverging fit becomes a UserError. ``deadline`` (Unix seconds,
-    --time-budget): the fit stops at an epoch boundary rather than run past it, and a first epoch slower
+    """One fit with the search's callbacks; a diverging fit becomes a UserError. ``deadline`` (a
+    ``budget.Deadline``, --time-budget): the fit stops at an epoch boundary, or inside an epoch, rather than
+    leave too little time for the scoring and report after it, and a first epoch slower
     than planned shortens the learning-rate schedule to the epochs left (``budget.budget_guard``)."""
     import keras_tuner
 
@@ -47,7 +48,8 @@ def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, pa
     if val is None:
         callbacks = callbacks[1:]  # no validation set to stop on: keep only the NaN guard
     if deadline is not None:
-        callbacks.append(budget.budget_guard(deadline, replan=True))
+        callbacks.append(budget.budget_guard(deadline, replan=True, batch_size=batch_size(hp, run_args),
+                                             validation_images=0 if val is None else len(val[1])))
     callbacks.append(fitprogress.fit_progress(f"[retrain-best] {label}"))  # batch progress and time left, or a line per epoch
     try:
         return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=epochs,
@@ -172,7 +174,7 @@ def check_same_space(run: dict, trial: dict, recorded: set[str], built: set[str]
 
 
 def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
-                 fit=None, deadline: float | None = None, backup_dir: Path | None = None):
+                 fit=None, deadline=None, backup_dir: Path | None = None):
     """Build the trial's model from its hyperparameters and fit it from scratch.
 
     ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label) -> History`` to train

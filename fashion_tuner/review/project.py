@@ -70,6 +70,8 @@ class Project:
     observations: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     times: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    pick: str | None = None  # the trial retrain-best trains first, when the algorithm's pick is not the best score
+    pick_note: str | None = None  # why (algorithms.pick_order: priorband keeps the defaults within the noise)
 
     def ranked(self) -> pd.DataFrame:
         """The rows of :attr:`ranking`, best first."""
@@ -337,7 +339,10 @@ def read_project(path: str | os.PathLike) -> Project:
     df = trials_frame(trials, space)
     problems += trial_problems(path, df, trials, space)
     ids = {id(t["state"]): t["trial_id"] for t in trials}
-    ranking = [ids[id(s)] for s in ranked_trials([t["state"] for t in trials], direction)]
+    ranked = ranked_trials([t["state"] for t in trials], direction)
+    ranking = [ids[id(s)] for s in ranked]
+    order, pick_note = algorithms.pick_order(path, ranked) if run else (ranked, None)
+    pick = ids.get(id(order[0])) if order and pick_note else None
     folds = int(((run or {}).get("cv") or {}).get("k") or 1)
     if folds > 1 and "epochs" in df:  # search --cv: each of the K folds trains from scratch for tuner/epochs
         df["epochs_run"] = pd.to_numeric(df["epochs"], errors="coerce") * folds
@@ -350,7 +355,7 @@ def read_project(path: str | os.PathLike) -> Project:
                    curves={t["trial_id"]: t["epochs"] for t in trials if t.get("epochs")},
                    values={t["trial_id"]: dict(t["values"]) for t in trials},
                    observations={t["trial_id"]: _observations(t) for t in trials},
-                   times=trial_times(trials), problems=problems)
+                   times=trial_times(trials), problems=problems, pick=pick, pick_note=pick_note)
 
 
 def load_project(path: str | os.PathLike, warn=None) -> Project:

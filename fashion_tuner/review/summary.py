@@ -70,7 +70,8 @@ def disk_line(usage: dict) -> str:
 
 
 def summary_lines(project: Project) -> list[str]:
-    """Where, which tuner and objective, trials by status, the best, epochs spent, the space."""
+    """Where, which tuner and objective, trials by status, the best, the search's pick when the algorithm says
+    why it is another trial or the defaults (:func:`fashion_tuner.algorithms.pick_order`), epochs spent, the space."""
     counts = project.trials["status"].value_counts().to_dict()
     status = ", ".join(f"{k} {counts.get(k, 0)}" for k in KNOWN_STATUSES) + \
         "".join(f", {k} {v}" for k, v in counts.items() if k not in KNOWN_STATUSES)
@@ -84,6 +85,7 @@ def summary_lines(project: Project) -> list[str]:
              f"objective: {project.objective} ({project.direction}; {project.objective_how})",
              f"trials: {len(project.trials)} ({status})",
              f"best: {best_txt}",
+             *([f"pick (what retrain-best trains): trial {project.pick}: {project.pick_note}"] if project.pick else []),
              f"epochs spent: {epochs}"]
     folds = [c for c in fold_columns(project.trials.columns) if c != "cv_sd"]
     if folds:
