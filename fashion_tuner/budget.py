@@ -34,8 +34,9 @@ UNUSED_SHARE = 0.5  # a retrain plan using less than this share of its budget sa
 STEADY_BATCHES = 3  # batches timed (after the fit's first) before a guard trusts its measured pace
 FORWARD_SHARE = 0.5  # scoring an image costs at most about this share of its training step (forward + backward)
 FINISH_S = 20.0  # seconds a retrain spends after a fit, besides scoring the test images, at the search's pace:
-# saving the model, its inference timing, the plots, report and review pages (a 1-epoch cnn retrain on the idle
-# 2-core machine; under a load it grows with the measured slowdown, Deadline.fits_end)
+# saving the model, its inference timing, the plots, report and review pages. An estimate, not a measurement: a
+# 3-minute cnn retrain beside one busy loop per core spent ~40 s after its fit (budget_load at 5f8e2c4, file times),
+# about half of that expected idle; under a load it grows with the measured slowdown (Deadline.fits_end)
 
 
 def parse_duration(text: str) -> float:

@@ -6,8 +6,8 @@
 # `benchmark` (they prove a benchmark harness at smoke size) and `server` (a real optuna-dashboard process over TCP)
 # are left out: `bash scripts/test.sh -m benchmark` (or `-m server`) runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
-# file's module fixtures in one process): measured 11m16s from a fresh clone on a nearly idle 2-core machine on
-# 2026-12-05 (409 tests; 12m41s before the real-server and harness tests left it); the line at the end says what
+# file's module fixtures in one process): measured 10m26s from a fresh clone on an idle 2-core machine on
+# 2026-12-05 (414 tests; 18m03s beside one busy loop per core; 11m16s at the previous stop, 12m41s before the real-server and harness tests left it); the line at the end says what
 # this run took.
 set -euo pipefail
 cd "$(dirname "$0")/.."

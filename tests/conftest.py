@@ -28,17 +28,6 @@ from fashion_tuner import logs  # noqa: E402
 
 logs.configure()  # the library's messages reach stdout/stderr as they do under the CLI
 
-# The heaviest test files first (summed test durations, `pytest --durations=0`, 2026-12-05), then the rest in their
-# usual order: scripts/test.sh hands whole files to two xdist workers (--dist loadfile) in collection order, and a
-# big file collected last (test_untrusted.py, alphabetically) kept one worker busy while the other had nothing left.
-HEAVY_FIRST = ("test_trust.py", "test_search.py", "test_backends.py", "test_untrusted.py", "test_resume.py",
-               "test_budget.py", "test_review.py", "test_space_transfer.py", "test_retrain.py", "test_distributed.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: a file keeps its order
-
 
 def lose_a_sigint() -> None:
     """Deliver SIGINT while a gc callback runs, as JAX's does under Keras: Python prints the
