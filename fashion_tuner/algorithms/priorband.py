@@ -87,8 +87,8 @@ def recognizes(oracle_state: dict) -> bool:
 def pick_order(oracle_state: dict, ranked: list[dict], n_val: int,
                reached: dict[str, int] | None = None) -> tuple[list[dict], str | None]:
     """The space's defaults stay the pick unless a trial beats their score at the highest epoch budget reached by
-    more than the validation noise (a trial of fewer epochs counts too: it won with a handicap): one standard error of the difference of two accuracies measured on
-    ``n_val`` images, ``sqrt(2 p (1 - p) / n_val)`` at the defaults' accuracy ``p`` (0.65 pp at 0.85 on 6,000).
+    more than the validation noise (a trial of fewer epochs counts too: it won with a handicap): one standard
+    error of the difference of two accuracies measured on ``n_val`` images, ``sqrt(2 p (1 - p) / n_val)`` at the defaults' accuracy ``p`` (0.65 pp at 0.85 on 6,000).
     Scores of many near-equal configurations are a race of noise (the winner's curse: measured, a pick a few
     tenths of a point above the defaults retrained worse than them); the defaults are the prior the search
     must beat. ``ranked``: completed trial.json dicts, best score first; ``reached``: ``{trial id: epochs}`` of
@@ -118,7 +118,8 @@ def pick_order(oracle_state: dict, ranked: list[dict], n_val: int,
     # a trial with fewer epochs (a lower rung, or cut by the time budget) that still beats the defaults' score at
     # the highest budget has beaten them with a handicap: it counts too (measured: a budget-cut trial at seed 12
     # of search_value, +1.78 pp at 5 epochs, retrained +2.20 pp over the defaults)
-    beat = [t for t in ranked if t is not champion and _config_of(t) != defaults and t["score"] > score + margin]
+    others = [t for t in ranked if t is not champion and _config_of(t) != defaults]  # best first
+    beat = [t for t in others if t["score"] > score + margin]
     ahead = {id(t) for t in beat} | {id(champion)}
     order = beat + [champion] + [t for t in ranked if id(t) not in ahead]
     if beat:
@@ -128,8 +129,7 @@ def pick_order(oracle_state: dict, ranked: list[dict], n_val: int,
                 f"{champion['trial_id']}, {score:.4f} at {top} epochs) by {100 * (won['score'] - score):.2f} pp, "
                 f"more than the validation noise ({100 * margin:.2f} pp on {n_val:,} images)")
     else:
-        other = next((t for t in ranked if t is not champion and _config_of(t) != defaults), None)
-        closest = other if other is not None and other["score"] > score else None
+        closest = others[0] if others and others[0]["score"] > score else None
         note = (f"the space's defaults (trial {champion['trial_id']}, {score:.4f} at {top} epochs) stay the pick: "
                 + (f"the best other trial ({closest['trial_id']}, {closest['score']:.4f}) is within the validation "
                    f"noise ({100 * margin:.2f} pp on {n_val:,} images)" if closest else "no other trial scored higher"))

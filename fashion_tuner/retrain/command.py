@@ -221,8 +221,8 @@ def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, tr
     per_epoch = budget.seconds_per_epoch(run_dir, search_images, fit_images, trial_ids)
     deadline = budget.Deadline(started + cfg.time_budget, after_images=scored_images, after_s=budget.FINISH_S,
                                image_s=per_epoch / fit_images if per_epoch and fit_images else None)
-    # every model but the last leaves the scoring and report of the ones after it to their own plans
-    left = deadline.fits_end() - time.time() - (models - 1) * (deadline.at - deadline.fits_end())
+    reserve = deadline.at - deadline.fits_end()  # one model's scoring and report, at the expected pace
+    left = deadline.at - time.time() - models * reserve
     planned = budget.plan_epochs(left / models, per_epoch, max_epochs)
     plan = {"budget_s": cfg.time_budget, "planned_epochs": planned, "models": models,
             "seconds_per_epoch_expected": None if per_epoch is None else round(per_epoch, 2)}
@@ -231,7 +231,7 @@ def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, tr
            f"(of {max_epochs}); schedules are laid out for {planned}" if per_epoch else
            "the search logged no epoch times; fits stop at an epoch boundary when the budget runs out"))
     for advice in budget.plan_advice(max(0.0, left), per_epoch, planned, max_epochs, models, subset,
-                                     spent_s=time.time() - started + (deadline.at - deadline.fits_end()) * models):
+                                     spent_s=time.time() - started + models * reserve):
         say(f"note: {advice}")
     return deadline, plan
 

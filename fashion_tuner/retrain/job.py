@@ -44,9 +44,9 @@ class RetrainJob:
             return {}
         trained = len(history.get("loss", []))
         per_epoch = self.budget.get("seconds_per_epoch_expected") or 0.0
-        return {"time_budget": {**self.budget, "epochs_trained": trained,
-                                "stopped_by_budget": bool(self.deadline and trained < self.budget["planned_epochs"]
-                                                          and time_passed(self.deadline.fits_end(), slack_s=1.5 * per_epoch))}}
+        cut = bool(self.deadline and trained < self.budget["planned_epochs"]
+                   and time_passed(self.deadline.fits_end(), slack_s=1.5 * per_epoch))
+        return {"time_budget": {**self.budget, "epochs_trained": trained, "stopped_by_budget": cut}}
 
     def epochs_for(self, trial: dict) -> int:
         """Epochs to train ``trial``'s configuration: on train+val without --epochs, as many as it needed
