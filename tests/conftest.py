@@ -41,10 +41,11 @@ def lose_a_sigint() -> None:
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` (uint8, 1-D labels or 3-D images) as a gzipped IDX file."""
+    """Write ``array`` (uint8, 1-D labels or 3-D images) as a gzipped IDX file (the fastest compression
+    level: the full training set takes ~1 s, not the ~15 s of gzip's default)."""
     magic = data_mod.IMAGE_MAGIC if array.ndim == 3 else data_mod.LABEL_MAGIC
     header = struct.pack(">i", magic) + struct.pack(">" + "i" * array.ndim, *array.shape)
-    with gzip.open(path, "wb") as fh:
+    with gzip.open(path, "wb", compresslevel=1) as fh:
         fh.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
