@@ -6,7 +6,7 @@
 # `benchmark` (they prove a benchmark harness at smoke size) and `server` (a real optuna-dashboard process over TCP)
 # are left out: `bash scripts/test.sh -m benchmark` (or `-m server`) runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
-# file's module fixtures in one process): measured 10m26s from a fresh clone on an idle 2-core machine on
+# file's module fixtures in one process): measured 10m26s, 10m51s and 10m58s from fresh clones on an idle 2-core machine on
 # 2026-12-05 (414 tests; 18m03s beside one busy loop per core; 11m16s at the previous stop, 12m41s before the real-server and harness tests left it); the line at the end says what
 # this run took.
 set -euo pipefail
@@ -24,9 +24,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     || echo "test: chromium not installed; the HTML rendering tests will be skipped" >&2
 fi
 export TF_CPP_MIN_LOG_LEVEL=2
-# One TensorFlow thread per pool in each test process (two workers and their children share two cores): the
-# same three test files took 133 s against 146 s with TensorFlow's own pools (median of two, A B A B, 2026-12-05).
-export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-1}" TF_NUM_INTEROP_THREADS="${TF_NUM_INTEROP_THREADS:-1}"
 started=$(date +%s)
 status=0
 .venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not benchmark and not server" "$@" || status=$?
