@@ -88,7 +88,8 @@ def pick_order(oracle_state: dict, ranked: list[dict], n_val: int,
                reached: dict[str, int] | None = None) -> tuple[list[dict], str | None]:
     """The space's defaults stay the pick unless a trial beats their score at the highest epoch budget reached by
     more than the validation noise (a trial of fewer epochs counts too: it won with a handicap): one standard
-    error of the difference of two accuracies measured on ``n_val`` images, ``sqrt(2 p (1 - p) / n_val)`` at the defaults' accuracy ``p`` (0.65 pp at 0.85 on 6,000).
+    error of the difference of two accuracies measured on ``n_val`` images, ``sqrt(2 p (1 - p) / n_val)`` at the
+    defaults' accuracy ``p`` (0.65 pp at 0.85 on 6,000).
     Scores of many near-equal configurations are a race of noise (the winner's curse: measured, a pick a few
     tenths of a point above the defaults retrained worse than them); the defaults are the prior the search
     must beat. ``ranked``: completed trial.json dicts, best score first; ``reached``: ``{trial id: epochs}`` of
