@@ -45,6 +45,16 @@ ACCURACY_ROWS = {
     "cnn_15m": AccuracyRow("cnn", search_args=("--time-budget", "3m"), retrain_args=("--time-budget", "10m"),
                            small_retrain_args=("--epochs", "1"),
                            note="15-minute budget: search --time-budget 3m, retrain-best --time-budget 10m"),
+    # the same minutes without a search (issue 26): trial 0 only (the defaults, 1 epoch: priorband at --max-epochs 1
+    # runs one trial), then the rest of the budget to the retrain, with the retrain settings a default-budget cnn
+    # search records (a search given --max-epochs records none); run A B A B with cnn_15m, seed by seed
+    "cnn_15m_defaults": AccuracyRow("cnn", search_args=("--max-epochs", "1"),
+                                    retrain_args=("--time-budget", "12m", "--epochs", "30", "--train-on", "full",
+                                                  "--patience", "5"),
+                                    small_retrain_args=("--epochs", "1"),
+                                    note="the 15-minute budget without a search: search --max-epochs 1 (trial 0, the "
+                                         "defaults, 1 epoch), retrain-best --time-budget 12m (30 epochs at most, all "
+                                         "training images)"),
     "transfer": AccuracyRow("transfer", note="defaults"),
     # the best held-out accuracy under 100,000 parameters (issue 17): the cnn space with its widths pinned
     "cnn_100k": AccuracyRow("cnn_100k", note="defaults, every model under 100K parameters"),

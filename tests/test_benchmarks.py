@@ -309,7 +309,8 @@ def test_render_merges_and_splices_readme(tmp_path):
 
 
 def test_selected_expands_groups_and_rejects_unknown():
-    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "cnn_15m", "transfer", "cnn_100k", "memory"]
+    assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "cnn_15m", "cnn_15m_defaults",
+                                                                      "transfer", "cnn_100k", "memory"]
     assert bench.selected("smoke", None) == list(bench.SUITE_MEMBERS["smoke"])
     with pytest.raises(SystemExit, match="unknown benchmark"):
         bench.selected("quick", ["nope"])
