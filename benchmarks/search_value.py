@@ -53,9 +53,16 @@ SAME_FIGURE = ("suite", "budget_s", "subset", "max_epochs", "ref_epochs", "train
 
 # ----------------------------------------------------------------------------- one arm
 
-def arm_command(arm: str, space: str, seed: int, p: dict, work: str, progress: str, data: list[str]) -> list[str]:
+def run_name(variant: str, arm: str, seed: int) -> str:
+    """The run folder's name of our search ``arm`` at ``seed``: ``sv-ARM-sSEED`` for ``search_value`` (the name its
+    rows were measured under), ``VARIANT-ARM-sSEED`` for the others, so no variant overwrites another's runs."""
+    return f"sv-{arm}-s{seed}" if variant == "search_value" else f"{variant}-{arm}-s{seed}"
+
+
+def arm_command(arm: str, space: str, seed: int, p: dict, work: str, progress: str, data: list[str],
+                variant: str = "search_value") -> list[str]:
     """The command of ``arm`` at ``seed`` (``python`` = this interpreter); ``progress``: the peers' and the
-    staircase's JSON-lines file; ``data``: --data-dir/--skip-md5 flags."""
+    staircase's JSON-lines file; ``data``: --data-dir/--skip-md5 flags; ``variant``: names our runs (:func:`run_name`)."""
     split = ["--subset", str(p["subset"]), "--seed", str(seed),
              *(["--val-size", str(p["val_size"])] if p["val_size"] else []), *data]
     epochs = ["--max-epochs", str(p["max_epochs"])]
@@ -63,7 +70,7 @@ def arm_command(arm: str, space: str, seed: int, p: dict, work: str, progress: s
         return ["python", "-m", "benchmarks.search_value", "staircase", "--space", space, "--budget",
                 str(p["budget_s"]), "--progress", progress, *split]
     if arm in ("priorband", "hyperband"):
-        return ["python", "main.py", "search", "--space", space, "--tuner", arm, "--name", f"sv-{arm}-s{seed}",
+        return ["python", "main.py", "search", "--space", space, "--tuner", arm, "--name", run_name(variant, arm, seed),
                 "--results-dir", work, "--overwrite", "--time-budget", f"{p['budget_s']}s", "--no-tensorboard",
                 *epochs, *split]
     module = {"random": "benchmarks.random_cnn", "optuna": "benchmarks.optuna_cnn"}[arm]
@@ -242,17 +249,18 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
         for arm in arms:
             progress = ctx.work / f"{name}-{arm}-s{seed}.progress.jsonl"
             progress.unlink(missing_ok=True)
-            argv = arm_command(arm, variant["space"], seed, p, ctx.rel(ctx.work), ctx.rel(progress), ctx.data_args())
+            argv = arm_command(arm, variant["space"], seed, p, ctx.rel(ctx.work), ctx.rel(progress), ctx.data_args(),
+                                variant=name)
             log.info("%s %s seed %s: %s s of %s", name, arm, seed, p["budget_s"], common.shown(argv))
             result = run_for(argv, p["budget_s"] + 30, ctx.logs / f"{name}-{arm}-s{seed}.log")
-            run_dir = ctx.work / f"sv-{arm}-s{seed}"
+            run_dir = ctx.work / run_name(name, arm, seed)
             points = ours_points(run_dir) if arm in ("priorband", "hyperband") else progress_points(progress)
             curves[arm][str(seed)] = best_so_far(points, result["started"], p["budget_s"])
             picks[arm][str(seed)] = pick_of(arm, run_dir, progress)
             runs[arm][str(seed)] = {"command": common.shown(argv), **result, "trials_completed": len(points),
                                     "git_commit": common._git_commit()}
         if str(seed) not in defaults_used:  # trial 0 of our searches is the space's defaults
-            defaults_used[str(seed)] = trial0_values(ctx.work, seed, arms)
+            defaults_used[str(seed)] = trial0_values(ctx.work, seed, arms, name)
         for arm in arms:  # the reference fits, after the searches (each alone)
             values = picks[arm][str(seed)]
             values_file = ctx.work / f"{name}-{arm}-s{seed}.pick.json"
@@ -281,13 +289,13 @@ def bench_search_value(ctx, name: str = "search_value") -> dict:
     return entry
 
 
-def trial0_values(work: Path, seed: int, arms: list[str]) -> dict | None:
+def trial0_values(work: Path, seed: int, arms: list[str], variant: str = "search_value") -> dict | None:
     """The values of trial 0 (the space's defaults) of this seed's priorband or hyperband run, or None."""
     for arm in ("priorband", "hyperband"):
         if arm not in arms:
             continue
         try:
-            trial = json.loads((work / f"sv-{arm}-s{seed}" / "trial_0000" / "trial.json").read_text())
+            trial = json.loads((work / run_name(variant, arm, seed) / "trial_0000" / "trial.json").read_text())
             return _strip(trial["hyperparameters"]["values"])
         except (OSError, ValueError, KeyError, TypeError):
             continue

@@ -87,6 +87,10 @@ def test_arm_commands_give_each_arm_the_same_split_and_budget():
     assert "--tuner priorband" in " ".join(commands["priorband"]) and "--time-budget 900s" in " ".join(commands["priorband"])
     assert "--tuner hyperband" in " ".join(commands["hyperband"])
     assert commands["defaults"][:4] == ["python", "-m", "benchmarks.search_value", "staircase"]
+    # each variant names its own run folders (--overwrite must never reach another variant's run)
+    names = {v: sv.arm_command("priorband", "cnn", 7, p, "work", "p.jsonl", [], variant=v) for v in sv.VARIANTS}
+    names = {v: argv[argv.index("--name") + 1] for v, argv in names.items()}
+    assert names["search_value"] == "sv-priorband-s7" and len(set(names.values())) == len(sv.VARIANTS)
 
 
 @pytest.mark.slow
