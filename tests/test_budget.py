@@ -4,12 +4,15 @@ that keeps to its budget (stopping a trial at an epoch boundary), a retrain size
 import json
 import shutil
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from conftest import run_cli, search_config
 from fashion_tuner import budget, runs, search
+
+SPACES = Path(__file__).resolve().parent / "spaces"
 
 
 def test_durations():
@@ -91,6 +94,19 @@ def test_hyperband_sweeps_again_until_the_budget_is_spent(data_source, tmp_path,
     assert not after["ongoing_trials"] and after["current_bracket"] == 0  # the sweep ran to its last bracket
     statuses = [json.loads(p.read_text())["status"] for p in run_dir.glob("trial_*/trial.json")]
     assert len(statuses) >= len(trials) and set(statuses) == {"COMPLETED"}
+
+
+def test_a_budgeted_search_that_keeps_the_defaults_says_where_the_minutes_go(tmp_path, data_args):
+    """A priorband search under --time-budget over a space whose only other configuration cannot learn: the pick
+    is the defaults, and the search says the minutes do more in the retrain, naming the command."""
+    result = run_cli("search", "--space", str(SPACES / "frozen_space.py"), "--max-epochs", "1", "--subset", "300",
+                     "--results-dir", str(tmp_path), "--name", "kept", "--time-budget", "60s", *data_args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = runs.read_run(tmp_path / "kept")
+    assert run["tuner"] == "priorband" and run["best"]["trial_id"] == "0000"
+    note = next(ln for ln in result.stdout.splitlines() if "note: the pick is the space's defaults" in ln)
+    assert f"retrain-best {tmp_path / 'kept'} --space " in note and "frozen_space.py --time-budget 60s" in note
+    assert "benchmarks.md" in note
 
 
 @pytest.mark.slow

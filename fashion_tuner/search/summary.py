@@ -54,19 +54,23 @@ def top_table(completed: list[dict], defaults: dict, top: int = SUMMARY_TOP, wid
 
 
 def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
-    """The top-N table as text (see :func:`top_table`) and the counts/best for run.json."""
+    """The top-N table as text (see :func:`top_table`) and the counts/best for run.json; ``pick_is_defaults``: the pick
+    is the space's defaults (every active value at its default)."""
     rows = trial_table(run_dir)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     completed = [r for r in rows if r["status"] == "COMPLETED" and r["score"] is not None]
-    table, pick, note = "", completed[0] if completed else None, None
+    table, pick, note, defaults = "", completed[0] if completed else None, None, None
     if completed:
         stored = runs.read_trials(run_dir)
-        table = top_table(completed, tables.space_defaults(stored[0].get("hyperparameters", {}).get("space")), top)
+        defaults = tables.space_defaults(stored[0].get("hyperparameters", {}).get("space"))
+        table = top_table(completed, defaults, top)
         order, note = algorithms.pick_order(run_dir, runs.ranked_trials(stored, DIRECTION))
         picked = str(order[0].get("trial_id")) if order else None
         pick = next((r for r in completed if str(r["trial_id"]) == picked), pick)
     best = {"trial_id": pick["trial_id"], "score": pick["score"], **({"why": note} if note else {})} if pick else None
     return table, {"counts": counts, "best": best, "failed": [r for r in rows if r["status"] in ("FAILED", "INVALID")],
-                   "best_hyperparameters": pick["hyperparameters"] if pick else None}
+                   "best_hyperparameters": pick["hyperparameters"] if pick else None,
+                   "pick_is_defaults": bool(pick and defaults and not tables.changed_from_defaults(pick["hyperparameters"],
+                                                                                                   defaults))}
