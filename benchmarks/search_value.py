@@ -62,7 +62,8 @@ def run_name(variant: str, arm: str, seed: int) -> str:
 def arm_command(arm: str, space: str, seed: int, p: dict, work: str, progress: str, data: list[str],
                 variant: str = "search_value") -> list[str]:
     """The command of ``arm`` at ``seed`` (``python`` = this interpreter); ``progress``: the peers' and the
-    staircase's JSON-lines file; ``data``: --data-dir/--skip-md5 flags; ``variant``: names our runs (:func:`run_name`)."""
+    staircase's JSON-lines file; ``data``: --data-dir/--skip-md5 flags; ``variant``: names our runs
+    (:func:`run_name`)."""
     split = ["--subset", str(p["subset"]), "--seed", str(seed),
              *(["--val-size", str(p["val_size"])] if p["val_size"] else []), *data]
     epochs = ["--max-epochs", str(p["max_epochs"])]

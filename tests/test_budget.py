@@ -96,6 +96,7 @@ def test_hyperband_sweeps_again_until_the_budget_is_spent(data_source, tmp_path,
     assert len(statuses) >= len(trials) and set(statuses) == {"COMPLETED"}
 
 
+@pytest.mark.slow
 def test_a_budgeted_search_that_keeps_the_defaults_says_where_the_minutes_go(tmp_path, data_args):
     """A priorband search under --time-budget over a space whose only other configuration cannot learn: the pick
     is the defaults, and the search says the minutes do more in the retrain, naming the command."""

@@ -70,7 +70,6 @@ def summarize(run_dir: Path, top: int = SUMMARY_TOP) -> tuple[str, dict]:
         picked = str(order[0].get("trial_id")) if order else None
         pick = next((r for r in completed if str(r["trial_id"]) == picked), pick)
     best = {"trial_id": pick["trial_id"], "score": pick["score"], **({"why": note} if note else {})} if pick else None
+    is_defaults = bool(pick and defaults and not tables.changed_from_defaults(pick["hyperparameters"], defaults))
     return table, {"counts": counts, "best": best, "failed": [r for r in rows if r["status"] in ("FAILED", "INVALID")],
-                   "best_hyperparameters": pick["hyperparameters"] if pick else None,
-                   "pick_is_defaults": bool(pick and defaults and not tables.changed_from_defaults(pick["hyperparameters"],
-                                                                                                   defaults))}
+                   "best_hyperparameters": pick["hyperparameters"] if pick else None, "pick_is_defaults": is_defaults}
