@@ -8,7 +8,10 @@ continuations, and draws each new configuration from a mixture:
 
 - ``uniform``: a uniform draw (Keras Tuner's own), a larger share in brackets that start at few epochs
   (cheap to try, and Hyperband discards the bad ones);
-- ``prior``: the defaults with one to a few hyperparameters moved (a step of about a sixth of the range);
+- ``prior``: the defaults with one to a few hyperparameters moved (a step of about a sixth of the range, or,
+  :data:`WIDE_SHARE` of the time, anywhere in it), picked among those earlier local draws moved least (with ~30
+  hyperparameters and a handful of local draws, uniform picks left the optimizer and learning rate of poor
+  defaults unmoved);
 - ``incumbent``: the same around the best configuration at the highest rung (epoch budget) reached;
 - ``model``: once :data:`MODEL_MIN_POINTS` configurations were scored at one epoch budget, a
   Parzen-estimator ratio of good to bad ones there (TPE) picks the best of several local candidates.
@@ -48,6 +51,8 @@ COST_AWARE = True  # redraws configurations over COST_CAP x the compute of the d
 
 STEP_SD = 0.15  # a local move's standard deviation, as a fraction of the hyperparameter's (log-)range
 MORE_CHANGES = 0.35  # probability of changing one more hyperparameter in a local move (1 + geometric)
+WIDE_SHARE = 0.3  # of a local move's changes: re-drawn over the whole range instead of a step (ordered ones)
+COVERAGE = True  # a local move picks the hyperparameters earlier local draws moved least (else uniformly)
 UNIFORM_LOW, UNIFORM_HIGH = 0.15, 0.5  # uniform share in a bracket starting at max_epochs .. at few epochs
 MODEL_SHARE = 0.35  # of the non-uniform draws, once the model is available
 MODEL_MIN_POINTS = 8  # configurations scored at one epoch budget before the model proposes
@@ -438,13 +443,34 @@ def _define_oracle():
                 while rng.random() < MORE_CHANGES and changes < len(tunable):
                     changes += 1
             changes = min(changes, len(tunable))  # a centre with fewer active knobs than asked (a branch off)
-            moved = {hp.name: _move(hp, centre[hp.name], rng, hp_module) for hp in rng.sample(tunable, changes)}
+            weights = self._coverage_weights() if COVERAGE else {}
+            picked = weighted_sample([hp.name for hp in tunable], [weights.get(hp.name, 1.0) for hp in tunable],
+                                     changes, rng)
+            moved = {hp.name: _move(hp, centre[hp.name], rng, hp_module) for hp in tunable if hp.name in picked}
             out = hp_module.HyperParameters()
             for hp in self.hyperparameters.space:
                 out.merge([hp])
                 if out.is_active(hp):
                     out.values[hp.name] = moved.get(hp.name, centre.get(hp.name, hp.default))
             return dict(out.values)
+
+        def _coverage_weights(self) -> dict[str, float]:
+            """``{name: 1 / (1 + n)}``, n: the local draws so far (prior, incumbent, model) whose configuration
+            differs from the defaults in ``name``. With ~30 hyperparameters and a handful of local draws, picking
+            uniformly moves some twice and most never (measured: the optimizer and learning rate of poor defaults
+            never moved in 5 draws); this spreads the moves over all of them first. Read from the trials, so a
+            reloaded search weighs the same."""
+            base = self._defaults()
+            counts: dict[str, int] = {}
+            for tid, mode in self._draws.items():
+                trial = self.trials.get(tid)
+                if trial is None or mode not in ("prior", "incumbent", "model"):
+                    continue
+                values = tables.hp_values(trial.hyperparameters.values)
+                for name, value in values.items():
+                    if name in base and value != base[name]:
+                        counts[name] = counts.get(name, 0) + 1
+            return {name: 1.0 / (1 + n) for name, n in counts.items()}
 
         def _model_draw(self, rng: random.Random, points: list[tuple[float, dict]]) -> dict:
             """TPE at the best-populated budget: local candidates around good configurations, the one with the
@@ -457,6 +483,12 @@ def _define_oracle():
             return max(fresh, key=lambda c: parzen_score(c, good, bad, probs))
 
     return PriorBandOracle
+
+
+def weighted_sample(names: list[str], weights: list[float], k: int, rng: random.Random) -> set[str]:
+    """``k`` distinct names, each pick proportional to its weight among those left (Efraimidis-Spirakis keys)."""
+    keys = sorted(((rng.random() ** (1.0 / max(w, 1e-9)), n) for n, w in zip(names, weights)), reverse=True)
+    return {n for _, n in keys[:k]}
 
 
 def _unit_scale(hp, hp_module):
@@ -490,7 +522,7 @@ def _move(hp, value, rng: random.Random, hp_module):
         if not others:
             return value
         scale = _unit_scale(hp, hp_module)
-        if scale is not None and value in values and rng.random() < 0.7:  # ordered: usually a neighbour
+        if scale is not None and value in values and rng.random() >= WIDE_SHARE:  # ordered: usually a neighbour
             order = sorted(values)
             i = order.index(value)
             neighbours = [order[j] for j in (i - 1, i + 1) if 0 <= j < len(order)]
@@ -500,8 +532,9 @@ def _move(hp, value, rng: random.Random, hp_module):
         u = float(hp.value_to_prob(value))
     except (TypeError, ValueError, ZeroDivisionError):
         return hp.random_sample(rng.randrange(2 ** 31))
+    wide = rng.random() < WIDE_SHARE  # anywhere in the range: a poor default may be far from the good values
     for _ in range(8):
-        v = u + rng.gauss(0.0, STEP_SD)
+        v = rng.random() if wide else u + rng.gauss(0.0, STEP_SD)
         v = -v if v < 0 else (2 - v if v > 1 else v)  # reflect at the ends
         new = hp.prob_to_value(min(max(v, 0.0), 1.0 - 1e-9))
         if new != value:
