@@ -150,6 +150,49 @@ def test_priorband_local_draws_stay_near_their_centre(tmp_path):
     assert statistics.median(changed(v) for v in uniform) >= 5
 
 
+def knobs_moved_by_local_draws(tmp_path, seed: int, draws: int) -> set[str]:
+    """The hyperparameters the first ``draws`` local draws moved away from the defaults, in a search where the
+    defaults stay the best (every local draw is around them)."""
+    oracle = new_oracle(tmp_path / f"cover{seed}", seed=seed)
+    base, moved, local = defaults(), set(), 0
+    while local < draws:
+        trial = oracle.create_trial("tuner0")
+        values = config(trial.hyperparameters.values)
+        if oracle.get_state()["priorband"]["draws"].get(trial.trial_id) in ("prior", "incumbent", "model"):
+            local += 1
+            moved |= {k for k in base if k in values and values[k] != base[k]}
+        oracle.update_trial(trial.trial_id, {"score": 0.9 if values == base else 0.5})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    return moved
+
+
+def test_priorband_local_moves_spread_over_the_hyperparameters_before_repeating(tmp_path, monkeypatch):
+    """Picked uniformly, the 1-2 hyperparameters of each of a handful of local moves repeat some and miss others
+    (on the cnn space, 5 moves of poor defaults never touched the optimizer or the learning rate); picked by
+    coverage, 5 moves reach more of the 8 active ones."""
+    covered = [len(knobs_moved_by_local_draws(tmp_path / "on", s, 5)) for s in range(12)]
+    monkeypatch.setattr(priorband, "COVERAGE", False)
+    uniform = [len(knobs_moved_by_local_draws(tmp_path / "off", s, 5)) for s in range(12)]
+    assert statistics.mean(covered) > statistics.mean(uniform) + 0.5, (covered, uniform)
+
+
+def test_priorband_wide_moves_reach_the_far_end_of_a_range(tmp_path):
+    """A local move of the learning rate is usually a step (sd 0.15 of the log range: beyond 0.3 of it about 1 in
+    20), but :data:`priorband.WIDE_SHARE` of the moves re-draw it anywhere (from the middle of the range, 40 % of
+    those land beyond 0.3): poor defaults can be far from good values."""
+    import random
+
+    from keras_tuner.src.engine import hyperparameters as hp_module
+
+    hp = build_space(kt.HyperParameters())._hps["learning_rate"][0]
+    rng = random.Random(3)
+    moves = [priorband._move(hp, 1e-3, rng, hp_module) for _ in range(400)]
+    far = sum(abs(hp.value_to_prob(v) - hp.value_to_prob(1e-3)) > 0.3 for v in moves) / len(moves)
+    assert 0.09 < far < 0.3, far  # steps only: ~0.05
+    assert all(v != 1e-3 for v in moves)
+
+
 def test_priorband_reload_continues_the_same_sequence(tmp_path):
     straight = run(new_oracle(tmp_path / "a"), 24)
     first = new_oracle(tmp_path / "b")

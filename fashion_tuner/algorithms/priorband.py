@@ -53,6 +53,7 @@ STEP_SD = 0.15  # a local move's standard deviation, as a fraction of the hyperp
 MORE_CHANGES = 0.35  # probability of changing one more hyperparameter in a local move (1 + geometric)
 WIDE_SHARE = 0.3  # of a local move's changes: re-drawn over the whole range instead of a step (ordered ones)
 COVERAGE = True  # a local move picks the hyperparameters earlier local draws moved least (else uniformly)
+COVERAGE_DECAY = 0.25  # a hyperparameter's weight in that pick, per earlier local draw that moved it
 UNIFORM_LOW, UNIFORM_HIGH = 0.15, 0.5  # uniform share in a bracket starting at max_epochs .. at few epochs
 MODEL_SHARE = 0.35  # of the non-uniform draws, once the model is available
 MODEL_MIN_POINTS = 8  # configurations scored at one epoch budget before the model proposes
@@ -455,7 +456,7 @@ def _define_oracle():
             return dict(out.values)
 
         def _coverage_weights(self) -> dict[str, float]:
-            """``{name: 1 / (1 + n)}``, n: the local draws so far (prior, incumbent, model) whose configuration
+            """``{name: COVERAGE_DECAY ** n}``, n: the local draws so far (prior, incumbent, model) whose configuration
             differs from the defaults in ``name``. With ~30 hyperparameters and a handful of local draws, picking
             uniformly moves some twice and most never (measured: the optimizer and learning rate of poor defaults
             never moved in 5 draws); this spreads the moves over all of them first. Read from the trials, so a
@@ -470,7 +471,7 @@ def _define_oracle():
                 for name, value in values.items():
                     if name in base and value != base[name]:
                         counts[name] = counts.get(name, 0) + 1
-            return {name: 1.0 / (1 + n) for name, n in counts.items()}
+            return {name: COVERAGE_DECAY ** n for name, n in counts.items()}
 
         def _model_draw(self, rng: random.Random, points: list[tuple[float, dict]]) -> dict:
             """TPE at the best-populated budget: local candidates around good configurations, the one with the
