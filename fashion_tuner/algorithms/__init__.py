@@ -34,6 +34,7 @@ from typing import Callable
 # In the order review tries them on an unknown folder (the most specific oracle state first).
 MODULES = ("priorband", "hyperband", "bayesian", "random_search")
 DEFAULT = "priorband"
+ZERO_SEED = 2 ** 31  # the seed Keras Tuner gets for --seed 0 (it treats 0 as "no seed": OracleSettings.oracle_seed)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class OracleSettings:
     validation_images: int | None = None
     cost: Callable[[dict], float | None] | None = None
 
+    @property
+    def oracle_seed(self) -> int:
+        """The seed handed to Keras Tuner: ``seed``, except 0, which Keras Tuner would replace by a random one
+        (``seed or random.randint(1, 10000)``), so a search at ``--seed 0`` was not reproducible: 2**31 (one past
+        ``--seed``'s range) stands for it."""
+        return self.seed if self.seed else ZERO_SEED
+
 
 def noise(accuracy: float, images: int) -> float:
     """One standard error of the difference of two accuracies near ``accuracy`` measured on ``images`` images:
@@ -76,7 +84,7 @@ def keras_tuner_oracle(class_name: str, settings: OracleSettings, **arguments):
     from fashion_tuner import kt_compat
 
     oracle = getattr(kt.oracles, class_name)(
-        objective=kt.Objective(settings.objective, settings.direction), seed=settings.seed,
+        objective=kt.Objective(settings.objective, settings.direction), seed=settings.oracle_seed,
         max_consecutive_failed_trials=settings.max_failures, **arguments)
     kt_compat.defaults_first(oracle)
     return oracle

@@ -9,9 +9,9 @@ continuations, and draws each new configuration from a mixture:
 - ``uniform``: a uniform draw (Keras Tuner's own), a larger share in brackets that start at few epochs
   (cheap to try, and Hyperband discards the bad ones);
 - ``prior``: the defaults with one to a few hyperparameters moved (a step of about a sixth of the range, or,
-  :data:`WIDE_SHARE` of the time, anywhere in it), picked among those earlier local draws moved least (with ~30
-  hyperparameters and a handful of local draws, uniform picks left the optimizer and learning rate of poor
-  defaults unmoved);
+  :data:`WIDE_SHARE` of the time, anywhere in it), picked among those earlier local draws moved least and, among
+  those, by the part of the space each controls (the square root of a conditional parent's children + 1): with
+  ~30 hyperparameters and a handful of local draws, uniform picks left the optimizer of poor defaults unmoved;
 - ``incumbent``: the same around the best configuration at the highest rung (epoch budget) reached;
 - ``model``: once :data:`MODEL_MIN_POINTS` configurations were scored at one epoch budget, a
   Parzen-estimator ratio of good to bad ones there (TPE) picks the best of several local candidates.
@@ -73,7 +73,7 @@ def build_oracle(settings):
 
     cls = oracle_class()
     return cls(objective=kt.Objective(settings.objective, settings.direction), max_epochs=settings.max_epochs,
-               factor=settings.factor, hyperband_iterations=1, seed=settings.seed,
+               factor=settings.factor, hyperband_iterations=1, seed=settings.oracle_seed,
                max_consecutive_failed_trials=settings.max_failures, constraint=settings.constraint,
                validation_images=settings.validation_images, cost=settings.cost)
 
@@ -445,7 +445,9 @@ def _define_oracle():
                     changes += 1
             changes = min(changes, len(tunable))  # a centre with fewer active knobs than asked (a branch off)
             weights = self._coverage_weights() if COVERAGE else {}
-            picked = weighted_sample([hp.name for hp in tunable], [weights.get(hp.name, 1.0) for hp in tunable],
+            reach = self._reach() if COVERAGE else {}
+            picked = weighted_sample([hp.name for hp in tunable],
+                                     [weights.get(hp.name, 1.0) * math.sqrt(reach.get(hp.name, 1)) for hp in tunable],
                                      changes, rng)
             moved = {hp.name: _move(hp, centre[hp.name], rng, hp_module) for hp in tunable if hp.name in picked}
             out = hp_module.HyperParameters()
@@ -454,6 +456,21 @@ def _define_oracle():
                 if out.is_active(hp):
                     out.values[hp.name] = moved.get(hp.name, centre.get(hp.name, hp.default))
             return dict(out.values)
+
+        def _reach(self) -> dict[str, int]:
+            """``{name: 1 + the hyperparameters whose conditions name it}``: a conditional parent (the optimizer
+            whose learning rates depend on it, the number of blocks) switches a whole part of the design, so a
+            local move picks it in proportion to the square root of the part it controls (on synthetic objectives:
+            in proportion to the part itself wasted moves where the knobs that mattered were leaves; the root
+            lost nothing there and gained where they were parents); 1 everywhere in a space without conditional
+            scopes."""
+            reach: dict[str, int] = {}
+            for hp in self.hyperparameters.space:
+                for condition in getattr(hp, "conditions", None) or []:
+                    parent = getattr(condition, "name", None)
+                    if parent and parent != hp.name:
+                        reach[parent] = reach.get(parent, 1) + 1
+            return reach
 
         def _coverage_weights(self) -> dict[str, float]:
             """``{name: COVERAGE_DECAY ** n}``, n: the local draws so far (prior, incumbent, model) whose configuration
