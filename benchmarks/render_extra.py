@@ -44,6 +44,8 @@ def _median_range(stat: dict | None, fmt: str | None) -> str:
 
 # ----------------------------------------------------------------------------- search against the defaults
 
+LOSS_PP_SYNTHETIC = -0.1  # benchmarks/sampler_synthetic.py's LOSS_PP (not imported: it loads no TensorFlow, but
+# render stays free of the benchmark modules)
 SEARCH_VALUE_TITLES = {"search_value": "the cnn space", "search_value_bad": "the cnn space with poor defaults",
                        "search_value_mlp": "the mlp space"}
 
@@ -79,7 +81,25 @@ def search_value_lines(figures: dict) -> list[str]:
             lines.append(f"| {arm} | {per_seed} | {median} | {low} | {final} | {trials or '-'} | {changed} | "
                          f"{suite_cell(entry)} | {code(rerun)} |")
         lines.append("")
-    return lines
+    return lines + sampler_synthetic_lines(figures.get("sampler_synthetic"))
+
+
+def sampler_synthetic_lines(entry: dict | None) -> list[str]:
+    """``sampler_synthetic``: per synthetic case and arm, the pick's noise-free score minus the defaults' (pp)."""
+    if not entry:
+        return []
+    lines = [f"The samplers on synthetic objectives (`benchmarks/sampler_synthetic.py`: {entry.get('trials')} trials "
+             f"per search, {entry.get('seeds')} seeds per cell; the pick's noise-free score minus the defaults', pp; "
+             f"losses: seeds below {LOSS_PP_SYNTHETIC} pp):", "",
+             "| case | arm | median | mean | losses | gains over 1 pp | suite | rerun |", "|---|---|---|---|---|---|---|---|"]
+    if entry.get("status") != "ok":
+        return lines + [f"| failed: {entry.get('error', '')[:80]} | | | | | | {suite_cell(entry)} | "
+                        f"{code(entry.get('rerun', ''))} |", ""]
+    for case, arms in entry.get("cases", {}).items():
+        for arm, f in arms.items():
+            lines.append(f"| {case} | {arm} | {f['median_pp']:+.2f} | {f['mean_pp']:+.2f} | {f['losses']}/{f['seeds']} | "
+                         f"{f['gains_over_1pp']}/{f['seeds']} | {suite_cell(entry)} | {code(entry.get('rerun', ''))} |")
+    return lines + [""]
 
 
 # ----------------------------------------------------------------------------- ablations

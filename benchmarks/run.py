@@ -30,6 +30,8 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   accuracy under two or more settings, alternated in fresh processes, as ratios (``benchmarks/epoch_pairs.py``).
 - ``roofline``: the default CNN's training FLOPs per image, achieved FLOP/s and this CPU's peak
   (``benchmarks/roofline.py``).
+- ``sampler_synthetic``: the search algorithms' picks on synthetic objectives over spaces none was written for,
+  good and poor defaults (``benchmarks/sampler_synthetic.py``; no training, minutes).
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
 wall time measured around it; every figure records its commands, date, machine, versions and data
@@ -56,7 +58,7 @@ from benchmarks.peer_steps import TIME_APPROACHES, bench_peers, bench_peers_mlp,
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
 from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
-                              bench_pairs, bench_roofline, bench_scale)
+                              bench_pairs, bench_roofline, bench_sampler_synthetic, bench_scale)
 from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, PAIRS, SUITE_MEMBERS, SUITES, selected
 
 __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBERS", "main", "render", "selected",
@@ -66,6 +68,7 @@ MAX_SEED = 2 ** 31 - 1
 RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
            "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
            "deterministic": bench_deterministic, "roofline": bench_roofline, "budget_load": bench_budget_load,
+           "sampler_synthetic": bench_sampler_synthetic,
            **{name: (lambda ctx, name=name: bench_pairs(ctx, name)) for name in PAIRS},
            **{name: functools.partial(search_value.bench_search_value, name=name) for name in search_value.VARIANTS}}
 

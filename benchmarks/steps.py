@@ -15,7 +15,8 @@ from benchmarks.common import failure, last_json_line
 from benchmarks.context import HERE, Context, StepFailed, now
 from benchmarks.seeds import wilson
 from benchmarks.suites import (ABLATION, ACCURACY_ROWS, DEFAULT_SEEDS, DETERMINISTIC, MEMORY, OVERHEAD,
-                               PAIRS_SETTING, ROOFLINE_SETTING, SCALE_SCRIPTS, SEARCH_ARGS)
+                               PAIRS_SETTING, ROOFLINE_SETTING, SAMPLER_SYNTHETIC, SCALE_SCRIPTS,
+                               SEARCH_ARGS)
 from fashion_tuner.stats import CI_METHOD
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,12 @@ def json_step(ctx: Context, name: str, argv: list[str]) -> dict:
     inner = out.pop("commands", [])
     out.setdefault("wall_s", round(result["wall_s"], 1))
     return ctx.entry(name, [result["command"]] + inner, **out)
+
+
+def bench_sampler_synthetic(ctx: Context) -> dict:
+    """The search algorithms' picks on synthetic objectives (:mod:`benchmarks.sampler_synthetic`, no training)."""
+    argv = ["python", "-m", "benchmarks.sampler_synthetic", "--seeds", str(SAMPLER_SYNTHETIC[ctx.suite])]
+    return json_step(ctx, "sampler_synthetic", argv)
 
 
 def bench_memory(ctx: Context) -> dict:

@@ -63,7 +63,8 @@ ACCURACY = tuple(ACCURACY_ROWS)
 # paired arms of the default CNN's training (benchmarks/epoch_pairs.py): one benchmark per comparison
 PAIRS = ("precision", "layout", "threads", "onednn")
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
-                         "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp", "budget_load")
+                         "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp",
+                                                     "sampler_synthetic", "budget_load")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)
@@ -105,6 +106,8 @@ DETERMINISTIC = {"smoke": dict(space="mlp", subset=300, max_trials=1, max_epochs
 PAIRS_SETTING = {"smoke": "smoke", "quick": "small", "full": "full"}
 # benchmarks/roofline.py's --setting per suite (full: 10,000 images, 3 epochs, 1024x1024 products)
 ROOFLINE_SETTING = {"smoke": "smoke", "quick": "smoke", "full": "full"}
+# benchmarks/sampler_synthetic.py's --seeds per suite (searches per arm and case; full: ~3 minutes, no training)
+SAMPLER_SYNTHETIC = {"smoke": 2, "quick": 10, "full": 60}
 SCALE_SCRIPTS = {"smoke": ("review_100.py",), "quick": ("review_100.py",),
                  "full": ("review_100.py", "scale_workers.py")}
 

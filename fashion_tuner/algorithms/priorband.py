@@ -51,7 +51,8 @@ COST_AWARE = True  # redraws configurations over COST_CAP x the compute of the d
 
 STEP_SD = 0.15  # a local move's standard deviation, as a fraction of the hyperparameter's (log-)range
 MORE_CHANGES = 0.35  # probability of changing one more hyperparameter in a local move (1 + geometric)
-WIDE_SHARE = 0.3  # of a local move's changes: re-drawn over the whole range instead of a step (ordered ones)
+WIDE_SHARE = 0.3  # of a local move's changes of an Int or Float: re-drawn over the whole range instead of a step
+CHOICE_WIDE_SHARE = 0.3  # likewise for a Choice of numbers (else a neighbouring value); other Choices: any other
 COVERAGE = True  # a local move picks the hyperparameters earlier local draws moved least (else uniformly)
 COVERAGE_DECAY = 0.25  # a hyperparameter's weight in that pick, per earlier local draw that moved it
 UNIFORM_LOW, UNIFORM_HIGH = 0.15, 0.5  # uniform share in a bracket starting at max_epochs .. at few epochs
@@ -540,7 +541,7 @@ def _move(hp, value, rng: random.Random, hp_module):
         if not others:
             return value
         scale = _unit_scale(hp, hp_module)
-        if scale is not None and value in values and rng.random() >= WIDE_SHARE:  # ordered: usually a neighbour
+        if scale is not None and value in values and rng.random() >= CHOICE_WIDE_SHARE:  # ordered: usually a neighbour
             order = sorted(values)
             i = order.index(value)
             neighbours = [order[j] for j in (i - 1, i + 1) if 0 <= j < len(order)]
