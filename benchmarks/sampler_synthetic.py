@@ -7,9 +7,10 @@ Each case is a space of 27-30 hyperparameters, 25 active at the defaults (an opt
 to 4 conditional blocks of two, 8 booleans, 6 floats, two choices) with a noise-free score that peaks near the defaults ("good") or far from
 them ("poor": the optimizer and learning rate of the defaults are wrong), the learning rate either one
 hyperparameter ("flat") or one per optimizer under a conditional scope ("nested", as the cnn space has it). A
-trial's observed score adds Gaussian noise (sd 0.3 pp) and grows with its epochs. Each arm runs ``--trials``
-trials through the real Keras Tuner oracle API (max_epochs 6, factor 3: a 15-minute cnn search's shape); its pick
-is the best observed score at the highest epoch budget reached, and the figure is the pick's noise-free score
+trial's observed score adds the binomial noise of 6,000 validation images (sd 0.46 pp) and grows with its epochs.
+Each arm runs ``--trials`` trials through the real Keras Tuner oracle API (max_epochs 6, factor 3: a 15-minute cnn
+search's shape) and picks as the search itself does (``algorithms.pick_order``: priorband keeps the defaults unless
+beaten beyond the validation noise; Hyperband's pick is its best score); the figure is the pick's noise-free score
 minus the defaults', in percentage points, per seed. Arms: ``priorband`` (the default sampler),
 ``priorband_2026-12-05`` (its local moves as measured by search_value seeds 11-15: hyperparameters picked uniformly,
 steps only) and ``hyperband`` (Keras Tuner's own: uniform draws). Prints one JSON line.
@@ -33,7 +34,8 @@ ARMS = ("priorband", "priorband_2026-12-05", "hyperband")
 CASES = ("flat-good", "flat-poor", "nested-good", "nested-poor")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 BEST_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 5e-4, "sgd": 3e-2}
-NOISE_SD = 0.003  # of an observed score
+VAL_IMAGES = 6000  # an observed score is an accuracy on this many validation images (the cnn search's split)
+NOISE_SD = math.sqrt(0.85 * 0.15 / VAL_IMAGES)  # its binomial sd near 0.85: 0.46 pp
 MAX_EPOCHS, FACTOR = 6, 3
 LOSS_PP = -0.1  # a seed whose pick is this much below the defaults counts as a loss
 
@@ -101,7 +103,7 @@ def one_search(arm: str, case: str, seed: int, trials: int) -> float:
                                          factor=FACTOR, max_failures=3)
     tuner = "hyperband" if arm == "hyperband" else "priorband"
     noise = random.Random(f"noise:{case}:{seed}")
-    seen: list[tuple[int, float, dict]] = []  # (epochs, observed score, values)
+    seen: list[dict] = []  # trial.json-like: trial_id, score, hyperparameters.values (tuner/epochs included)
     with tempfile.TemporaryDirectory() as folder, arm_settings(arm), contextlib.redirect_stdout(io.StringIO()):
         oracle = algorithms.module(tuner).build_oracle(settings)
         oracle._set_project_dir(folder, "synthetic")
@@ -110,17 +112,21 @@ def one_search(arm: str, case: str, seed: int, trials: int) -> float:
             trial = oracle.create_trial("tuner0")
             if trial.status != "RUNNING":
                 break
-            values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-            epochs = int(trial.hyperparameters.values.get("tuner/epochs", MAX_EPOCHS))
-            observed = true_score(values, epochs) + noise.gauss(0.0, NOISE_SD)
-            seen.append((epochs, observed, values))
+            values = dict(trial.hyperparameters.values)
+            observed = true_score(values, int(values.get("tuner/epochs", MAX_EPOCHS))) + noise.gauss(0.0, NOISE_SD)
+            seen.append({"trial_id": trial.trial_id, "score": observed, "hyperparameters": {"values": values}})
             oracle.update_trial(trial.trial_id, {"score": observed})
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
-    top = max(e for e, _, _ in seen)
-    pick = max((i for i, (e, _, _) in enumerate(seen) if e == top), key=lambda i: seen[i][1])
-    defaults = seen[0][2]
-    return 100 * (true_score(seen[pick][2], MAX_EPOCHS) - true_score(defaults, MAX_EPOCHS))
+        state = oracle.get_state()
+    ranked = sorted(seen, key=lambda t: -t["score"])
+    pick_order = getattr(algorithms.module(tuner), "pick_order", None)
+    order = pick_order(state, ranked, VAL_IMAGES)[0] if pick_order else ranked
+    return 100 * (true_score(config_of(order[0]), MAX_EPOCHS) - true_score(config_of(seen[0]), MAX_EPOCHS))
+
+
+def config_of(trial: dict) -> dict:
+    return {k: v for k, v in trial["hyperparameters"]["values"].items() if not k.startswith("tuner/")}
 
 
 def summary(gains: list[float]) -> dict:
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {case: {arm: summary([one_search(arm, case, seed, args.trials) for seed in range(1, args.seeds + 1)])
                       for arm in ARMS} for case in CASES}
     print(json.dumps({"seeds": args.seeds, "trials": args.trials, "max_epochs": MAX_EPOCHS, "factor": FACTOR,
-                      "noise_sd": NOISE_SD, "cases": figures, "wall_s": round(time.time() - started, 1)}))
+                      "noise_sd": round(NOISE_SD, 5), "val_images": VAL_IMAGES, "cases": figures, "wall_s": round(time.time() - started, 1)}))
     return 0
 
 
