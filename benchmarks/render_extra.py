@@ -91,14 +91,16 @@ def sampler_synthetic_lines(entry: dict | None) -> list[str]:
     lines = [f"The samplers on synthetic objectives (`benchmarks/sampler_synthetic.py`: {entry.get('trials')} trials "
              f"per search, {entry.get('seeds')} seeds per cell; the pick's noise-free score minus the defaults', pp; "
              f"losses: seeds below {LOSS_PP_SYNTHETIC} pp):", "",
-             "| case | arm | median | mean | losses | gains over 1 pp | suite | rerun |", "|---|---|---|---|---|---|---|---|"]
+             "| case | arm | median | mean | losses | gains over 1 pp | suite | rerun |",
+             "|---|---|---|---|---|---|---|---|"]
     if entry.get("status") != "ok":
         return lines + [f"| failed: {entry.get('error', '')[:80]} | | | | | | {suite_cell(entry)} | "
                         f"{code(entry.get('rerun', ''))} |", ""]
     for case, arms in entry.get("cases", {}).items():
         for arm, f in arms.items():
-            lines.append(f"| {case} | {arm} | {f['median_pp']:+.2f} | {f['mean_pp']:+.2f} | {f['losses']}/{f['seeds']} | "
-                         f"{f['gains_over_1pp']}/{f['seeds']} | {suite_cell(entry)} | {code(entry.get('rerun', ''))} |")
+            lines.append(f"| {case} | {arm} | {f['median_pp']:+.2f} | {f['mean_pp']:+.2f} | "
+                         f"{f['losses']}/{f['seeds']} | {f['gains_over_1pp']}/{f['seeds']} | {suite_cell(entry)} | "
+                         f"{code(entry.get('rerun', ''))} |")
     return lines + [""]
 
 

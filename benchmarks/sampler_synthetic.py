@@ -4,10 +4,10 @@ the defaults, on spaces none of them was written for.
     python -m benchmarks.sampler_synthetic [--seeds 60] [--trials 10]
 
 Each case is a space of 27-30 hyperparameters, 25 active at the defaults (an optimizer and its learning rate, up
-to 4 conditional blocks of two, 8 booleans, 6 floats, two choices) with a noise-free score that peaks near the defaults ("good") or far from
-them ("poor": the optimizer and learning rate of the defaults are wrong), the learning rate either one
-hyperparameter ("flat") or one per optimizer under a conditional scope ("nested", as the cnn space has it). A
-trial's observed score adds the binomial noise of 6,000 validation images (sd 0.46 pp) and grows with its epochs.
+to 4 conditional blocks of two, 8 booleans, 6 floats, two choices) with a noise-free score that peaks near the
+defaults ("good") or far from them ("poor": the optimizer and learning rate of the defaults are wrong), the
+learning rate either one hyperparameter ("flat") or one per optimizer under a conditional scope ("nested", as the
+cnn space has it). A trial's observed score adds the binomial noise of 6,000 validation images (sd 0.46 pp) and grows with its epochs.
 Each arm runs ``--trials`` trials through the real Keras Tuner oracle API (max_epochs 6, factor 3: a 15-minute cnn
 search's shape) and picks as the search itself does (``algorithms.pick_order``: priorband keeps the defaults unless
 beaten beyond the validation noise; Hyperband's pick is its best score); the figure is the pick's noise-free score
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {case: {arm: summary([one_search(arm, case, seed, args.trials) for seed in range(1, args.seeds + 1)])
                       for arm in ARMS} for case in CASES}
     print(json.dumps({"seeds": args.seeds, "trials": args.trials, "max_epochs": MAX_EPOCHS, "factor": FACTOR,
-                      "noise_sd": round(NOISE_SD, 5), "val_images": VAL_IMAGES, "cases": figures, "wall_s": round(time.time() - started, 1)}))
+                      "noise_sd": round(NOISE_SD, 5), "val_images": VAL_IMAGES, "cases": figures,
+                      "wall_s": round(time.time() - started, 1)}))
     return 0
 
 
