@@ -3,17 +3,17 @@ the defaults, on spaces none of them was written for.
 
     python -m benchmarks.sampler_synthetic [--seeds 60] [--trials 10]
 
-Each case is a space of 27-30 hyperparameters, 25 active at the defaults (an optimizer and its learning rate, up
-to 4 conditional blocks of two, 8 booleans, 6 floats, two choices) with a noise-free score that peaks near the
+Each case is a space of 27-30 hyperparameters, 25 active at the defaults (an optimizer and its learning rate, up to
+4 conditional blocks of two, 8 booleans, 6 floats, two choices) with a noise-free score that peaks near the
 defaults ("good") or far from them ("poor": the optimizer and learning rate of the defaults are wrong), the
 learning rate either one hyperparameter ("flat") or one per optimizer under a conditional scope ("nested", as the
 cnn space has it). A trial's observed score adds the binomial noise of 6,000 validation images (sd 0.46 pp) and
-grows with its epochs. Each arm runs ``--trials`` trials through the real Keras Tuner oracle API (max_epochs 6, factor 3: a 15-minute cnn
-search's shape) and picks as the search itself does (``algorithms.pick_order``: priorband keeps the defaults unless
-beaten beyond the validation noise; Hyperband's pick is its best score); the figure is the pick's noise-free score
-minus the defaults', in percentage points, per seed. Arms: ``priorband`` (the default sampler),
-``priorband_2026-12-05`` (its local moves as measured by search_value seeds 11-15: hyperparameters picked uniformly,
-steps only) and ``hyperband`` (Keras Tuner's own: uniform draws). Prints one JSON line.
+grows with its epochs. Each arm runs ``--trials`` trials through the real Keras Tuner oracle API (max_epochs 6,
+factor 3: a 15-minute cnn search's shape) and picks as the search itself does (``algorithms.pick_order``: priorband
+keeps the defaults unless beaten beyond the validation noise; Hyperband's pick is its best score); the figure is
+the pick's noise-free score minus the defaults', in percentage points, per seed. Arms: ``priorband`` (the default
+sampler), ``priorband_2026-12-05`` (its local moves as measured by search_value seeds 11-15: hyperparameters picked
+uniformly, steps only) and ``hyperband`` (Keras Tuner's own: uniform draws). Prints one JSON line.
 """
 
 from __future__ import annotations
