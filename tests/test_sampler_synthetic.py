@@ -35,5 +35,4 @@ def test_priorband_leaves_poor_defaults_and_the_table_shows_each_arm(capsys):
     assert all(set(arms) == set(sampler_synthetic.ARMS) for arms in out["cases"].values())
     lines = render_extra.sampler_synthetic_lines({**out, "status": "ok", "suite": "smoke", "rerun": "x"})
     assert sum(line.startswith("| nested-poor | ") for line in lines) == len(sampler_synthetic.ARMS)
-    assert render_extra.LOSS_PP_SYNTHETIC == sampler_synthetic.LOSS_PP
     assert sampler_synthetic.main(["--seeds", "0"]) == 2
