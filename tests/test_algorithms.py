@@ -165,16 +165,19 @@ def moved_share(oracle, draws: int = 600) -> dict[str, float]:
     return {name: counts.get(name, 0) / draws for name in base if name != "classes"}
 
 
-def test_priorband_local_moves_go_first_to_what_earlier_moves_left_alone_and_to_conditional_parents(tmp_path):
+def test_priorband_local_moves_go_first_to_what_earlier_moves_left_alone_and_to_conditional_parents(tmp_path,
+                                                                                                  monkeypatch):
     """Picked uniformly, the 1-2 hyperparameters of each of a handful of local moves repeat some and miss others
     (on the cnn space, 5 moves of poor defaults never touched the optimizer). A hyperparameter that earlier local
     draws moved is picked a quarter as often per such draw; a conditional parent (``layers``, with 4 units below
-    it) about sqrt(5) times as often as a plain one."""
+    it) about sqrt(5) times as often as a plain one. (Uniform draws off, so that the first draws are local.)"""
+    for name in ("UNIFORM_LOW", "UNIFORM_HIGH", "UNIFORM_PRIOR_BEATEN"):
+        monkeypatch.setattr(priorband, name, 0.0)
     oracle = new_oracle(tmp_path)
     run(oracle, 1)  # the defaults
     fresh = moved_share(oracle)
     assert fresh["layers"] > 1.6 * statistics.mean(fresh[k] for k in ("dropout", "batch_norm", "optimizer"))
-    run(oracle, 3)  # a few local (or uniform) draws
+    run(oracle, 2)  # two local draws
     counts = {}
     for tid, mode in oracle.get_state()["priorband"]["draws"].items():
         if mode in ("prior", "incumbent", "model"):
@@ -232,11 +235,12 @@ def best_of(tmp_path, tuner, seed, optimum, trials):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimum,margin", [(GOOD_OPTIMUM, 0.001), (BAD_OPTIMUM, 0.005)], ids=["good", "bad"])
+@pytest.mark.parametrize("optimum,margin", [(GOOD_OPTIMUM, 0.0005), (BAD_OPTIMUM, 0.005)], ids=["good", "bad"])
 def test_priorband_beats_uniform_hyperband_near_good_defaults_and_recovers_from_bad_ones(tmp_path, optimum, margin):
     """Over 7 seeds and one Hyperband sweep and a half (25 trials): the best configuration's full-budget score
     is higher with priorband than with Keras Tuner's uniform draws (which, at this budget, never beat good
-    defaults), and when the defaults are poor it moves away from them (measured: +0.0018 and +0.016)."""
+    defaults), and when the defaults are poor it moves away from them (measured: +0.0010 and +0.026; +0.0018 and
+    +0.016 before the lowest bracket became all uniform draws)."""
     ours = [best_of(tmp_path, "priorband", s, optimum, 25) for s in range(7)]  # seed 0 included: it is a seed
     theirs = [best_of(tmp_path, "hyperband", s, optimum, 25) for s in range(7)]
     assert statistics.median(ours) - statistics.median(theirs) > margin, (ours, theirs)
@@ -276,6 +280,42 @@ def test_priorband_weighting_moves_to_the_incumbent_when_it_explains_the_top(tmp
     assert priorband.uniform_share(1, 27) > priorband.uniform_share(27, 27)
 
 
+def proposal_modes(oracle, first_epochs: int, draws: int = 300) -> dict[str, float]:
+    """The share of each mode among ``draws`` proposals for a bracket starting at ``first_epochs`` (state held)."""
+    import random
+
+    rng, counts = random.Random(11), {}
+    for _ in range(draws):
+        mode = oracle._propose(rng, first_epochs)[0]
+        counts[mode] = counts.get(mode, 0) + 1
+    return {mode: n / draws for mode, n in counts.items()}
+
+
+def test_priorband_distrusts_defaults_that_a_trial_beat_beyond_the_noise(tmp_path):
+    """The lowest bracket (1 epoch of 9) is all uniform draws besides the defaults. Where the defaults are the
+    optimum nothing beats them: the middle bracket (3 epochs) draws uniformly ~57 % of the time, mostly around the
+    defaults otherwise, and the full-budget bracket starts with the defaults. Where they are poor, a uniform draw beats
+    them beyond the noise of 6,000 images: the middle bracket draws uniformly ~80 %, its local draws go around the
+    incumbent, and the defaults get no full-budget trial of their own (fails with ``UNIFORM_PRIOR_BEATEN = 0``)."""
+    results = {}
+    for name, optimum in (("good", {**defaults(), "units_2": 256, "units_3": 256}), ("poor", BAD_OPTIMUM)):
+        settings = algorithms.OracleSettings(objective="score", direction="max", seed=2, max_epochs=9, factor=3,
+                                             max_failures=3, validation_images=6000)
+        oracle = priorband.build_oracle(settings)
+        oracle._set_project_dir(str(tmp_path / name), name)
+        oracle.update_space(build_space(kt.HyperParameters()))
+        seen = run(oracle, 9, optimum)
+        assert [v["tuner/epochs"] for v in seen] == [1] * 9
+        assert set(oracle.get_state()["priorband"]["draws"].values()) == {"defaults", "uniform"}
+        prior = oracle._defaults()
+        results[name] = (oracle._prior_beaten(oracle._scored_by_budget(), prior), proposal_modes(oracle, 3),
+                         oracle._propose(__import__("random").Random(1), 9)[0])
+    beaten, middle, full = results["good"]
+    assert not beaten and 0.45 < middle["uniform"] < 0.7 and middle.get("prior", 0) > 0.2 and full == "defaults"
+    beaten, middle, full = results["poor"]
+    assert beaten and middle["uniform"] > 0.7 and middle.get("prior", 0) < 0.06 and full != "defaults"
+
+
 def test_review_recognizes_each_algorithms_oracle_state(tmp_path):
     for tuner in ("priorband", "hyperband", "bayesian"):
         oracle = new_oracle(tmp_path / tuner, tuner=tuner)
@@ -304,9 +344,11 @@ def test_pick_order_keeps_the_defaults_unless_beaten_beyond_the_validation_noise
     state = {"priorband": {"draws": {"0000": "defaults", "0001": "prior", "0002": "prior", "0007": "defaults"}}}
     d, a, b = {"lr": 1e-3}, {"lr": 2e-3}, {"lr": 5e-4}
     trials = ranked(("0000", 0.83, 2, d), ("0007", 0.850, 6, d), ("0001", 0.853, 6, a), ("0002", 0.84, 6, b))
-    order, note = priorband.pick_order(state, trials, 6000)  # noise: sqrt(2 * .85 * .15 / 6000) = 0.65 pp
+    order, note = priorband.pick_order(state, trials, 6000)  # noise: sqrt(2 * .85 * .15 / 6000) = 0.65 pp, x 1.5
     assert [t["trial_id"] for t in order] == ["0007", "0001", "0002", "0000"]
-    assert "stay the pick" in note and "0.65 pp" in note
+    assert "stay the pick" in note and "0.98 pp" in note
+    trials = ranked(("0000", 0.83, 2, d), ("0007", 0.850, 6, d), ("0001", 0.858, 6, a), ("0002", 0.84, 6, b))
+    assert priorband.pick_order(state, trials, 6000)[0][0]["trial_id"] == "0007"  # 0.8 pp: over one SE, not 1.5
     trials = ranked(("0000", 0.83, 2, d), ("0007", 0.850, 6, d), ("0001", 0.860, 6, a), ("0002", 0.84, 6, b))
     order, note = priorband.pick_order(state, trials, 6000)
     assert order[0]["trial_id"] == "0001" and "beat the space's defaults" in note
@@ -558,8 +600,14 @@ def test_priorband_redraws_configurations_far_costlier_than_the_defaults_and_the
     assert "compute redrawn" in priorband.describe(oracle.get_state())
     incumbent = oracle._incumbent(oracle._scored_by_budget())
     assert oracle._cost_cap() == priorband.COST_CAP * max(base, units(incumbent))
-    free = run(new_oracle(tmp_path / "free", seed=3), 23, BAD_OPTIMUM)
-    assert statistics.median(units(config(v)) for v in seen) < statistics.median(units(config(v)) for v in free)
+    # near good defaults the incumbent stays cheap, so the cap stays near COST_CAP x the defaults' cost: without a
+    # cost function a sweep draws several configurations over it (8-11 of 23 at seeds 3-5), with one none
+    capped = priorband.build_oracle(settings)
+    capped._set_project_dir(str(tmp_path / "capped"), "capped")
+    capped.update_space(build_space(kt.HyperParameters()))
+    over = priorband.COST_CAP * base
+    assert not [v for v in run(capped, 23) if units(config(v)) > over]
+    assert len([v for v in run(new_oracle(tmp_path / "free", seed=3), 23) if units(config(v)) > over]) >= 4
     cheap = priorband.build_oracle(algorithms.OracleSettings(objective="score", direction="max", seed=3, max_epochs=9,
                                                              factor=3, max_failures=3, cost=lambda v: 1e9 if v["layers"] > 2 else 1))
     cheap._set_project_dir(str(tmp_path / "cheap"), "cheap")

@@ -44,5 +44,6 @@ def test_fidelity_smoke_on_the_mlp_space(data_source, capsys):
     assert fidelity.main(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [r["kind"] for r in out["configurations"]] == ["defaults", "local", "uniform"]
-    assert all(0.2 < r["reference"] <= 1 for r in out["configurations"])  # every model learned (chance: 0.1)
+    # the defaults learned (chance: 0.1); a uniform draw need not (measured: SGD at 1.5e-4, 0.15 after 2 epochs)
+    assert out["configurations"][0]["reference"] > 0.5 and all(0 < r["reference"] <= 1 for r in out["configurations"])
     assert out["low_vs_reference"]["n"] == 3 and 1 <= out["defaults_rank_at_reference"] <= 3
