@@ -256,8 +256,7 @@ def one_search(arm: str, case: str, seed: int, trials: int) -> float:
     from fashion_tuner import algorithms, kt_compat
 
     settings = algorithms.OracleSettings(objective="score", direction="max", seed=seed, max_epochs=MAX_EPOCHS,
-                                         validation_images=VAL_IMAGES,
-                                         factor=FACTOR, max_failures=3)
+                                         factor=FACTOR, max_failures=3, validation_images=VAL_IMAGES)
     tuner = "hyperband" if arm == "hyperband" else "priorband"
     build, score = objective(case, seed)
     noise = random.Random(f"noise:{case}:{seed}")
