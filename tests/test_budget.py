@@ -105,6 +105,8 @@ def test_a_budgeted_search_that_keeps_the_defaults_says_where_the_minutes_go(tmp
     assert result.returncode == 0, result.stderr[-2000:]
     run = runs.read_run(tmp_path / "kept")
     assert run["tuner"] == "priorband" and run["best"]["trial_id"] == "0000"
+    # the summary calls it the pick, not the best score, and says why
+    assert "picked val_accuracy" in result.stdout and "pick: the space's defaults (trial 0000" in result.stdout
     note = next(ln for ln in result.stdout.splitlines() if "note: the pick is the space's defaults" in ln)
     assert f"retrain-best {tmp_path / 'kept'} --space " in note and "frozen_space.py --time-budget 60s" in note
     assert "benchmarks.md" in note

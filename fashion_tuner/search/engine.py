@@ -362,8 +362,8 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
              summary["counts"].get("COMPLETED", 0), len(failed), run_dir, table)
     for r in failed:
         log.info("trial %s failed: %s", r["trial_id"], r["reason"])
-    log.info("best %s %.4f (trial %s); hyperparameters in %s", OBJECTIVE, summary["best"]["score"],
-             summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
+    log.info("%s %s %.4f (trial %s); hyperparameters in %s", "picked" if summary["best"].get("why") else "best",
+             OBJECTIVE, summary["best"]["score"], summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
     if summary["best"].get("why"):
         log.info("pick: %s", summary["best"]["why"])
     log.info("wall time of this search command: %s", describe_budget(time.time() - clock.started))

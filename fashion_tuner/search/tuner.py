@@ -151,12 +151,17 @@ def _define_tuner():
             seconds = trial_seconds(self.project_dir)
             expected = float(np.median(seconds)) if seconds else 0.0
             if time.time() + expected > self._deadline:
-                if self._sweeps_until_deadline:  # oracle.json says how many sweeps began, as without a budget
-                    algorithms.set_sweeps(self.oracle, another=False)
-                    self.oracle.save()
+                self._end_sweeps()
                 raise TimeBudgetSpent()
             if self._sweeps_until_deadline:
                 algorithms.set_sweeps(self.oracle, another=True)
+
+        def _end_sweeps(self):
+            """The budget is spent: oracle.json says how many sweeps began, as without a budget (measured: a stop
+            at a trial refused in on_trial_begin left it allowing one more sweep than had begun)."""
+            if self._sweeps_until_deadline:
+                algorithms.set_sweeps(self.oracle, another=False)
+                self.oracle.save()
 
         def on_trial_begin(self, trial):
             self._check_trial_fits(trial)
@@ -180,6 +185,7 @@ def _define_tuner():
             if epochs > 0 and per_epoch and time.time() + epochs * float(np.median(per_epoch)) > self._deadline:
                 log.info("time budget: trial %s (%d epoch(s) at ~%.0f s) would not end in time; not started",
                          trial.trial_id, epochs, float(np.median(per_epoch)))
+                self._end_sweeps()
                 raise TimeBudgetSpent()
 
         def on_trial_end(self, trial):
