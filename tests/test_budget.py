@@ -317,7 +317,8 @@ def test_a_trial_whose_epochs_would_overrun_is_not_started(tmp_path):
     trial_dir.mkdir()
     rows = [{"event": "begin", "time": 100.0}] + [{"epoch": e, "time": 100.0 + 10 * e} for e in (1, 2, 3)]
     (trial_dir / "epochs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    fake = SimpleNamespace(_deadline=time.time() + 35, project_dir=str(tmp_path))
+    ended = []  # the refused trial also ends the sweeps in oracle.json (as a stop before creating a trial does)
+    fake = SimpleNamespace(_deadline=time.time() + 35, project_dir=str(tmp_path), _end_sweeps=lambda: ended.append(1))
 
     def trial(epochs, initial):
         return SimpleNamespace(trial_id="0003", hyperparameters=SimpleNamespace(
@@ -325,6 +326,8 @@ def test_a_trial_whose_epochs_would_overrun_is_not_started(tmp_path):
 
     check = tuner_module.tuner_class()._check_trial_fits
     check(fake, trial(2, 0))  # 20 s: fits
+    assert not ended
     with pytest.raises(tuner_module.TimeBudgetSpent):
         check(fake, trial(6, 2))  # 40 s: would not
+    assert ended == [1]
     check(SimpleNamespace(_deadline=None, project_dir=str(tmp_path)), trial(60, 0))  # no budget: anything goes
