@@ -361,7 +361,7 @@ def _define_oracle():
             scored = self._scored_by_budget()
             beaten = self._prior_beaten(scored, prior)
             if (first_epochs >= self.max_epochs and not self._has_run(prior, self.max_epochs)
-                    and not (beaten and BEATEN_NO_FULL) and self._competitive(prior)):
+                    and not (beaten and BEATEN_NO_FULL) and self._competitive(prior, scored)):
                 return "defaults", prior  # the defaults at the full budget: what a pick must beat (pick_order)
             share = uniform_share(first_epochs, self.max_epochs, self._get_epochs(self._get_num_brackets() - 1, 0))
             if beaten and first_epochs < self.max_epochs:  # cheap rungs: explore; the full budget: refine
@@ -390,11 +390,10 @@ def _define_oracle():
                     return True
             return False
 
-        def _competitive(self, config: dict) -> bool:
+        def _competitive(self, config: dict, scored: dict) -> bool:
             """True when ``config``, at the highest epoch budget it reached, ranks in the top half of the
             configurations scored there or is within the validation noise of the best (``algorithms.noise``; known
             when ``validation_images`` is): defaults that are clearly poor are not worth a full-budget trial."""
-            scored = self._scored_by_budget()
             levels = [e for e, points in scored.items() if any(c == config for _, c in points)]
             if not levels:
                 return False
@@ -402,10 +401,8 @@ def _define_oracle():
             rank, score = next((i, sc) for i, (sc, c) in enumerate(points) if c == config)
             if rank < max(2, math.ceil(len(points) * DEFAULTS_KEEP_FRACTION)):
                 return True
-            best = points[0][0]
-            sign = 1.0 if self.objective.direction == "max" else -1.0
-            return bool(self.validation_images) and 0.0 <= sign * score <= 1.0 and (
-                best - score <= noise(sign * score, self.validation_images))
+            margin = self._noise_at(score)
+            return margin is not None and points[0][0] - score <= margin
 
         def _prior_beaten(self, scored: dict, prior: dict) -> bool:
             """True when, at an epoch budget where the defaults were scored, another configuration beat them by
@@ -413,16 +410,19 @@ def _define_oracle():
             defaults are poor, so the search leans on uniform draws and the incumbent (PriorBand's answer to a
             misleading prior; measured on synthetic spaces with poor defaults, where local moves around them lost to
             uniform draws)."""
-            sign = 1.0 if self.objective.direction == "max" else -1.0
             for points in scored.values():
                 mine = next((sc for sc, c in points if c == prior), None)
-                if mine is None or points[0][1] == prior:
-                    continue
-                margin = noise(sign * mine, self.validation_images) if (
-                    self.validation_images and 0.0 <= sign * mine <= 1.0) else 0.0
-                if points[0][0] - mine > margin:
+                if mine is not None and points[0][1] != prior and points[0][0] - mine > (self._noise_at(mine) or 0.0):
                     return True
             return False
+
+        def _noise_at(self, score: float) -> float | None:
+            """The validation noise (``algorithms.noise``) at ``score`` (higher-is-better, as ``_scored_by_budget``
+            gives it); None when ``validation_images`` is unknown or the score is not an accuracy."""
+            accuracy = score if self.objective.direction == "max" else -score
+            if not self.validation_images or not 0.0 <= accuracy <= 1.0:
+                return None
+            return noise(accuracy, self.validation_images)
 
         def _uniform(self, rng: random.Random) -> dict:
             hps = hp_module.HyperParameters()
