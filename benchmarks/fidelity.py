@@ -111,12 +111,41 @@ def main(argv: list[str] | None = None) -> int:
                      "reference": reference, "seconds": round(time.perf_counter() - started, 1)})
         print(f"[fidelity] {i + 1}/{args.configs} {kind}: low {rows[-1]['low']:.4f} mid {rows[-1]['mid']:.4f} "
               f"reference {reference:.4f} ({rows[-1]['seconds']:.0f} s)", flush=True)
-    ref = [r["reference"] for r in rows]
-    emit({"settings": vars(args), "configurations": rows,
-          "low_vs_reference": with_interval([r["low"] for r in rows], ref, args.seed),
-          "mid_vs_reference": with_interval([r["mid"] for r in rows], ref, args.seed),
-          "defaults_rank_at_reference": sorted(ref, reverse=True).index(rows[0]["reference"]) + 1})
+    emit(summarize(rows, vars(args)))
     return 0
+
+
+def summarize(rows: list[dict], settings: dict) -> dict:
+    """The figure of one seed: ``rows`` (``{"kind", "low", "mid", "reference", ...}``, the defaults first), the
+    Spearman of the low and mid scores against the reference, the defaults' rank at the reference, and what a
+    pick at each fidelity would have gained: the configuration with the best low (mid) score, its reference
+    minus the defaults' reference, pp (negative: picking at that fidelity lost against keeping the defaults)."""
+    ref = [r["reference"] for r in rows]
+    picks = {}
+    for level in ("low", "mid"):
+        best = max(range(len(rows)), key=lambda i: rows[i][level])
+        picks[level] = {"index": best, "kind": rows[best]["kind"], "score": rows[best][level],
+                        "reference": rows[best]["reference"],
+                        "delta_ref_pp": round(100 * (rows[best]["reference"] - ref[0]), 2)}
+    return {"settings": settings, "configurations": rows,
+            "low_vs_reference": with_interval([r["low"] for r in rows], ref, settings["seed"]),
+            "mid_vs_reference": with_interval([r["mid"] for r in rows], ref, settings["seed"]),
+            "defaults_rank_at_reference": sorted(ref, reverse=True).index(ref[0]) + 1,
+            "best_reference_over_defaults_pp": round(100 * (max(ref) - ref[0]), 2), "picks": picks}
+
+
+SAME_SETTINGS = ("space", "configs", "subset", "val_size", "low", "mid", "ref")
+
+
+def merge(old: dict | None, new: dict) -> dict:
+    """``new`` (``{"runs": {seed: figure}}``) with the seeds of ``old`` it did not rerun, when both ran the same
+    settings (:data:`SAME_SETTINGS`); otherwise ``new`` as it is."""
+    runs = dict(new.get("runs") or {})
+    setting = lambda run: {k: run["settings"].get(k) for k in SAME_SETTINGS}  # noqa: E731
+    if old and old.get("status") == "ok" and runs:
+        first = setting(next(iter(runs.values())))
+        runs = {**{s: r for s, r in (old.get("runs") or {}).items() if s not in runs and setting(r) == first}, **runs}
+    return {**new, "runs": runs}
 
 
 if __name__ == "__main__":

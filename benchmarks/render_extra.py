@@ -80,7 +80,35 @@ def search_value_lines(figures: dict) -> list[str]:
             lines.append(f"| {arm} | {per_seed} | {median} | {low} | {final} | {trials or '-'} | {changed} | "
                          f"{suite_cell(entry)} | {code(rerun)} |")
         lines.append("")
-    return lines + sampler_synthetic_lines(figures.get("sampler_synthetic"))
+    return lines + sampler_synthetic_lines(figures.get("sampler_synthetic")) + fidelity_lines(figures.get("fidelity"))
+
+
+def fidelity_lines(entry: dict | None) -> list[str]:
+    """``fidelity``: per seed, Spearman's rho of the low and mid scores against the reference fit (95 % bootstrap
+    interval), the defaults' rank at the reference, and what picking the best low (mid) score gains over them."""
+    if not entry:
+        return []
+    lines = ["How well short trials rank configurations (`benchmarks/fidelity.py`: the defaults, then local and "
+             "uniform draws alternately, each trained at the search's rungs and once at the reference fidelity; "
+             "rho: Spearman against the reference, 95 % bootstrap interval; a pick: the best score at that "
+             "fidelity, its reference minus the defaults', pp):", "",
+             "| seed | configurations | low: epochs, rho | mid: epochs, rho | defaults' rank at the reference | "
+             "pick at low | pick at mid | best at the reference | suite | rerun |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    if entry.get("status") != "ok":
+        return lines + [f"| failed: {entry.get('error', '')[:80]} | | | | | | | | {suite_cell(entry)} | "
+                        f"{code(entry.get('rerun', ''))} |", ""]
+    rho = lambda r: f"{r['rho']:+.2f} ({r['low']:+.2f} to {r['high']:+.2f})"  # noqa: E731
+    for seed, run in (entry.get("runs") or {}).items():
+        p, picks = run["settings"], run["picks"]
+        pick = lambda level: f"{picks[level]['kind']} {picks[level]['delta_ref_pp']:+.2f}"  # noqa: E731
+        rerun = f"python -m benchmarks.run --suite {entry.get('suite', 'full')} --only fidelity --seeds {seed}"
+        lines.append(f"| {seed} | {len(run['configurations'])} on {p['subset']:,} images | {p['low']}: "
+                     f"{rho(run['low_vs_reference'])} | {p['mid']}: {rho(run['mid_vs_reference'])} | "
+                     f"{run['defaults_rank_at_reference']} of {len(run['configurations'])} | {pick('low')} | "
+                     f"{pick('mid')} | {run['best_reference_over_defaults_pp']:+.2f} | {suite_cell(entry)} | "
+                     f"{code(rerun)} |")
+    return lines + [""]
 
 
 def sampler_synthetic_lines(entry: dict | None) -> list[str]:

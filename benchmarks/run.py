@@ -32,6 +32,9 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   (``benchmarks/roofline.py``).
 - ``sampler_synthetic``: the search algorithms' picks on synthetic objectives over spaces none was written for,
   good and poor defaults (``benchmarks/sampler_synthetic.py``; no training, minutes).
+- ``fidelity``: how well the cnn search's 2- and 6-epoch scores rank configurations (the defaults, local and
+  uniform draws) against a 10-epoch reference fit, and what a pick at each would gain over the defaults, per seed
+  (``benchmarks/fidelity.py``; full: ~80 minutes a seed).
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
 wall time measured around it; every figure records its commands, date, machine, versions and data
@@ -49,7 +52,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import common, search_value
+from benchmarks import common, fidelity, search_value
 from benchmarks.budget_load import bench_budget_load
 from benchmarks.common import REPO
 from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context, StepFailed, load_results, now,
@@ -57,8 +60,8 @@ from benchmarks.context import (DEFAULT_OUT, DEFAULT_WORK, HERE, SCHEMA, Context
 from benchmarks.peer_steps import TIME_APPROACHES, bench_peers, bench_peers_mlp, bench_peers_time, merge_time
 from benchmarks.render import MARK_END, MARK_START, README, render, update_readme
 from benchmarks.seeds import merge
-from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_memory, bench_overhead,
-                              bench_pairs, bench_roofline, bench_sampler_synthetic, bench_scale)
+from benchmarks.steps import (bench_ablation, bench_accuracy, bench_deterministic, bench_fidelity, bench_memory,
+                              bench_overhead, bench_pairs, bench_roofline, bench_sampler_synthetic, bench_scale)
 from benchmarks.suites import ACCURACY, BENCHMARKS, MEMORY, PAIRS, SUITE_MEMBERS, SUITES, selected
 
 __all__ = ["SCHEMA", "README", "MARK_START", "MARK_END", "MEMORY", "SUITE_MEMBERS", "main", "render", "selected",
@@ -68,7 +71,7 @@ MAX_SEED = 2 ** 31 - 1
 RUNNERS = {"peers": bench_peers, "peers_mlp": bench_peers_mlp, "peers_time": bench_peers_time,
            "ablation": bench_ablation, "overhead": bench_overhead, "scale": bench_scale, "memory": bench_memory,
            "deterministic": bench_deterministic, "roofline": bench_roofline, "budget_load": bench_budget_load,
-           "sampler_synthetic": bench_sampler_synthetic,
+           "sampler_synthetic": bench_sampler_synthetic, "fidelity": bench_fidelity,
            **{name: (lambda ctx, name=name: bench_pairs(ctx, name)) for name in PAIRS},
            **{name: functools.partial(search_value.bench_search_value, name=name) for name in search_value.VARIANTS}}
 
@@ -120,6 +123,8 @@ def run_one(ctx: Context, name: str, results: dict) -> dict:
         entry = merge(stored(results, name), entry)
     elif name == "peers_time":
         entry = merge_time(results["figures"].get(name), entry)
+    elif name == "fidelity" and entry.get("status") == "ok":
+        entry = fidelity.merge(results["figures"].get(name), entry)
     elif name in search_value.VARIANTS and entry.get("status") == "ok":
         entry = search_value.merge(results["figures"].get(name), entry)
     entry["benchmark_s"] = round(time.perf_counter() - t0, 1)

@@ -14,7 +14,7 @@ from benchmarks import common
 from benchmarks.common import failure, last_json_line
 from benchmarks.context import HERE, Context, StepFailed, now
 from benchmarks.seeds import wilson
-from benchmarks.suites import (ABLATION, ACCURACY_ROWS, DEFAULT_SEEDS, DETERMINISTIC, MEMORY, OVERHEAD,
+from benchmarks.suites import (ABLATION, ACCURACY_ROWS, DEFAULT_SEEDS, DETERMINISTIC, FIDELITY, MEMORY, OVERHEAD,
                                PAIRS_SETTING, ROOFLINE_SETTING, SAMPLER_SYNTHETIC, SCALE_SCRIPTS,
                                SEARCH_ARGS)
 from fashion_tuner.stats import CI_METHOD
@@ -248,6 +248,23 @@ def bench_sampler_synthetic(ctx: Context) -> dict:
     """The search algorithms' picks on synthetic objectives (:mod:`benchmarks.sampler_synthetic`, no training)."""
     argv = ["python", "-m", "benchmarks.sampler_synthetic", "--seeds", str(SAMPLER_SYNTHETIC[ctx.suite])]
     return json_step(ctx, "sampler_synthetic", argv)
+
+
+def bench_fidelity(ctx: Context) -> dict:
+    """How well 2- and 6-epoch scores rank configurations against a reference fit (:mod:`benchmarks.fidelity`),
+    one run per seed: ``runs`` {seed: figure}."""
+    p, runs, commands = FIDELITY[ctx.suite], {}, []
+    for seed in ctx.seeds or (42,):
+        argv = ["python", "-m", "benchmarks.fidelity", "--seed", str(seed),
+                *[a for k in ("configs", "subset", "low", "mid", "ref") for a in (f"--{k}", str(p[k]))],
+                *(["--val-size", str(p["val_size"])] if p["val_size"] else []), *ctx.data_args()]
+        result = ctx.run(argv, f"fidelity-s{seed}")
+        commands.append(result["command"])
+        out = last_json_line(result["stdout"])
+        if result["rc"] != 0 or out is None:
+            raise StepFailed(f"{result['command']}: {failure(result)}", commands)
+        runs[str(seed)] = {**out, "wall_s": round(result["wall_s"], 1)}
+    return ctx.entry("fidelity", commands, runs=runs)
 
 
 def bench_memory(ctx: Context) -> dict:

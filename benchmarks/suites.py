@@ -64,7 +64,7 @@ ACCURACY = tuple(ACCURACY_ROWS)
 PAIRS = ("precision", "layout", "threads", "onednn")
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
                          "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp",
-                                                     "sampler_synthetic", "budget_load")
+                                                     "sampler_synthetic", "fidelity", "budget_load")
 GROUPS = {"accuracy": ACCURACY}
 SUITE_MEMBERS = {
     "smoke": ("mlp", "memory"),  # the test suite's harness check (about a minute)
@@ -108,6 +108,11 @@ PAIRS_SETTING = {"smoke": "smoke", "quick": "small", "full": "full"}
 ROOFLINE_SETTING = {"smoke": "smoke", "quick": "smoke", "full": "full"}
 # benchmarks/sampler_synthetic.py's --seeds per suite (searches per arm and case; full: ~3 minutes, no training)
 SAMPLER_SYNTHETIC = {"smoke": 2, "quick": 10, "full": 60}
+# benchmarks/fidelity.py per suite: configurations (the defaults, local and uniform draws), training images, the
+# low and mid epochs (the default cnn search's rungs) and the reference fit's (full: ~8 minutes a configuration)
+FIDELITY = {"smoke": dict(configs=3, subset=300, val_size=0.05, low=1, mid=1, ref=1),
+            "quick": dict(configs=6, subset=2000, val_size=0.05, low=1, mid=2, ref=3),
+            "full": dict(configs=10, subset=10000, val_size=None, low=2, mid=6, ref=10)}
 SCALE_SCRIPTS = {"smoke": ("review_100.py",), "quick": ("review_100.py",),
                  "full": ("review_100.py", "scale_workers.py")}
 

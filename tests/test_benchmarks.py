@@ -580,3 +580,49 @@ def test_budget_load_smoke_runs_both_commands_beside_busy_loops(tmp_path, data_s
     assert entry["status"] == "ok" and entry["busy_loops"] >= 1
     for key in ("search", "retrain"):
         assert entry[key]["budget_s"] == 30 and entry[key]["wall_s"] > 5
+
+
+def _fidelity_rows(pairs: list[tuple[float, float, float]]) -> list[dict]:
+    kinds = ["defaults"] + ["local" if i % 2 else "uniform" for i in range(1, len(pairs))]
+    return [{"kind": k, "low": low, "mid": mid, "reference": ref} for k, (low, mid, ref) in zip(kinds, pairs)]
+
+
+def test_fidelity_summary_scores_the_pick_at_each_rung_against_the_defaults_and_seeds_merge():
+    from benchmarks import fidelity
+    from benchmarks.render_extra import fidelity_lines
+
+    settings = dict(space="cnn", seed=3, configs=4, subset=10000, val_size=None, low=2, mid=6, ref=10)
+    # the best 2-epoch score (a uniform draw) is the worst at the reference; the best 6-epoch score (a local
+    # draw) beats the defaults there by 0.5 pp; the mid ranking is perfect, the low one reversed
+    rows = _fidelity_rows([(0.80, 0.86, 0.880), (0.81, 0.87, 0.885), (0.84, 0.85, 0.870), (0.79, 0.84, 0.860)])
+    out = fidelity.summarize(rows, settings)
+    assert out["picks"]["low"] == {"index": 2, "kind": "uniform", "score": 0.84, "reference": 0.870,
+                                   "delta_ref_pp": -1.0}
+    assert out["picks"]["mid"]["index"] == 1 and out["picks"]["mid"]["delta_ref_pp"] == 0.5
+    assert out["mid_vs_reference"]["rho"] == 1.0 and out["low_vs_reference"]["rho"] < 0.5
+    assert out["defaults_rank_at_reference"] == 2 and out["best_reference_over_defaults_pp"] == 0.5
+    old = {"status": "ok", "runs": {"3": out, "4": {**out, "settings": {**settings, "seed": 4}},
+                                    "5": {**out, "settings": {**settings, "seed": 5, "ref": 20}}}}
+    rerun = fidelity.summarize(rows[:3], {**settings, "seed": 4})
+    merged = fidelity.merge(old, {"status": "ok", "runs": {"4": rerun}})
+    assert list(merged["runs"]) == ["3", "4"] and merged["runs"]["4"] is rerun  # seed 5 ran other settings
+    lines = fidelity_lines({**merged, "suite": "full"})
+    row = next(ln for ln in lines if ln.startswith("| 3 |"))
+    assert "| 4 on 10,000 images | 2: " in row and "| 2 of 4 | uniform -1.00 | local +0.50 | +0.50 |" in row
+    assert "--only fidelity --seeds 3" in row
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_fidelity_smoke_trains_each_configuration_at_both_fidelities(tmp_path, data_source):
+    out = tmp_path / "results.json"
+    args = ["--suite", "smoke", "--only", "fidelity", "--seeds", "5", "--out", str(out), "--work-dir",
+            str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
+    assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
+    entry = json.loads(out.read_text())["figures"]["fidelity"]
+    run = entry["runs"]["5"]
+    assert entry["status"] == "ok" and [c["kind"] for c in run["configurations"]] == ["defaults", "local", "uniform"]
+    assert all(0.0 < c["reference"] <= 1.0 and c["seconds"] > 0 for c in run["configurations"])
+    assert len({json.dumps(c["values"], sort_keys=True) for c in run["configurations"]}) == 3
+    assert entry["commands"][0].startswith("python -m benchmarks.fidelity --seed 5 --configs 3 --subset 300")
+    assert "| 5 | 3 on 300 images |" in (tmp_path / "RESULTS.md").read_text()
