@@ -64,14 +64,20 @@ def test_smoke_suite_writes_results_and_table(tmp_path, data_source):
     assert "python -m benchmarks.run --suite smoke --only mlp" in table
 
 
+def _smoke_suite(tmp_path: Path, data_source: dict, *args: str) -> Path:
+    """``python -m benchmarks.run --suite smoke ARGS`` on the test data, writing under ``tmp_path``; the results file."""
+    out = tmp_path / "results.json"
+    argv = ["--suite", "smoke", *args, "--out", str(out), "--work-dir", str(tmp_path / "work"), "--data-dir",
+            str(data_source["dir"]), *(["--skip-md5"] if data_source["skip_md5"] else [])]
+    assert bench.main(argv) == 0
+    return out
+
+
 @pytest.mark.benchmark
 @pytest.mark.slow
 def test_two_seeds_of_a_tiny_row_give_seed_rows_mean_and_sd(tmp_path, data_source):
     """`--seeds 42 7`: the row runs once per seed (search and retrain-best both get --seed, the split follows it)."""
-    out = tmp_path / "results.json"
-    args = ["--suite", "smoke", "--only", "mlp", "--seeds", "42", "7", "--out", str(out),
-            "--work-dir", str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
-    assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
+    out = _smoke_suite(tmp_path, data_source, "--only", "mlp", "--seeds", "42", "7")
 
     entry = json.loads(out.read_text())["figures"]["accuracy"]["runs"]["mlp"]
     rows = entry["seeds"]
@@ -615,11 +621,8 @@ def test_fidelity_summary_scores_the_pick_at_each_rung_against_the_defaults_and_
 @pytest.mark.benchmark
 @pytest.mark.slow
 def test_fidelity_smoke_trains_each_configuration_at_both_fidelities(tmp_path, data_source):
-    out = tmp_path / "results.json"
-    args = ["--suite", "smoke", "--only", "fidelity", "--seeds", "5", "--out", str(out), "--work-dir",
-            str(tmp_path / "work"), "--data-dir", str(data_source["dir"])]
-    assert bench.main(args + (["--skip-md5"] if data_source["skip_md5"] else [])) == 0
-    entry = json.loads(out.read_text())["figures"]["fidelity"]
+    entry = json.loads(_smoke_suite(tmp_path, data_source, "--only", "fidelity", "--seeds", "5").read_text())[
+        "figures"]["fidelity"]
     run = entry["runs"]["5"]
     assert entry["status"] == "ok" and [c["kind"] for c in run["configurations"]] == ["defaults", "local", "uniform"]
     assert all(0.0 < c["reference"] <= 1.0 and c["seconds"] > 0 for c in run["configurations"])
