@@ -6,13 +6,10 @@
 # `benchmark` (they prove a benchmark harness at smoke size) and `server` (a real optuna-dashboard process over TCP)
 # are left out: `bash scripts/test.sh -m benchmark` (or `-m server`) runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
-# file's module fixtures in one process): measured 10m26s, 10m51s, 10m58s, 10m52s, 11m11s and 11m07s from fresh
-# clones on an idle 2-core machine on 2026-12-05 (414-415 tests), 11m45s and 11m13s on 2026-12-06 (421 tests:
-# 1,360 test-seconds over two workers: the files are balanced, only less work would bring it under 10 minutes;
-# 12m59s on 2026-12-06 at f4cce10 (423 tests, after the sampler's first rung became uniform draws; why 1.5 minutes
-# more is not measured yet); three workers (-n 3): 10m31s against 11m11s, not adopted: still over 10 minutes, and more load on the
-# time-budget tests; 18m03s beside one busy loop per core; 11m16s at the previous stop, 12m41s before the
-# real-server and harness tests left it); the line at the end says what this run took.
+# file's module fixtures in one process): 10m26s-12m59s from fresh clones on an idle 2-core machine
+# (2026-12-05/06), 12m31s at 80f4f50; 18m03s beside one busy loop per core. Why it is over 10 minutes, and
+# what was tried (three workers, one TensorFlow thread per process): docs/design.md, "The test suite's time".
+# The line at the end says what this run took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
