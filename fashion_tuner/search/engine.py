@@ -355,6 +355,10 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
     table, summary = _finish(run_dir, manifest, status)
     failed = summary["failed"]
     if summary["best"] is None:
+        if status == "stopped" and not failed:  # the budget ran out before a first trial could end
+            raise UserError(f"time budget {describe_budget(cfg.time_budget)} spent before any trial finished "
+                            f"({describe_budget(time.time() - clock.started)} since the command started, start-up "
+                            f"and data loading included): give a larger --time-budget")
         reasons = sorted({r["reason"] for r in failed}) or [manifest.get("stop_reason") or "no trial ran"]
         raise UserError(f"every trial failed ({len(failed)}): " + " | ".join(reasons))
     fsio.atomic_write_text(run_dir / runs.BEST_HP_FILE, json.dumps(summary["best_hyperparameters"], indent=2) + "\n")
