@@ -34,7 +34,7 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   good and poor defaults (``benchmarks/sampler_synthetic.py``; no training, minutes).
 - ``fidelity``: how well the cnn search's 2- and 6-epoch scores rank configurations (the defaults, local and
   uniform draws) against a 10-epoch reference fit, and what a pick at each would gain over the defaults, per seed
-  (``benchmarks/fidelity.py``; full: ~80 minutes a seed).
+  (``benchmarks/fidelity.py``; full: over 2 hours a seed on 2 cores).
 
 Each step runs in a subprocess (``python main.py ...``, exactly what a user would type) with the
 wall time measured around it; every figure records its commands, date, machine, versions and data
