@@ -6,9 +6,10 @@
 # `benchmark` (they prove a benchmark harness at smoke size) and `server` (a real optuna-dashboard process over TCP)
 # are left out: `bash scripts/test.sh -m benchmark` (or `-m server`) runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
-# file's module fixtures in one process): 10m26s-12m59s from fresh clones on an idle 2-core machine
-# (2026-12-05/06), 12m31s at 80f4f50; 18m03s beside one busy loop per core. Why it is over 10 minutes, and
-# what was tried (three workers, one TensorFlow thread per process): docs/design.md, "The test suite's time".
+# file's module fixtures in one process): 7m30s from a fresh clone on an idle 2-core Intel Xeon (2026-12-06);
+# 13m13s there beside one busy loop per core; 10m26s-12m59s on the 2-core AMD EPYC machines of earlier runs,
+# 18m03s there beside one busy loop per core.
+# Why it was over 10 minutes there, and what was tried: docs/design.md, "The test suite's time".
 # The line at the end says what this run took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
