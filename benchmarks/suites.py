@@ -109,7 +109,8 @@ ROOFLINE_SETTING = {"smoke": "smoke", "quick": "smoke", "full": "full"}
 # benchmarks/sampler_synthetic.py's --seeds per suite (searches per arm and case; full: ~3 minutes, no training)
 SAMPLER_SYNTHETIC = {"smoke": 2, "quick": 10, "full": 60}
 # benchmarks/fidelity.py per suite: configurations (the defaults, local and uniform draws), training images, the
-# low and mid epochs (the default cnn search's rungs) and the reference fit's (full: 10 x 16 epochs, over 2 hours a seed on 2 cores)
+# low and mid epochs (the default cnn search's rungs) and the reference fit's (full: 10 x 16 epochs, over 2 hours
+# a seed on 2 cores)
 FIDELITY = {"smoke": dict(configs=3, subset=300, val_size=0.05, low=1, mid=1, ref=1),
             "quick": dict(configs=6, subset=2000, val_size=0.05, low=1, mid=2, ref=3),
             "full": dict(configs=10, subset=10000, val_size=None, low=2, mid=6, ref=10)}
