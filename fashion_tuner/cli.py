@@ -199,10 +199,12 @@ def _add_run_options(s) -> None:
 
     training.add_argument("--mixed-precision", nargs="?", const="float16", default=DEFAULT_MIXED_PRECISION,
                           choices=MIXED_PRECISION,
-                          help="train in mixed precision: float16 (the default when no value is given; GPU only, "
-                               "float32 on a CPU), bfloat16 (also on a CPU) or auto (bfloat16 on CPUs reporting "
-                               "avx512_bf16 or AMX, float16 on CUDA GPUs of compute capability >= 7.0, else float32; "
-                               "run.json says which and why); the model's output layer must be float32 (default: "
+                          help="train in mixed precision: float32 (none), float16 (the default when no value is "
+                               "given; GPU only, float32 on a CPU), bfloat16 (also on a CPU) or auto (bfloat16 on "
+                               "CPUs reporting avx512_bf16 or AMX under the tensorflow backend, float16 on CUDA GPUs "
+                               "of compute capability >= 7.0, else float32; run.json says which and why); the "
+                               "model's output layer must be float32 (under auto a space whose is not trains in "
+                               "float32) (default: "
                                f"{DEFAULT_MIXED_PRECISION or 'float32'})")
     training.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
                    help="XLA jit_compile: auto = Keras' rule (on for one GPU, off on CPU/under a strategy)")

@@ -39,14 +39,16 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("none", "auto", "mirrored")
 INPUT_PIPELINES = ("auto", "tfdata", "arrays")
 JIT_MODES = ("auto", "on", "off")
-MIXED_PRECISION = ("auto", "float16", "bfloat16")
-# --mixed-precision when the flag is not given (search; retrain-best follows the run's). None: float32.
-# Flip to "auto" once `python -m benchmarks.epoch_pairs --compare precision` measures mixed_bfloat16
-# faster at equal accuracy on a CPU that has the flags below (issue 27).
-DEFAULT_MIXED_PRECISION = None
+MIXED_PRECISION = ("auto", "float32", "float16", "bfloat16")  # float32: no mixed precision
+# --mixed-precision when the flag is not given (search; retrain-best follows the run's). "auto" since
+# `python -m benchmarks.run --suite full --only precision` measured mixed_bfloat16 x1.31 faster per
+# full-data epoch at equal accuracy (+0.08 pp, 3 seeds) on a 2-core Xeon with AMX (issue 27).
+DEFAULT_MIXED_PRECISION = "auto"
 # "auto": bfloat16 where the CPU runs it natively (oneDNN: AVX-512 BF16 or AMX tiles; without them
-# bfloat16 is emulated and slower), float16 on CUDA GPUs with tensor cores (compute capability >= 7.0).
+# bfloat16 is emulated and slower) and the backend is one whose CPU bfloat16 was measured,
+# float16 on CUDA GPUs with tensor cores (compute capability >= 7.0).
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+BF16_CPU_BACKENDS = ("tensorflow",)  # JAX's and torch's CPU bfloat16: not measured, float32 there
 FP16_MIN_CAPABILITY = (7, 0)
 CPUINFO = "/proc/cpuinfo"
 THREAD_ENV = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_THREADS"}
@@ -54,7 +56,8 @@ THREAD_ENV = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_
 # slower. CPU (2 cores): 1.01x (MLP, 60k) and 1.02x (CNN, 10k) the arrays' s/epoch; GPU: not measured.
 AUTO_PIPELINE = {"cpu": "arrays", "gpu": "arrays"}
 # What setup() chose; apply_trial_settings() restores it after keras.backend.clear_session().
-_STATE: dict = {"policy": "float32", "distribution": None}
+# "precision" is the record setup() returned (updated in place when auto falls back to float32).
+_STATE: dict = {"policy": "float32", "distribution": None, "precision": None}
 
 
 def import_tensorflow_quietly() -> None:
@@ -69,8 +72,8 @@ def gpus() -> list[str]:
 
 
 def mixed_policy(choice) -> str | None:
-    """``--mixed-precision`` value -> "auto" | "float16" | "bfloat16" | None (True, from runs before the
-    flag took a value, means float16)."""
+    """``--mixed-precision`` value -> "auto" | "float16" | "bfloat16" | None (float32; True, from runs
+    before the flag took a value, means float16)."""
     if choice in (None, False, "", "none", "float32"):
         return None
     if choice is True:
@@ -88,14 +91,16 @@ def cpu_flags(cpuinfo: str) -> set[str]:
     return set.intersection(*sets) if sets else set()
 
 
-def auto_precision(cpuinfo: str, gpu_capabilities: list | None = None) -> tuple[str | None, str]:
+def auto_precision(cpuinfo: str, gpu_capabilities: list | None = None,
+                   backend_name: str = "tensorflow") -> tuple[str | None, str]:
     """What ``--mixed-precision auto`` trains in: ``(choice, reason)``, choice "float16" | "bfloat16" |
     None (float32), reason one line for run.json.
 
     ``cpuinfo``: the text of /proc/cpuinfo; ``gpu_capabilities``: the CUDA compute capability
     ``(major, minor)`` of each GPU that trains (None for one that does not say), empty or None on a
     CPU. GPUs decide when there are any (float16 if every one is >= FP16_MIN_CAPABILITY), else the
-    CPU's flags (bfloat16 if it reports one of BF16_CPU_FLAGS).
+    CPU's flags (bfloat16 if it reports one of BF16_CPU_FLAGS and ``backend_name`` is one of
+    BF16_CPU_BACKENDS).
     """
     floor = ".".join(map(str, FP16_MIN_CAPABILITY))
     if gpu_capabilities:
@@ -108,6 +113,9 @@ def auto_precision(cpuinfo: str, gpu_capabilities: list | None = None) -> tuple[
             return "float16", f"CUDA GPU compute capability {shown} >= {floor} (float16 tensor cores)"
         return None, f"CUDA GPU compute capability {shown} < {floor} (no fast float16): float32"
     found = [f for f in BF16_CPU_FLAGS if f in cpu_flags(cpuinfo)]
+    if found and backend_name not in BF16_CPU_BACKENDS:
+        return None, (f"CPU reports {', '.join(found)}, but bfloat16 on a CPU was measured faster only under "
+                      f"{', '.join(BF16_CPU_BACKENDS)} (the {backend_name} backend: not measured): float32")
     if found:
         return "bfloat16", f"CPU reports {', '.join(found)} (native bfloat16 matrix products)"
     return None, f"CPU reports none of {', '.join(BF16_CPU_FLAGS)} (bfloat16 would be emulated): float32"
@@ -122,20 +130,21 @@ def read_cpuinfo(path: str = CPUINFO) -> str:
         return ""
 
 
-def choose_precision(choice, on_gpu: bool, cpuinfo: str = "", gpu_capabilities: list | None = None) -> dict:
+def choose_precision(choice, on_gpu: bool, cpuinfo: str = "", gpu_capabilities: list | None = None,
+                     backend_name: str = "tensorflow") -> dict:
     """``{"requested", "policy", "reason"}`` for ``--mixed-precision choice`` on this device; "auto" is
-    decided by :func:`auto_precision` from ``cpuinfo`` and ``gpu_capabilities``. Recorded in run.json
-    (``devices.precision``) and retrain-best's metrics.json."""
+    decided by :func:`auto_precision` from ``cpuinfo``, ``gpu_capabilities`` and ``backend_name``.
+    Recorded in run.json (``devices.precision``) and retrain-best's metrics.json."""
     mixed = mixed_policy(choice)
     requested = mixed or "float32"
     if mixed == "auto":
-        picked, reason = auto_precision(cpuinfo, gpu_capabilities if on_gpu else None)
+        picked, reason = auto_precision(cpuinfo, gpu_capabilities if on_gpu else None, backend_name)
         return {"requested": "auto", "policy": f"mixed_{picked}" if picked else "float32", "reason": reason}
     policy = policy_for(mixed, on_gpu)
     if mixed == "float16" and policy == "float32":
         reason = "float16 needs a GPU: float32 on a CPU"
     else:
-        reason = "requested" if mixed else "the default (no --mixed-precision)"
+        reason = "requested" if mixed or choice == "float32" else "the default (no --mixed-precision)"
     return {"requested": requested, "policy": policy, "reason": reason}
 
 
@@ -144,8 +153,8 @@ def policy_for(choice, on_gpu: bool) -> str:
     (CPUs have no fast float16 matmul; it falls back to float32 with a note), bfloat16 runs anywhere."""
     mixed = mixed_policy(choice)
     if mixed == "auto":
-        return choose_precision("auto", on_gpu, read_cpuinfo(),
-                                backend.gpu_capabilities() if on_gpu else None)["policy"]
+        return choose_precision("auto", on_gpu, read_cpuinfo(), backend.gpu_capabilities() if on_gpu else None,
+                                backend.current())["policy"]
     if mixed == "float16" and not on_gpu:
         log.info("note: --mixed-precision float16 needs a GPU; training in float32 on CPU "
                  "(--mixed-precision bfloat16 runs on a CPU)")
@@ -154,7 +163,7 @@ def policy_for(choice, on_gpu: bool) -> str:
 
 
 def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = False,
-          jit: str = "auto", input_pipeline: str = "auto", announce: bool = True) -> dict:
+          jit: str = "auto", input_pipeline: str = "auto", announce: bool = True, cpuinfo: str | None = None) -> dict:
     """Configure the Keras backend for this process and say what is used. Returns a dict for run.json.
 
     ``mixed_precision``: None, "auto" (:func:`auto_precision`), "float16" (GPU only) or "bfloat16" (True
@@ -163,7 +172,8 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
     Sets the Keras global dtype policy and, on JAX with several devices, the distribution; both are
     remembered, and :func:`apply_trial_settings` re-applies them after ``clear_session`` (Keras
     Tuner clears the session before every trial's build, which resets them). ``announce``: log the
-    devices line at INFO (else DEBUG: the later child processes of one search).
+    devices line at INFO (else DEBUG: the later child processes of one search). ``cpuinfo``: the text
+    "auto" decides from (None: this machine's /proc/cpuinfo).
     """
     backend.import_quietly()
     name = backend.current()
@@ -180,8 +190,8 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:  # already initialised in this process
                 pass
-    precision = choose_precision(mixed_precision, bool(found), read_cpuinfo(),
-                                 backend.gpu_capabilities() if found else None)
+    precision = choose_precision(mixed_precision, bool(found), read_cpuinfo() if cpuinfo is None else cpuinfo,
+                                 backend.gpu_capabilities() if found else None, name)
     policy = precision["policy"]
     if precision["requested"] == "auto":
         log.log(logging.INFO if announce else logging.DEBUG, "--mixed-precision auto: %s (%s)", policy,
@@ -192,7 +202,7 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
         log.info("note: --jit on: XLA was measured about 2x slower than plain TensorFlow on this CPU")
     replicas = strategy_replicas(strategy, len(found), name)
     strat = strategy_name(strategy, len(found), name)
-    _STATE.update(policy=policy, distribution=_make_distribution(strat, name))
+    _STATE.update(policy=policy, distribution=_make_distribution(strat, name), precision=precision)
     apply_trial_settings()
     if name == "torch" and len(found) > 1:
         log.info("note: the torch backend trains on one device (%s); Keras has no multi-GPU data parallelism "
@@ -379,18 +389,48 @@ def float32_copy(model):
     return copy
 
 
+def _low_precision_outputs(model) -> list[str]:
+    """The dtypes of ``model``'s outputs that are not float32 (empty under a float32 policy)."""
+    import keras
+
+    if keras.mixed_precision.global_policy().compute_dtype == "float32":
+        return []
+    return [str(t.dtype) for t in (getattr(model, "outputs", None) or []) if str(t.dtype) != "float32"]
+
+
 def check_output_dtype(model) -> None:
     """Under a mixed policy every model output must be float32 (softmax and loss in full precision).
 
     Raises ``keras_tuner.errors.FailedTrialError`` (the trial fails with this reason) otherwise.
     """
-    import keras
     import keras_tuner
 
-    if keras.mixed_precision.global_policy().compute_dtype == "float32":
-        return
-    bad = [str(t.dtype) for t in (getattr(model, "outputs", None) or []) if str(t.dtype) != "float32"]
+    bad = _low_precision_outputs(model)
     if bad:
         raise keras_tuner.errors.FailedTrialError(
             f"--mixed-precision: the model's output is {bad[0]}, not float32; give the last layer "
             "dtype=\"float32\" (e.g. keras.layers.Dense(10, activation=\"softmax\", dtype=\"float32\"))")
+
+
+def build_model(build):
+    """``build()`` (a model builder of no arguments) under the policy :func:`setup` chose -> the model.
+
+    A mixed policy needs float32 outputs. Asked for explicitly (``--mixed-precision bfloat16``), a model
+    without one fails its trial (:func:`check_output_dtype`). Under "auto", a space written without
+    ``dtype="float32"`` on its last layer is not an error: this process falls back to float32 (said
+    once, recorded in the precision record :func:`setup` returned) and the model is built again.
+    """
+    apply_trial_settings()
+    model = build()
+    bad = _low_precision_outputs(model)
+    record = _STATE["precision"] or {}
+    if not bad or record.get("requested") != "auto":
+        check_output_dtype(model)
+        return model
+    log.warning("note: --mixed-precision auto: the space's model outputs %s, not float32; training in float32 "
+                "(give its last layer dtype=\"float32\" to train in %s)", bad[0], _STATE["policy"])
+    record.update(policy="float32", reason=f"{record.get('reason', '')}; the space's output was {bad[0]}, "
+                                           "so float32 (give its last layer dtype=\"float32\")")
+    _STATE["policy"] = "float32"
+    apply_trial_settings()
+    return build()

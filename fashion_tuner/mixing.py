@@ -14,8 +14,11 @@ import numpy as np
 
 
 def mixing_layer(mixing: str, alpha: float, seed: int):
-    return (keras.layers.MixUp(alpha=alpha, seed=seed) if mixing == "mixup"
-            else keras.layers.CutMix(factor=alpha, seed=seed))
+    """The MixUp/CutMix layer, float32 whatever the global policy: it mixes input batches before the
+    model (a mixed policy would cast the images and labels to bfloat16/float16 and then fail to multiply
+    them by its float32 mixing weights; the model casts its inputs itself)."""
+    return (keras.layers.MixUp(alpha=alpha, seed=seed, dtype="float32") if mixing == "mixup"
+            else keras.layers.CutMix(factor=alpha, seed=seed, dtype="float32"))
 
 
 def mixed_dataset(x, y, batch_size: int, mixing: str, alpha: float, num_classes: int, seed: int):

@@ -86,7 +86,8 @@ def test_backend_flag_before_or_after_the_command_and_mixed_precision_values():
     assert parser.parse_args(["--backend", "jax", "search"]).backend == "jax"
     assert parser.parse_args(["search", "--backend", "torch"]).backend == "torch"
     assert not hasattr(parser.parse_args(["search"]), "backend")  # then $KERAS_BACKEND or tensorflow
-    assert parser.parse_args(["search"]).mixed_precision is None
+    assert parser.parse_args(["search"]).mixed_precision == "auto"
+    assert parser.parse_args(["search", "--mixed-precision", "float32"]).mixed_precision == "float32"
     assert parser.parse_args(["search", "--mixed-precision"]).mixed_precision == "float16"
     assert parser.parse_args(["search", "--mixed-precision", "bfloat16"]).mixed_precision == "bfloat16"
     with pytest.raises(UserError, match="invalid choice: 'int8'"):

@@ -42,6 +42,15 @@ def test_auto_picks_bfloat16_only_on_cpus_that_report_it(cpuinfo, choice, reason
     assert record == {"requested": "auto", "policy": f"mixed_{choice}" if choice else "float32", "reason": why}
 
 
+@pytest.mark.parametrize("backend_name", ["jax", "torch"])
+def test_auto_keeps_float32_on_backends_whose_cpu_bfloat16_was_not_measured(backend_name):
+    picked, why = devices.auto_precision(SAPPHIRE_RAPIDS, None, backend_name)
+    assert picked is None and f"the {backend_name} backend: not measured" in why and "amx_bf16" in why
+    assert devices.choose_precision("auto", False, COOPER_LAKE, None, backend_name)["policy"] == "float32"
+    assert devices.choose_precision("auto", True, EPYC_MILAN, [(8, 0)], backend_name)["policy"] == "mixed_float16"
+    assert devices.choose_precision("bfloat16", False, EPYC_MILAN, None, backend_name)["policy"] == "mixed_bfloat16"
+
+
 def test_auto_on_gpus_follows_the_compute_capability_not_the_cpu():
     assert devices.auto_precision(SAPPHIRE_RAPIDS, [(8, 0)]) == (
         "float16", "CUDA GPU compute capability 8.0 >= 7.0 (float16 tensor cores)")
@@ -61,7 +70,9 @@ def test_explicit_choices_are_recorded_as_requested(capsys):
     assert devices.choose_precision("float16", True)["policy"] == "mixed_float16"
     assert devices.choose_precision("float16", False) == {"requested": "float16", "policy": "float32",
                                                           "reason": "float16 needs a GPU: float32 on a CPU"}
-    with pytest.raises(UserError, match="choose one of auto, float16, bfloat16"):
+    assert devices.choose_precision("float32", False, SAPPHIRE_RAPIDS) == {"requested": "float32", "policy": "float32",
+                                                                            "reason": "requested"}
+    with pytest.raises(UserError, match="choose one of auto, float32, float16, bfloat16"):
         devices.choose_precision("int8", False)
 
 
@@ -75,6 +86,43 @@ def test_the_cli_takes_auto_and_the_default_is_one_constant():
     assert SearchConfig().mixed_precision == devices.DEFAULT_MIXED_PRECISION
 
 
+def _dense_head(float32_output: bool):
+    """A builder of a tiny compiled model whose softmax layer is float32 or follows the global policy."""
+    def build():
+        inputs = keras.Input((28, 28, 1))
+        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Dense(16, activation="relu")(x)
+        outputs = keras.layers.Dense(10, activation="softmax", **({"dtype": "float32"} if float32_output else {}))(x)
+        model = keras.Model(inputs, outputs)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+    return build
+
+
+def test_auto_builds_a_space_without_a_float32_output_in_float32_and_records_it(fashion, caplog):
+    """Under the default (auto) on a CPU with AMX, a space written the usual Keras way (no dtype on its
+    last layer) is not an error: the model is built again in float32, said once, and the precision
+    record says so; a float32 output keeps bfloat16; asked for explicitly, the trial fails instead."""
+    x, y = runs.to_model_input(fashion.x_train[:256]), fashion.y_train[:256].astype("int64")
+    try:
+        info = devices.setup("none", "auto", announce=False, cpuinfo=SAPPHIRE_RAPIDS)
+        assert info["policy"] == "mixed_bfloat16"
+        kept = devices.build_model(_dense_head(True))
+        assert kept.layers[2].compute_dtype == "bfloat16" and not caplog.records
+        with caplog.at_level("WARNING"):
+            model = devices.build_model(_dense_head(False))
+        assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"float32"}
+        assert str(model.outputs[0].dtype) == "float32" and 'dtype="float32"' in caplog.text
+        assert info["precision"]["policy"] == "float32" and "output was bfloat16" in info["precision"]["reason"]
+        assert model.fit(x, y, epochs=1, batch_size=64, verbose=0).history["loss"][0] > 0
+        devices.setup("none", "bfloat16", announce=False)
+        with pytest.raises(kt.errors.FailedTrialError, match='give the last layer dtype="float32"'):
+            devices.build_model(_dense_head(False))
+    finally:
+        devices.setup("none", None, announce=False)
+        keras.config.set_dtype_policy("float32")
+
+
 @pytest.mark.slow
 def test_a_real_search_and_retrain_record_the_auto_choice_and_why(data_source, tmp_path):
     """A tiny real search under --mixed-precision auto, then retrain-best: run.json's devices.precision and
@@ -85,7 +133,7 @@ def test_a_real_search_and_retrain_record_the_auto_choice_and_why(data_source, t
     run_dir = run_search(search_config(data_source, tmp_path, max_trials=1, subset=300, name="auto",
                                        mixed_precision="auto"))
     run = runs.read_run(run_dir)
-    picked, reason = devices.auto_precision(devices.read_cpuinfo())  # this CPU (the tests run without GPUs)
+    picked, reason = devices.auto_precision(devices.read_cpuinfo(), None, "tensorflow")  # this CPU, no GPU
     policy = f"mixed_{picked}" if picked else "float32"
     assert run["args"]["mixed_precision"] == "auto"
     assert run["devices"]["precision"] == {"requested": "auto", "policy": policy, "reason": reason}

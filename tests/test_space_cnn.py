@@ -151,6 +151,27 @@ def test_mixing_trains_on_soft_labels_and_validates_on_integers(registered_hp, l
     np.testing.assert_allclose(loaded.predict(xv[:8], verbose=0), model.predict(xv[:8], verbose=0), atol=1e-5)
 
 
+@pytest.mark.parametrize("ends", [
+    {**LOW, "mixing": "mixup", "mixing_alpha": 0.2},
+    {**HIGH, "conv_blocks": 2, "filters_base": 16, "kernel_size": 3, "dense_units": 64},  # residual, SE, cutmix
+])
+def test_both_ends_train_under_mixed_bfloat16(registered_hp, learnable, ends):
+    """The default precision on a CPU with AMX is mixed_bfloat16 (devices.auto_precision): every layer
+    kind of the space (augmentation, residual and squeeze-excite blocks, both poolings) and both batch
+    mixers (applied before the model, in float32) train a step in it, with a float32 softmax."""
+    keras.utils.set_random_seed(0)
+    (x, y), _ = learnable
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        hp = configure(registered_hp, ends)
+        model = cnn.build_model(hp)
+        history = cnn.fit(hp, model, x[:32], y[:32], batch_size=16, epochs=1, verbose=0)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16" and str(model.outputs[0].dtype) == "float32"
+    assert np.isfinite(history.history["loss"][0])
+
+
 @pytest.mark.slow
 def test_search_through_the_engine(data_source, tmp_path):
     from conftest import search_config

@@ -190,10 +190,13 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
 
     # from_config turns the nested condition dicts into objects in place: give it a copy.
     hp = keras_tuner.HyperParameters.from_config(copy.deepcopy(trial["hyperparameters"]))
-    keras.utils.set_random_seed(seed)
-    devices.apply_trial_settings()  # the policy and distribution, reset by every clear_session()
     known = {p.name for p in hp.space}
-    model = space.build_model(hp)
+
+    def build():
+        keras.utils.set_random_seed(seed)  # the same weights if auto precision builds it again in float32
+        return space.build_model(hp)
+
+    model = devices.build_model(build)  # the policy and distribution, reset by every clear_session()
     check_same_space(run, trial, known, {p.name for p in hp.space})
     started = time.monotonic()
     with backup.attached(model, backup.FitSlots(backup_dir, label) if backup_dir is not None else None):

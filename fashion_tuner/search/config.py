@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_tuner import algorithms, kt_compat, runs, spaces
+from fashion_tuner import algorithms, devices, kt_compat, runs, spaces
 from fashion_tuner.checkpoints import DEFAULT_KEEP
 from fashion_tuner.devices import DEFAULT_MIXED_PRECISION
 from fashion_tuner.errors import UserError
@@ -56,7 +56,7 @@ class SearchConfig:
     skip_md5: bool = False
     weights: str | None = "auto"  # transfer backbones (the CLI's default too: see search_spaces/transfer.py)
     strategy: str = "auto"
-    mixed_precision: str | None = DEFAULT_MIXED_PRECISION  # None | auto | float16 | bfloat16 (devices.choose_precision)
+    mixed_precision: str | None = DEFAULT_MIXED_PRECISION  # auto | float32 (None) | float16 | bfloat16 (devices)
     backend: str | None = None  # tensorflow | jax | torch; None: $KERAS_BACKEND or tensorflow (fashion_tuner.backend)
     jit: str = "auto"  # auto | on | off (devices.apply_jit)
     input_pipeline: str = "auto"  # auto | tfdata | arrays (devices.resolve_input_pipeline)
@@ -194,6 +194,9 @@ def resume_changes(previous: dict, cfg: SearchConfig, run_dir: Path) -> list[dic
     below what already ran; return the allowed changes as ``{"arg", "from", "to"}`` dicts."""
     before = dict(previous.get("args") or {}, space=previous.get("space"))
     current = identity(cfg)
+    for args in (before, current):  # float32 asked for equals a run recorded before the flag had a default
+        if "mixed_precision" in args:
+            args["mixed_precision"] = devices.mixed_policy(args["mixed_precision"])
     # keys an older run.json lacks are not compared: there is nothing to compare them with
     diffs = [f"{k} {before[k]!r} -> {v!r}" for k, v in current.items() if k in before and before[k] != v]
     if diffs:

@@ -329,13 +329,12 @@ class SpaceHyperModel:
                 import keras
 
                 # Keras Tuner cleared the session just before this call, which reset the dtype policy
-                # (--mixed-precision) and the JAX distribution to their defaults: set them again.
-                devices.apply_trial_settings()
-                model = space.build_model(hp)
+                # (--mixed-precision) and the JAX distribution to their defaults: build_model sets them
+                # again (and a mixed policy needs a float32 output).
+                model = devices.build_model(lambda: space.build_model(hp))
                 if not isinstance(model, keras.Model):
                     raise UserError(f"the space's build_model(hp) returned {type(model).__name__}, not a keras.Model; "
                                     "make it return the compiled model")
-                devices.check_output_dtype(model)  # mixed precision needs a float32 output
                 devices.apply_jit(model, defaults.get("jit", "auto"))
                 if tables.PARENT_KEY in hp.values:
                     build_optimizer(model)
