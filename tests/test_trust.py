@@ -210,6 +210,17 @@ def test_hyperband_epochs_are_part_of_the_run(tmp_path):
         search.resume_changes(previous, cfg, tmp_path)
 
 
+def test_a_run_recorded_before_auto_precision_resumes_with_float32_not_with_the_new_default(tmp_path):
+    """Runs searched before --mixed-precision auto became the default recorded null (float32): resuming
+    one under the default would change how its trials train, so it is refused; float32 resumes it."""
+    cfg = search.SearchConfig(name="old", results_dir=str(tmp_path))
+    previous = {"space": "mlp", "args": dict(search.identity(cfg), mixed_precision=None)}
+    with pytest.raises(UserError, match="mixed_precision None -> 'auto'.*pass --mixed-precision float32 to resume"):
+        search.resume_changes(previous, cfg, tmp_path)
+    assert search.resume_changes(previous, search.SearchConfig(name="old", results_dir=str(tmp_path),
+                                                               mixed_precision="float32"), tmp_path) == []
+
+
 @pytest.mark.slow
 def test_a_larger_budget_really_extends_the_run_and_is_recorded(tiny_run, data_source, tmp_path):
     run = copy_run(tiny_run, tmp_path / "tiny")

@@ -200,7 +200,9 @@ def resume_changes(previous: dict, cfg: SearchConfig, run_dir: Path) -> list[dic
     # keys an older run.json lacks are not compared: there is nothing to compare them with
     diffs = [f"{k} {before[k]!r} -> {v!r}" for k, v in current.items() if k in before and before[k] != v]
     if diffs:
-        raise UserError(f"run {cfg.run_name} already holds a different search ({'; '.join(diffs)}); "
+        hint = (" (it was searched in float32: pass --mixed-precision float32 to resume it)"
+                if before.get("mixed_precision", "") is None and current["mixed_precision"] is not None else "")
+        raise UserError(f"run {cfg.run_name} already holds a different search ({'; '.join(diffs)}){hint}; "
                         "use another --name, or --overwrite to delete it and start over")
     changes = []
     if not algorithms.module(cfg.tuner).MULTI_FIDELITY and before.get("max_trials") not in (None, cfg.max_trials):
