@@ -6,7 +6,8 @@
 # `benchmark` (they prove a benchmark harness at smoke size) and `server` (a real optuna-dashboard process over TCP)
 # are left out: `bash scripts/test.sh -m benchmark` (or `-m server`) runs them.
 # The suite runs on two pytest-xdist workers, one test file at a time each (--dist loadfile keeps a
-# file's module fixtures in one process): 7m30s from a fresh clone on an idle 2-core Intel Xeon (2026-12-06);
+# file's module fixtures in one process): 8m13s from a fresh clone on an idle 2-core Intel Xeon (2026-12-06;
+# 7m30s before bfloat16 became the default there);
 # 13m13s there beside one busy loop per core; 10m26s-12m59s on the 2-core AMD EPYC machines of earlier runs,
 # 18m03s there beside one busy loop per core.
 # Why it was over 10 minutes there, and what was tried: docs/design.md, "The test suite's time".
