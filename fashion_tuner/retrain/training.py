@@ -196,7 +196,10 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
         keras.utils.set_random_seed(seed)  # the same weights if auto precision builds it again in float32
         return space.build_model(hp)
 
-    model = devices.build_model(build)  # the policy and distribution, reset by every clear_session()
+    try:  # the policy and distribution, reset by every clear_session()
+        model = devices.build_model(build)
+    except keras_tuner.errors.FailedTrialError as err:  # an explicit mixed policy and a space without a float32 output
+        raise UserError(str(err)) from None
     check_same_space(run, trial, known, {p.name for p in hp.space})
     started = time.monotonic()
     with backup.attached(model, backup.FitSlots(backup_dir, label) if backup_dir is not None else None):
