@@ -427,7 +427,7 @@ def build_model(build):
     if not bad or record.get("requested") != "auto":
         check_output_dtype(model)
         return model
-    log.warning("note: --mixed-precision auto: the space's model outputs %s, not float32; training in float32 "
+    log.warning("--mixed-precision auto: the space's model outputs %s, not float32; training in float32 "
                 "(give its last layer dtype=\"float32\" to train in %s)", bad[0], _STATE["policy"])
     record.update(policy="float32", reason=f"{record.get('reason', '')}; the space's output was {bad[0]}, "
                                            "so float32 (give its last layer dtype=\"float32\")")

@@ -212,3 +212,15 @@ def test_a_model_trained_in_bfloat16_loads_and_predicts_the_same_classes_in_floa
     assert changed.mean() <= MAX_CLASS_CHANGES
     top2 = np.sort(after, axis=1)[:, -2:]
     assert np.all(top2[changed, 1] - top2[changed, 0] < 2 * MAX_PROB_SHIFT)  # only near-ties may swap
+
+
+def test_the_retrains_record_follows_a_fallback_to_float32():
+    """metrics.json's backend policy is the one the models trained in, also after auto fell back."""
+    from fashion_tuner.retrain.training import provenance_now
+
+    record = {"requested": "auto", "policy": "mixed_bfloat16", "reason": "CPU reports amx_bf16"}
+    provenance = {"backend": {"name": "tensorflow", "policy": "mixed_bfloat16"}, "precision": record}
+    assert provenance_now(provenance)["backend"]["policy"] == "mixed_bfloat16"
+    record.update(policy="float32")  # what devices.build_model does on a fallback
+    assert provenance_now(provenance)["backend"] == {"name": "tensorflow", "policy": "float32"}
+    assert provenance["backend"]["policy"] == "mixed_bfloat16"  # the start-up record itself is not rewritten

@@ -22,7 +22,8 @@ from fashion_tuner.retrain import crossval
 from fashion_tuner.retrain.distill import distill
 from fashion_tuner.retrain.job import RetrainJob
 from fashion_tuner.retrain.training import (class_weight, describe_learning_rate, member_extra, model_facts,
-                                            model_metrics, save_model_files, timed_predict, train_member)
+                                            model_metrics, provenance_now, save_model_files, timed_predict,
+                                            train_member)
 
 
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
@@ -310,7 +311,8 @@ def _ensemble(job: RetrainJob, chosen: list[dict], members: list[dict], member_p
         report.summary_row(f"model_{i} (trial {m['trial_id']})", m) for i, m in enumerate(members, start=1)]
     sections.insert(0, {"name": f"Ensemble of the top {k} trials (averaged softmax)", "subdir": "",
                         "hyperparameters": None, "metrics": ens})
-    top = {"ensemble": ens, "members": members, "class_names": job.data["class_names"], **job.data["provenance"]}
+    top = {"ensemble": ens, "members": members, "class_names": job.data["class_names"],
+           **provenance_now(job.data["provenance"])}
     return summary, sections, [], top
 
 

@@ -153,7 +153,7 @@ def model_metrics(out: Path, *, title: str, history: dict, probs: np.ndarray, da
         if history.get("val_accuracy") and train_on != "train+val":
             metrics["val_accuracy"] = history["val_accuracy"][best]
     metrics.update(extra)
-    metrics.update(data["provenance"])
+    metrics.update(provenance_now(data["provenance"]))
     runs.write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -171,6 +171,15 @@ def check_same_space(run: dict, trial: dict, recorded: set[str], built: set[str]
         raise UserError(f"run.json's space {run.get('space')!r} declares hyperparameters trial {trial.get('trial_id')} "
                         f"never had ({', '.join(new[:4])}{' ...' if len(new) > 4 else ''}): the trials were searched "
                         "with another space; restore run.json's space (or pass --space with the space searched)")
+
+
+def provenance_now(provenance: dict) -> dict:
+    """The retrain's provenance with the dtype policy the models really trained in: under auto, a space
+    without a float32 output falls back to float32 after start-up (devices.build_model updates the
+    precision record), so the backend's policy follows that record."""
+    if "precision" not in provenance or "backend" not in provenance:
+        return provenance
+    return {**provenance, "backend": {**provenance["backend"], "policy": provenance["precision"]["policy"]}}
 
 
 def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
