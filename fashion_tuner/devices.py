@@ -56,8 +56,9 @@ THREAD_ENV = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_
 # slower. CPU (2 cores): 1.01x (MLP, 60k) and 1.02x (CNN, 10k) the arrays' s/epoch; GPU: not measured.
 AUTO_PIPELINE = {"cpu": "arrays", "gpu": "arrays"}
 # What setup() chose; apply_trial_settings() restores it after keras.backend.clear_session().
-# "precision" is the record setup() returned (updated in place when auto falls back to float32).
-_STATE: dict = {"policy": "float32", "distribution": None, "precision": None}
+# "info" is the dict setup() returned (its policy and precision record are updated in place when auto
+# falls back to float32: run.json then says what trials trained in).
+_STATE: dict = {"policy": "float32", "distribution": None, "info": None}
 
 
 def import_tensorflow_quietly() -> None:
@@ -202,7 +203,7 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
         log.info("note: --jit on: XLA was measured about 2x slower than plain TensorFlow on this CPU")
     replicas = strategy_replicas(strategy, len(found), name)
     strat = strategy_name(strategy, len(found), name)
-    _STATE.update(policy=policy, distribution=_make_distribution(strat, name), precision=precision)
+    _STATE.update(policy=policy, distribution=_make_distribution(strat, name))
     apply_trial_settings()
     if name == "torch" and len(found) > 1:
         log.info("note: the torch backend trains on one device (%s); Keras has no multi-GPU data parallelism "
@@ -217,11 +218,12 @@ def setup(strategy: str = "none", mixed_precision=None, deterministic: bool = Fa
         limits = "".join(f"; {k} threads {v}" for k, v in threads.items() if v)
         log.log(level, f"devices: CPU only ({os.cpu_count()} cores{limits}); backend {name}; policy {policy}; "
                 f"jit {jit_s}; input {pipeline}")
-    return {"backend": name, "backend_version": backend.version(name), "gpus": found,
-            "cpu_count": os.cpu_count(), "policy": policy, "precision": precision, "strategy": strat,
-            "replicas": replicas, "jit": jit,
-            "input_pipeline": pipeline, "threads": threads, "deterministic": deterministic,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    _STATE["info"] = {"backend": name, "backend_version": backend.version(name), "gpus": found,
+                      "cpu_count": os.cpu_count(), "policy": policy, "precision": precision, "strategy": strat,
+                      "replicas": replicas, "jit": jit,
+                      "input_pipeline": pipeline, "threads": threads, "deterministic": deterministic,
+                      "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return _STATE["info"]
 
 
 def apply_trial_settings() -> None:
@@ -418,19 +420,22 @@ def build_model(build):
     A mixed policy needs float32 outputs. Asked for explicitly (``--mixed-precision bfloat16``), a model
     without one fails its trial (:func:`check_output_dtype`). Under "auto", a space written without
     ``dtype="float32"`` on its last layer is not an error: this process falls back to float32 (said
-    once, recorded in the precision record :func:`setup` returned) and the model is built again.
+    once, recorded in the policy and precision record of the dict :func:`setup` returned) and the
+    model is built again.
     """
     apply_trial_settings()
     model = build()
     bad = _low_precision_outputs(model)
-    record = _STATE["precision"] or {}
-    if not bad or record.get("requested") != "auto":
-        check_output_dtype(model)
+    info = _STATE["info"] or {}
+    record = info.get("precision") or {}
+    if not bad:
         return model
+    if record.get("requested") != "auto":
+        check_output_dtype(model)  # raises: an explicit mixed policy needs a float32 output
     log.warning("--mixed-precision auto: the space's model outputs %s, not float32; training in float32 "
                 "(give its last layer dtype=\"float32\" to train in %s)", bad[0], _STATE["policy"])
     record.update(policy="float32", reason=f"{record.get('reason', '')}; the space's output was {bad[0]}, "
                                            "so float32 (give its last layer dtype=\"float32\")")
-    _STATE["policy"] = "float32"
+    info["policy"] = _STATE["policy"] = "float32"
     apply_trial_settings()
     return build()

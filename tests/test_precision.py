@@ -114,6 +114,7 @@ def test_auto_builds_a_space_without_a_float32_output_in_float32_and_records_it(
         assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"float32"}
         assert str(model.outputs[0].dtype) == "float32" and 'dtype="float32"' in caplog.text
         assert info["precision"]["policy"] == "float32" and "output was bfloat16" in info["precision"]["reason"]
+        assert info["policy"] == "float32"  # run.json's devices.policy says what the trials trained in
         assert model.fit(x, y, epochs=1, batch_size=64, verbose=0).history["loss"][0] > 0
         devices.setup("none", "bfloat16", announce=False)
         with pytest.raises(kt.errors.FailedTrialError, match='give the last layer dtype="float32"'):
