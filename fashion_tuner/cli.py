@@ -270,6 +270,11 @@ def _add_retrain_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     r.add_argument("--tta", default="none", choices=TTA_CHOICES,
                    help="score the test images as they are (none, default) or as the mean of each image and its "
                         "mirror (flip: one more forward pass; recorded in metrics.json, and predict does the same)")
+    r.add_argument("--race", default="auto", choices=("auto", "on", "off"),
+                   help="when the search's pick is not the space's defaults, retrain both and keep (and test) the one "
+                        "with the higher validation accuracy: short search trials favour what learns fast over what "
+                        "regularises (auto, default: one model, a validation split, no --time-budget or --cv; on: "
+                        "also then, half the budget each; off: the pick alone)")
     r.add_argument("--distill-from", default=None, help="teacher run directory for knowledge distillation")
     r.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (default: where the search read them)")
@@ -367,7 +372,7 @@ def _retrain(args) -> int:
         run=args.run, results_dir=args.results_dir, name=args.name, epochs=args.epochs, top_k=args.top_k,
         train_on=args.train_on, seed=args.seed, distill_from=args.distill_from, data_dir=args.data_dir,
         space=args.space, time_budget=args.time_budget, started=_started, max_params=args.max_params,
-        cv=args.cv, tta=args.tta, patience=args.patience))
+        cv=args.cv, tta=args.tta, patience=args.patience, race=args.race))
 
 
 def _predict(args) -> int:

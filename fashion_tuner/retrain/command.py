@@ -18,22 +18,22 @@ import numpy as np
 from fashion_tuner import algorithms, backup, fsio, hints, locks, modelsize, report, runs, spaces
 from fashion_tuner.errors import UserError
 from fashion_tuner.retrain.config import BACKUP_DIR, MODEL_FILE, RetrainConfig, resolve_space, retrain_plan, say
-from fashion_tuner.retrain import crossval
+from fashion_tuner.retrain import crossval, race
 from fashion_tuner.retrain.distill import distill
 from fashion_tuner.retrain.job import RetrainJob
 from fashion_tuner.retrain.training import (class_weight, describe_learning_rate, member_extra, model_facts,
-                                            model_metrics, provenance_now, save_model_files, timed_predict,
-                                            train_member)
+                                            model_metrics, provenance_now, save_history, save_model_files,
+                                            timed_predict, train_member)
 
 
 def retrain_best(run: str | None, results_dir: str = str(runs.DEFAULT_RESULTS_DIR), name: str | None = None,
                  epochs: int | None = None, top_k: int = 1, train_on: str | None = None, seed: int = 42,
                  distill_from: str | None = None, data_dir: str | None = None, space: str | None = None,
                  max_params: int | None = None, cv: int | None = None, tta: str = "none",
-                 patience: int | None = None) -> Path:
+                 patience: int | None = None, race: str = race.DEFAULT_RACE) -> Path:
     """:func:`run_retrain` with its :class:`RetrainConfig` given as arguments; returns the report folder."""
     return run_retrain(RetrainConfig(run, results_dir, name, epochs, top_k, train_on, seed, distill_from, data_dir,
-                                     space, max_params=max_params, cv=cv, tta=tta, patience=patience))
+                                     space, max_params=max_params, cv=cv, tta=tta, patience=patience, race=race))
 
 
 def run_retrain(cfg: RetrainConfig) -> Path:
@@ -56,7 +56,9 @@ def run_retrain(cfg: RetrainConfig) -> Path:
             raise
 
 
-def _chosen_trials(cfg: RetrainConfig, run_dir: Path, run: dict, trials: list[dict]) -> list[dict]:
+def _chosen_trials(cfg: RetrainConfig, run_dir: Path, run: dict, trials: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``(chosen, candidates)``: the trials to retrain, and every completed trial they were chosen from (within
+    --max-params), best first."""
     done = runs.ranked_trials(trials, run.get("direction", "max"))
     if not done:
         counts = {}
@@ -73,7 +75,7 @@ def _chosen_trials(cfg: RetrainConfig, run_dir: Path, run: dict, trials: list[di
     chosen = done[:cfg.top_k]
     say(f"run {run_dir}: {len(done)} completed trial(s); retraining "
         + ", ".join(f"trial {t['trial_id']} ({t['score']:.4f})" for t in chosen))
-    return chosen
+    return chosen, done
 
 
 def _within_size(max_params: int | None, run_dir: Path, done: list[dict]) -> list[dict]:
@@ -147,18 +149,26 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
 
     run = runs.read_run(run_dir)
     trials = runs.read_trials(run_dir)
-    chosen = _chosen_trials(cfg, run_dir, run, trials)
+    chosen, candidates = _chosen_trials(cfg, run_dir, run, trials)
     space_name = resolve_space(run, cfg.space)
     teacher_dir = _teacher(cfg, run_dir)
     args = run.get("args", {})
     max_epochs, train_on, patience = retrain_plan(args, cfg.epochs, cfg.train_on, cfg.patience)
+    rival, why = race.opponent(cfg.race, chosen[0], candidates, train_on=train_on, top_k=len(chosen),
+                               distilling=teacher_dir is not None, budgeted=bool(cfg.time_budget), cv=bool(cfg.cv))
+    if why:
+        say(why)
+    if rival is not None:
+        say(f"the pick is not the space's defaults: both are retrained (the defaults: trial {rival['trial_id']}) "
+            "and the one with the higher validation accuracy is kept and tested (--race off: the pick alone)")
     device_info = devices.setup("none", args.get("mixed_precision"), bool(args.get("deterministic")))
     space = spaces.load_space(space_name)
     say("loading data and the saved split")
     data, split = _load_data(run, run_dir, cfg.data_dir, train_on, device_info)
     epoch_images = len(data["y_fit"]) + (0 if data["val"] is None else len(data["val"][1]))
     scored = len(data["y_te"]) * (2 if cfg.tta == "flip" else 1)  # test images scored after each fit
-    deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in chosen], max_epochs,
+    raced = chosen + ([rival] if rival is not None else [])
+    deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in raced], max_epochs,
                                 subset=train_on != "full" and bool(args.get("subset")), scored_images=scored)
     if plan:
         max_epochs = plan["planned_epochs"]
@@ -176,7 +186,7 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
             if teacher_dir is not None:
                 summary, sections, notes, top_metrics = distill(job, chosen[0], teacher_dir)
             else:
-                summary, sections, notes, top_metrics = _retrain_members(job, chosen)
+                summary, sections, notes, top_metrics = _retrain_members(job, chosen, rival)
         if folds is not None:
             _add_cross_validation(folds, summary, notes, top_metrics)
         _write_pages(job, run_dir, trials, summary, sections, notes, top_metrics)
@@ -216,7 +226,7 @@ def _time_plan(cfg: RetrainConfig, run: dict, run_dir: Path, fit_images: int, tr
     from fashion_tuner import budget
 
     started = cfg.started or time.time()
-    models = 2 if cfg.distill_from else cfg.top_k  # distillation trains the student twice (with and without)
+    models = 2 if cfg.distill_from else len(trial_ids)  # distillation trains the student twice; a race two models
     sizes = (run.get("split") or {}).get("sizes") or {}
     search_images = int(sizes.get("train") or 0) + int(sizes.get("val") or 0)
     per_epoch = budget.seconds_per_epoch(run_dir, search_images, fit_images, trial_ids)
@@ -246,37 +256,78 @@ def _write_pages(job: RetrainJob, run_dir: Path, trials: list[dict], summary, se
                               notes=notes, review_link=review_link)
 
 
-def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.ndarray]:
-    """Train and evaluate member ``i`` of ``k``; returns its metrics and test probabilities ``(n_test, C)``."""
-    import keras
-
-    sub = job.out if k == 1 else job.out / f"model_{i}"
-    label = f"trial {trial['trial_id']}"
+def _fit(job: RetrainJob, trial: dict, tag: str, label: str):
+    """Train ``trial``'s configuration from scratch; ``(model, hp, history dict, wall s)``."""
     n_epochs = job.epochs_for(trial)
     how = (f"up to {n_epochs} epoch(s), EarlyStopping on val_accuracy" if job.train_on != "train+val"
            else f"{n_epochs} epoch(s) on train+val, no early stopping")
-    say(f"[{i}/{k}] training {label}: {how}")
-    model, hp, history, wall = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
-                                            seed=job.seed, patience=job.patience, label=label, deadline=job.deadline,
-                                            backup_dir=job.backup_dir(trial, "member"))
-    say(f"[{i}/{k}] evaluating {label} on the held-out test split" + (" (flip TTA)" if job.tta == "flip" else ""))
+    say(f"{tag} training {label}: {how}")
+    return train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs, seed=job.seed,
+                        patience=job.patience, label=f"trial {trial['trial_id']}", deadline=job.deadline,
+                        backup_dir=job.backup_dir(trial, "member"))
+
+
+def _evaluate(job: RetrainJob, trial: dict, fitted, sub: Path, title: str, tag: str) -> tuple[dict, np.ndarray]:
+    """Score a fitted model once on the held-out test split and write its files in ``sub``; returns its
+    metrics and test probabilities ``(n_test, C)``."""
+    model, hp, history, wall = fitted
+    label = f"trial {trial['trial_id']}"
+    say(f"{tag} evaluating {label} on the held-out test split" + (" (flip TTA)" if job.tta == "flip" else ""))
     probs, seconds = timed_predict(model, job.data["x_te"], job.tta)
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
-    title = f"trial {trial['trial_id']}" if k == 1 else f"model_{i} (trial {trial['trial_id']})"
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
              "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds, job.tta), "tta": job.tta,
              "patience": job.patience, **job.budget_record(history)}
     metrics = model_metrics(sub, title=title, history=history, probs=probs, data=job.data, extra=extra)
     lo, hi = metrics["test_accuracy_ci95"]
-    say(f"[{i}/{k}] {label}: test accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+    say(f"{tag} {label}: test accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
         f"{metrics['epochs_trained']} epochs, {wall:.1f} s")
-    del model
-    keras.backend.clear_session()
     return metrics, probs
 
 
-def _retrain_members(job: RetrainJob, chosen: list[dict]):
-    """Retrain each chosen trial (and, for several, their ensemble); ``(summary, sections, notes, top)``."""
+def _train_one(job: RetrainJob, trial: dict, i: int, k: int) -> tuple[dict, np.ndarray]:
+    """Train and evaluate member ``i`` of ``k``; returns its metrics and test probabilities ``(n_test, C)``."""
+    import keras
+
+    label = f"trial {trial['trial_id']}"
+    fitted = _fit(job, trial, f"[{i}/{k}]", label)
+    title = label if k == 1 else f"model_{i} (trial {trial['trial_id']})"
+    result = _evaluate(job, trial, fitted, job.out if k == 1 else job.out / f"model_{i}", title, f"[{i}/{k}]")
+    del fitted
+    keras.backend.clear_session()
+    return result
+
+
+def _race(job: RetrainJob, pick: dict, rival: dict):
+    """Train the pick and the space's defaults, keep the one with the higher validation accuracy
+    (:mod:`.race`) and evaluate only it; ``(summary, sections, notes, top)``."""
+    import keras
+
+    entrants = {"pick": pick, "defaults": rival}
+    fits = {role: _fit(job, trial, f"[race {i}/2]", f"trial {trial['trial_id']} ({race.ROLES[role]})")
+            for i, (role, trial) in enumerate(entrants.items(), start=1)}
+    record = race.outcome({role: (entrants[role], fit[2], fit[3]) for role, fit in fits.items()},
+                          0 if job.data["val"] is None else len(job.data["val"][1]))
+    say(record["note"])
+    winner, loser = entrants[record["winner"]], record["loser"]
+    _, loser_hp, loser_history, _ = fits.pop(loser)
+    save_history(job.out / race.RACE_DIR / loser, dict(loser_hp.values), loser_history)
+    label = f"trial {winner['trial_id']}"
+    metrics, _ = _evaluate(job, winner, fits.pop(record["winner"]), job.out, label, "[race]")
+    keras.backend.clear_session()
+    metrics["race"] = {k: v for k, v in record.items() if k != "note"}
+    sections = [{"name": f"Best trial ({label}, {race.ROLES[record['winner']]}, won the race)", "subdir": "",
+                 "hyperparameters": metrics["hyperparameters"], "metrics": metrics}]
+    note = (f"{record['note'][0].upper()}{record['note'][1:]}. The other's learning curve: "
+            f"{race.RACE_DIR}/{loser}/history.csv.")
+    return [report.summary_row(label, metrics)], sections, [note], metrics
+
+
+def _retrain_members(job: RetrainJob, chosen: list[dict], rival: dict | None = None):
+    """Retrain each chosen trial (and, for several, their ensemble), or race the one chosen against ``rival``, the
+    space's defaults; ``(summary, sections, notes, top)``."""
+    if rival is not None:
+        return _race(job, chosen[0], rival)
     k = len(chosen)
     members, member_probs, sections = [], [], []
     for i, trial in enumerate(chosen, start=1):

@@ -47,6 +47,7 @@ class RetrainConfig:
     cv: int | None = None  # --cv K: also K-fold cross-validate the best configuration (retrain.crossval)
     tta: str = "none"  # --tta: none | flip (fashion_tuner.tta), how the test images are scored
     patience: int | None = None  # EarlyStopping patience; None: the run's retrain_defaults, else the search's
+    race: str = "auto"  # --race: auto | on | off, the pick against the space's defaults (retrain.race)
 
     def validate(self) -> "RetrainConfig":
         """UserError for values no retrain can use (checked before anything is loaded)."""
@@ -64,6 +65,10 @@ class RetrainConfig:
             raise UserError(f"--tta must be one of {', '.join(TTA_CHOICES)}, not {self.tta!r}")
         if self.max_params is not None and self.max_params < 1:
             raise UserError(f"--max-params must be at least 1, not {self.max_params}")
+        from fashion_tuner.retrain.race import RACE_CHOICES
+
+        if self.race not in RACE_CHOICES:
+            raise UserError(f"--race must be one of {', '.join(RACE_CHOICES)}, not {self.race!r}")
         from fashion_tuner.cv import check_k
 
         check_k(self.cv)

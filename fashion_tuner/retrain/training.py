@@ -120,13 +120,19 @@ def model_facts(model, path: Path, x: np.ndarray, batch_seconds: float, tta: str
 
 
 def save_model_files(out: Path, model, hp_values: dict, history: dict, class_names: list[str]) -> None:
-    import pandas as pd
-
     from fashion_tuner.retrain.config import MODEL_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)
     (out / CLASS_NAMES_FILE).write_text(json.dumps(class_names) + "\n")
+    save_history(out, hp_values, history)
+
+
+def save_history(out: Path, hp_values: dict, history: dict) -> None:
+    """``hyperparameters.json`` and ``history.csv`` (one row per epoch) of a fit in ``out``."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
     (out / "hyperparameters.json").write_text(json.dumps(hp_values, indent=2, default=str) + "\n")
     frame = pd.DataFrame(history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
