@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, search_config
+from conftest import run_cli
 from fashion_tuner import runs
 from fashion_tuner.cli import build_parser
 from fashion_tuner.retrain import race
@@ -95,11 +95,14 @@ def test_cli_offers_the_race_choices():
 @pytest.fixture(scope="module")
 def slow_default_run(data_source, tmp_path_factory) -> Path:
     """A real 2-trial random search of a space whose defaults cannot learn: trial 1 is the pick."""
-    from fashion_tuner.search import run_search
-
-    cfg = search_config(data_source, tmp_path_factory.mktemp("race"), space=str(SLOW_DEFAULT_SPACE), subset=1000,
-                        name="slow-default")
-    run_dir = run_search(cfg)
+    results = tmp_path_factory.mktemp("race")
+    result = run_cli("search", "--space", str(SLOW_DEFAULT_SPACE), "--tuner", "random", "--max-trials", "2",
+                     "--max-epochs", "1", "--subset", "1000", "--batch-size", "64", "--seed", "1", "--results-dir",
+                     str(results), "--name", "slow-default", "--no-tensorboard", "--data-dir", str(data_source["dir"]),
+                     *(["--skip-md5"] if data_source["skip_md5"] else []))
+    assert result.returncode == 0, result.stderr
+    assert "the pick is not the space's defaults: retrain-best trains both" in result.stdout + result.stderr
+    run_dir = results / "slow-default"
     ranked = runs.ranked_trials(runs.read_trials(run_dir), "max")
     assert [t["hyperparameters"]["values"]["learning_rate"] for t in ranked] == [1e-2, 1e-7]
     return run_dir

@@ -43,6 +43,11 @@ KEPT_DEFAULTS_NOTE = ("note: the pick is the space's defaults: nothing beat them
                       "docs/benchmarks.md#search-against-the-defaults): give the retrain the time you have, e.g. "
                       "%s, and next time a shorter search")
 
+# after a search whose pick is not the space's defaults (retrain-best --race, fashion_tuner/retrain/race.py)
+RACE_NOTE = ("note: the pick is not the space's defaults: retrain-best trains both at its own fidelity and keeps the one "
+             "with the higher validation accuracy (short trials favour what learns fast over what regularises; about "
+             "twice the retrain's time; --race off retrains the pick alone)")
+
 
 @dataclass
 class SearchData:
@@ -370,6 +375,8 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
              OBJECTIVE, summary["best"]["score"], summary["best"]["trial_id"], run_dir / runs.BEST_HP_FILE)
     if summary["best"].get("why"):
         log.info("pick: %s", summary["best"]["why"])
+    if not summary["pick_is_defaults"]:
+        log.info(RACE_NOTE)
     log.info("wall time of this search command: %s", describe_budget(time.time() - clock.started))
     log.info("%s (--keep-checkpoints %s)", checkpoints.describe(manifest["disk"]),
              "all" if cfg.keep_checkpoints is None else cfg.keep_checkpoints)
