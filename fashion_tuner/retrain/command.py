@@ -154,6 +154,9 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     teacher_dir = _teacher(cfg, run_dir)
     args = run.get("args", {})
     max_epochs, train_on, patience = retrain_plan(args, cfg.epochs, cfg.train_on, cfg.patience)
+    device_info = devices.setup("none", args.get("mixed_precision"), bool(args.get("deterministic")))
+    space = spaces.load_space(space_name)
+    # after setup: reading the defaults from the stored space imports Keras Tuner (and the backend)
     rival, why = race.opponent(cfg.race, chosen[0], candidates, train_on=train_on, top_k=len(chosen),
                                distilling=teacher_dir is not None, budgeted=bool(cfg.time_budget), cv=bool(cfg.cv))
     if why:
@@ -161,8 +164,6 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     if rival is not None:
         say(f"the pick is not the space's defaults: both are retrained (the defaults: trial {rival['trial_id']}) "
             "and the one with the higher validation accuracy is kept and tested (--race off: the pick alone)")
-    device_info = devices.setup("none", args.get("mixed_precision"), bool(args.get("deterministic")))
-    space = spaces.load_space(space_name)
     say("loading data and the saved split")
     data, split = _load_data(run, run_dir, cfg.data_dir, train_on, device_info)
     epoch_images = len(data["y_fit"]) + (0 if data["val"] is None else len(data["val"][1]))
