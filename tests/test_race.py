@@ -45,6 +45,29 @@ def test_defaults_are_read_from_the_stored_space_active_values_only():
     assert not race.same_config({"a": True}, {"a": 1.0})
 
 
+def test_a_name_declared_only_on_another_path_does_not_hide_the_defaults_trial():
+    """A space that declares ``extra`` in a Python ``if`` (not a conditional scope): the defaults' trial never
+    had it, a later trial registered it in the stored space."""
+    import keras_tuner as kt
+
+    def stored(tid: str, values: dict, score: float) -> dict:
+        hp = kt.HyperParameters()
+        hp.Choice("optimizer", ["adam", "sgd"], default="adam")
+        hp.Float("dropout", 0.0, 0.5, default=0.25)
+        hp.Int("extra", 1, 4, default=2)
+        hp.values = dict(values)
+        return {"trial_id": tid, "score": score, "status": "COMPLETED", "hyperparameters": hp.get_config()}
+
+    pick, defaults = stored("2", {"optimizer": "sgd", "dropout": 0.25, "extra": 3}, 0.9), stored("0", DEFAULTS, 0.8)
+    assert race.defaults_config(pick) == {**DEFAULTS, "extra": 2}
+    rival, why = race.opponent("auto", pick, [pick, defaults], train_on="full", top_k=1, distilling=False,
+                               budgeted=False, cv=False)
+    assert rival is defaults and why is None
+    assert race.is_defaults(DEFAULTS, {**DEFAULTS, "extra": 2})
+    assert not race.is_defaults({**DEFAULTS, "extra": 3}, {**DEFAULTS, "extra": 2})
+    assert not race.is_defaults({**DEFAULTS, "unknown": 1}, DEFAULTS) and not race.is_defaults({}, DEFAULTS)
+
+
 def test_opponent_is_the_defaults_trial_when_the_pick_differs():
     pick, other, defaults = trial("3", PICK, 0.9), trial("1", {**DEFAULTS, "dropout": 0.4}, 0.8), trial("0", DEFAULTS, 0.7)
     done = [pick, other, defaults]

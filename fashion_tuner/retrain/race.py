@@ -68,6 +68,13 @@ def config_of(trial: dict) -> dict:
     return tables.hp_values((trial.get("hyperparameters") or {}).get("values"))
 
 
+def is_defaults(config: dict, defaults: dict) -> bool:
+    """True when every value of ``config`` is its default. A hyperparameter a space declares only on some paths
+    (in a Python ``if`` rather than a conditional scope) is in the stored space's defaults but not in the values
+    of a trial that took another path; a build is a function of its values, so the values it has decide."""
+    return bool(config) and set(config) <= set(defaults) and same_config(config, {k: defaults[k] for k in config})
+
+
 def opponent(mode: str, pick: dict, done: list[dict], *, train_on: str, top_k: int, distilling: bool,
              budgeted: bool, cv: bool) -> tuple[dict | None, str | None]:
     """The completed trial of the space's defaults that ``pick`` races against, or None; and a note for the
@@ -80,9 +87,9 @@ def opponent(mode: str, pick: dict, done: list[dict], *, train_on: str, top_k: i
     if mode == "off":
         return None, None
     defaults = defaults_config(pick)
-    if defaults is None or same_config(config_of(pick), defaults):
+    if defaults is None or is_defaults(config_of(pick), defaults):
         return None, None  # the pick is the defaults: nothing to race
-    rival = next((t for t in done if same_config(config_of(t), defaults)), None)
+    rival = next((t for t in done if is_defaults(config_of(t), defaults)), None)
     if rival is None:
         return None, ("note: no race against the space's defaults: no completed trial of this run (within "
                       "--max-params) trained them")
