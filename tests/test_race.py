@@ -166,14 +166,10 @@ def test_bad_race_value_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_time_budget_skips_the_race_unless_asked_and_then_plans_two_models(slow_default_run, tmp_path):
+def test_race_on_races_within_a_time_budget_planning_two_models(slow_default_run, tmp_path):
+    """(Under auto a time budget skips the race: test_opponent_is_the_defaults_trial_when_the_pick_differs.)"""
     run_dir = Path(shutil.copytree(slow_default_run, tmp_path / "run"))
     common = ["retrain-best", str(run_dir), "--space", str(SLOW_DEFAULT_SPACE), "--epochs", "2", "--time-budget", "2m"]
-    auto = run_cli(*common)
-    assert auto.returncode == 0, auto.stderr
-    assert "no race of the pick against the space's defaults (trial 0): --time-budget" in auto.stdout + auto.stderr
-    metrics = json.loads((run_dir / runs.REPORT_DIR / "metrics.json").read_text())
-    assert "race" not in metrics and metrics["time_budget"]["models"] == 1
     on = run_cli(*common, "--race", "on")
     assert on.returncode == 0, on.stderr
     metrics = json.loads((run_dir / runs.REPORT_DIR / "metrics.json").read_text())
