@@ -104,7 +104,10 @@ def test_the_higher_best_validation_wins_and_a_tie_keeps_the_defaults():
     tie = race.outcome({"pick": (pick, history([0.9]), 1.0), "defaults": (defaults, history([0.9]), 1.0)}, 6000)
     assert tie["winner"] == "defaults"
     nan = race.outcome({"pick": (pick, history([float("nan")]), 1.0), "defaults": (defaults, history([0.1]), 1.0)}, 600)
-    assert nan["winner"] == "defaults"
+    assert nan["winner"] == "defaults" and nan["pick"]["val_accuracy"] is None and "no validation score" in nan["note"]
+    json.dumps(nan, allow_nan=False)  # metrics.json stays strict JSON
+    both = race.outcome({"pick": (pick, history([0.2]), 1.0), "defaults": (defaults, history([float("nan")]), 1.0)}, 600)
+    assert both["winner"] == "pick" and both["pick_minus_defaults_val_pp"] is None
 
 
 def test_cli_offers_the_race_choices():

@@ -117,21 +117,20 @@ def outcome(fits: dict[str, tuple[dict, dict, float]], validation_images: int) -
     for role, (trial, history, wall) in fits.items():
         curve = [float(v) for v in history.get("val_accuracy", [])]
         best = report.best_epoch(history) if curve else None
-        score = curve[best] if curve and math.isfinite(curve[best]) else float("-inf")
+        score = curve[best] if curve and math.isfinite(curve[best]) else None  # JSON has no -inf
         sides[role] = {"trial_id": trial["trial_id"], "val_accuracy": score,
                        "best_epoch": None if best is None else best + 1,
                        "epochs_trained": len(history.get("loss", [])), "wall_s": round(wall, 2),
-                       "val_accuracy_per_epoch": curve}
-    winner = "pick" if sides["pick"]["val_accuracy"] > sides["defaults"]["val_accuracy"] else "defaults"
+                       "val_accuracy_per_epoch": [v if math.isfinite(v) else None for v in curve]}
+    pick, defaults = (sides[r]["val_accuracy"] for r in ("pick", "defaults"))
+    winner = "pick" if pick is not None and (defaults is None or pick > defaults) else "defaults"
     loser = "defaults" if winner == "pick" else "pick"
     from fashion_tuner.algorithms import noise
 
-    level = max(sides["defaults"]["val_accuracy"], 0.0)
-    margin = 100 * noise(level, validation_images) if validation_images else None
-    gap = 100 * (sides["pick"]["val_accuracy"] - sides["defaults"]["val_accuracy"])
+    margin = 100 * noise(defaults, validation_images) if validation_images and defaults is not None else None
+    gap = None if pick is None or defaults is None else round(100 * (pick - defaults), 3)
     record = {"winner": winner, "loser": loser, "rule": RULE, "validation_images": validation_images,
-              "noise_pp": None if margin is None else round(margin, 3),
-              "pick_minus_defaults_val_pp": round(gap, 3) if math.isfinite(gap) else None, **sides}
+              "noise_pp": None if margin is None else round(margin, 3), "pick_minus_defaults_val_pp": gap, **sides}
     record["note"] = describe(record)
     return record
 
@@ -141,7 +140,7 @@ def describe(record: dict) -> str:
     within the validation noise."""
     def side(role: str) -> str:
         s = record[role]
-        score = f"{s['val_accuracy']:.4f}" if math.isfinite(s["val_accuracy"]) else "no validation score"
+        score = "no validation score" if s["val_accuracy"] is None else f"{s['val_accuracy']:.4f}"
         return f"{ROLES[role]} (trial {s['trial_id']}) {score} at epoch {s['best_epoch']} of {s['epochs_trained']}"
 
     gap, margin = record.get("pick_minus_defaults_val_pp"), record.get("noise_pp")
