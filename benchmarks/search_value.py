@@ -337,12 +337,14 @@ def merge(old: dict | None, new: dict) -> dict:
     (:data:`SAME_FIGURE`); the summary is recomputed over all of them."""
     if not old or any(old.get(k) != new.get(k) for k in SAME_FIGURE):
         return with_summary(new)
-    merged = dict(new)
+    merged = {**old, **new}  # records added to the figure by hand (full_retrain, race) outlive a rerun
     for key in ("runs", "curves", "picks", "reference"):
         merged[key] = {a: {**(old.get(key) or {}).get(a, {}), **(new.get(key) or {}).get(a, {})}
                        for a in set(old.get(key) or {}) | set(new.get(key) or {})}
     merged["seeds"] = sorted({*old.get("seeds", []), *new.get("seeds", [])})
-    merged["defaults_values"] = {**(old.get("defaults_values") or {}), **(new.get("defaults_values") or {})}
+    # a run of arms without a Hyperband one finds no trial 0 to read the defaults from (None): keep the earlier ones
+    merged["defaults_values"] = {**(old.get("defaults_values") or {}),
+                                 **{k: v for k, v in (new.get("defaults_values") or {}).items() if v is not None}}
     if old.get("superseded") and not new.get("superseded"):  # earlier figures a later run or rule replaced
         merged["superseded"] = old["superseded"]
     return with_summary(merged)

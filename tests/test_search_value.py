@@ -36,6 +36,14 @@ def test_merge_keeps_earlier_seeds_and_arms_of_the_same_figure_only():
     assert rerun["delta"]["priorband"]["delta_ref"] == {"42": 0.0}
     other = sv.merge(old, figure([7], "priorband", 0.89, budget=60))  # another budget: replaces
     assert "defaults" not in other["reference"]
+    # a later run of an arm without trial 0 (random, optuna) keeps the defaults' values and hand-added records
+    knobs = {"learning_rate": 1e-3, "augment": True}
+    known = sv.merge(None, {**figure([42], "priorband", 0.89), "defaults_values": {"42": knobs}})
+    known["race"] = {"seeds": {"42": "kept"}}
+    later = sv.merge(known, {**figure([42], "random", 0.87), "defaults_values": {"42": None},
+                             "picks": {"random": {"42": {"learning_rate": 2e-3, "augment": True}}}})
+    assert later["defaults_values"]["42"] == knobs and later["race"] == {"seeds": {"42": "kept"}}
+    assert later["changed"]["random"] == {"42": 1} and later["reference"]["priorband"] == {"42": 0.89}
 
 
 def test_the_table_shows_delta_ref_trials_and_how_far_each_pick_moved_from_the_defaults():
