@@ -6,8 +6,9 @@ and a fit that would run past the deadline stops at an epoch boundary, or inside
 batch and the validation pass would overrun (:func:`budget_guard`), so a command's wall time stays within its
 budget plus about one batch and the process's own start and finish. ``retrain-best`` sizes its epochs
 to the budget from the search's own epoch timings (``trial_*/epochs.jsonl``), so learning-rate
-schedules are laid out for the epochs it will actually run; when its own first epoch shows fewer
-fit (:func:`budget_guard` with ``replan``), the schedule is shortened to them and the fit ends there.
+schedules are laid out for the epochs it will actually run; when its own epochs show fewer fit (after the
+first, and after each later one at their recent pace: :func:`budget_guard` with ``replan``), the schedule is
+shortened to them and the fit ends there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ BUDGET_STOP_FILE = "budget_stop.json"  # in a trial folder: the time budget stop
 SAFETY = 0.95  # plan epochs for this share of a retrain budget (the rest absorbs timing noise)
 WORTH_EPOCHS = 3  # a retrain of fewer epochs (when more were asked for) is said to be too short to be worth it
 UNUSED_SHARE = 0.5  # a retrain plan using less than this share of its budget says which flags would use it
+PACE_EPOCHS = 2  # a retrain re-plans at the mean pace of its last this many epochs (its first left out)
 STEADY_BATCHES = 3  # batches timed (after the fit's first) before a guard trusts its measured pace
 FORWARD_SHARE = 0.5  # scoring an image costs at most about this share of its training step (forward + backward)
 FINISH_S = 20.0  # seconds a retrain spends after a fit, besides scoring the test images, at the search's pace:
@@ -87,6 +89,9 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
     ``replan`` (retrain-best): after the first epoch, when fewer of the fit's epochs fit before the
     deadline at that epoch's pace (times ``SAFETY``), the learning-rate schedule is shortened to them
     (:func:`shorten_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
+    After each later epoch the same, at the pace of the last ``PACE_EPOCHS`` epochs (the first, which traces,
+    left out), so a machine that slows down mid-fit still ends the schedule at its floor rather than being cut
+    part-way down it; a plan is only ever shortened (a longer one would raise the rate again).
     """
     import keras
 
@@ -103,9 +108,13 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
             self.validation_s = 0.0  # the last validation pass (none measured yet: 0)
             self.stopped_inside_epoch = False
             self.steady_s, self.steady_batches = 0.0, 0  # the fit's batches after its first (which traces the step)
+            self.epoch_times = []  # seconds of each epoch after the fit's first
+            self.first_epoch = None
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
+            if self.first_epoch is None:  # 0, or where a resumed fit continues
+                self.first_epoch = epoch
             self.epoch_started = time.time()
             if self.epoch_started >= self._end():  # nothing left: stop after the first batch
                 self._stop(epoch)
@@ -137,8 +146,10 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
 
         def on_epoch_end(self, epoch, logs=None):
             self.last_epoch_s = time.time() - self.epoch_started
-            if replan and epoch == 0:
-                self._replan()
+            if epoch != self.first_epoch:
+                self.epoch_times.append(self.last_epoch_s)
+            if replan:
+                self._replan(epoch)
             if self.replanned_epochs is not None and epoch + 1 >= self.replanned_epochs:
                 self.model.stop_training = True  # the shortened schedule has ended
             elif time.time() + self.last_epoch_s > self._end() and not self.model.stop_training:
@@ -162,14 +173,17 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
                 return self.validation_s
             return FORWARD_SHARE * image_s * validation_images
 
-        def _replan(self):
-            planned = int(self.params.get("epochs") or 0)
-            fits = 1 + int(max(0.0, self._end() - time.time()) * SAFETY // max(self.last_epoch_s, 1e-6))
-            steps_per_epoch = int(self.model.optimizer.iterations.numpy())  # the first epoch's updates
-            if 1 < fits < planned and shorten_schedule(self.model, fits * steps_per_epoch):
+        def _replan(self, epoch: int):
+            """Shorten the schedule to the epochs that fit at the measured pace (see ``replan`` above)."""
+            planned = self.replanned_epochs or int(self.params.get("epochs") or 0)
+            pace = float(np.mean(self.epoch_times[-PACE_EPOCHS:])) if self.epoch_times else self.last_epoch_s
+            fits = epoch + 1 + int(max(0.0, self._end() - time.time()) * SAFETY // max(pace, 1e-6))
+            steps_per_epoch = int(self.model.optimizer.iterations.numpy()) // (epoch + 1)
+            if epoch + 1 < fits < planned and shorten_schedule(self.model, fits * steps_per_epoch):
                 self.replanned_epochs = fits
-                log.info("time budget: the first epoch took %s; learning-rate schedule shortened to %d of %d epochs",
-                         describe(self.last_epoch_s), fits, planned)
+                log.info("time budget: %s %s; learning-rate schedule shortened to %d of %d epochs",
+                         "the first epoch took" if epoch == self.first_epoch else "epochs now take", describe(pace),
+                         fits, int(self.params.get("epochs") or 0))
 
         def _stop(self, epochs_done: int, partial: bool = False):
             self.model.stop_training = True

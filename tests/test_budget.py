@@ -178,6 +178,44 @@ def test_a_slow_first_epoch_shortens_the_schedule_the_train_step_uses(monkeypatc
     assert abs(w - _lr_sum(lr, list(range(fits)), epochs, alpha)) > 0.01  # what the unshortened schedule gives
 
 
+def test_a_machine_that_slows_down_mid_fit_shortens_the_schedule_again(monkeypatch):
+    """The first epoch takes 0.3 s (9 of 10 epochs fit a 3 s budget), then every epoch 0.5 s: after the second
+    the plan falls to 6 and the cosine ends at its floor there. Before, only the first epoch re-planned, so the
+    deadline cut the fit at 6 epochs of a 9-epoch schedule, part-way down it. Same SGD trick as above: the
+    final weight is the sum of the rates the traced train step used (decay 10, then 9, then 6 steps)."""
+    import keras
+    import numpy as np
+
+    epochs, alpha, lr = 10, 0.01, 0.1
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+
+    class Slowing(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            clock.now += 0.3 if epoch == 0 else 0.5
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs, alpha=alpha)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae")
+    model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=1, verbose=0)  # trace first
+    model.optimizer.iterations.assign(0)
+    model.layers[0].kernel.assign(np.zeros((1, 1)))
+    start = clock.now
+    guard = budget.budget_guard(start + 3.0, replan=True)
+    history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=epochs, verbose=0,
+                        callbacks=[Slowing(), guard])
+    assert guard.replanned_epochs == 6 and schedule.decay_steps == 6  # 2 + (2.2 s x 0.95) // 0.5 s
+    assert len(history.history["loss"]) == 6 and clock.now <= start + 3.0
+    w = float(model.layers[0].kernel.numpy()[0, 0])
+    used = _lr_sum(lr, [0], 10, alpha) + _lr_sum(lr, [1], 9, alpha) + _lr_sum(lr, [2, 3, 4, 5], 6, alpha)
+    assert w == pytest.approx(used, rel=1e-4)
+    first_only = _lr_sum(lr, [0], 10, alpha) + _lr_sum(lr, [1, 2, 3, 4, 5], 9, alpha)  # the old re-plan's rates
+    assert abs(w - first_only) > 0.01
+    final_rate = float(schedule(5))  # the last step's rate: near the floor, not a third of the way down
+    assert final_rate < 0.1 * lr
+
+
 def test_a_machine_that_slows_down_is_stopped_inside_the_epoch_before_the_deadline(monkeypatch, tmp_path):
     """Fake clock: epoch 1's 10 batches take 0.1 s each and its validation 0.2 s (ends at 1.2 s, and 1.2 + 1.2 s
     fits the 2.5 s budget); then the machine slows to 0.2 s a batch. At the epoch boundary the guard cannot
