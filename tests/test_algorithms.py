@@ -228,6 +228,35 @@ def test_seed_0_is_a_seed(tmp_path, tuner):
     assert len({tuple(sorted(config(v).items())) for v in first}) > 3
 
 
+def test_keras_tuner_oracles_at_nearby_seeds_draw_independently(tmp_path):
+    """Plain Keras Tuner at seeds 5 and 6 on a one-value space: the second search's draws are the first's, shifted
+    by one (random.Random(seed + k) per value). Ours, through the same Keras Tuner oracle, share none."""
+    def draws(oracle, n=8):
+        oracle._set_project_dir(str(tmp_path), f"o{id(oracle)}")
+        hp = kt.HyperParameters()
+        hp.Float("x", 0.0, 1.0)
+        oracle.update_space(hp)
+        out = []
+        for _ in range(n):
+            trial = oracle.create_trial("t0")
+            out.append(trial.hyperparameters.values["x"])
+            oracle.update_trial(trial.trial_id, {"score": 0.5})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+        return out
+
+    plain = [draws(kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=20, seed=s))
+             for s in (5, 6)]
+    assert plain[0][2:] == plain[1][1:-1]  # trial 0 is the default; then the same stream, one value apart
+    def ours(tuner, seed):
+        return draws(algorithms.module(tuner).build_oracle(algorithms.OracleSettings(objective="score", seed=seed)))
+
+    for tuner in ("random", "hyperband"):
+        five, six = ours(tuner, 5), ours(tuner, 6)
+        assert len(set(five[1:])) == 7 and not set(five[1:]) & set(six[1:]), (tuner, five, six)
+        assert ours(tuner, 5) == five  # a seed still gives the same search
+
+
 def best_of(tmp_path, tuner, seed, optimum, trials):
     oracle = new_oracle(tmp_path / f"{tuner}{seed}", tuner=tuner, seed=seed)
     seen = run(oracle, trials, optimum)
