@@ -145,6 +145,22 @@ def _lr_sum(initial: float, steps: list[int], decay_steps: int, alpha: float) ->
                for t in steps)
 
 
+def _sgd_on_one_weight(lr: float, decay_steps: int, alpha: float):
+    """SGD on |w - 100| from w = 0 under a cosine schedule, traced once and reset: a fit of one step per epoch on
+    ``np.ones((8, 1))`` moves w by exactly the rate of each step. Returns (model, schedule)."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay_steps, alpha=alpha)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae")
+    model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=1, verbose=0)  # trace first
+    model.optimizer.iterations.assign(0)
+    model.layers[0].kernel.assign(np.zeros((1, 1)))
+    return model, schedule
+
+
 def test_a_slow_first_epoch_shortens_the_schedule_the_train_step_uses(monkeypatch):
     """SGD on |w - 100| with one step per epoch moves w by exactly the learning rate of each step, so the
     final weight is the sum of the rates the traced train step used: the shortened cosine's, not the plan's.
@@ -160,13 +176,7 @@ def test_a_slow_first_epoch_shortens_the_schedule_the_train_step_uses(monkeypatc
         def on_epoch_end(self, epoch, logs=None):
             clock.now += 0.3
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs, alpha=alpha)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae")
-    model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=1, verbose=0)  # trace first
-    model.optimizer.iterations.assign(0)
-    model.layers[0].kernel.assign(np.zeros((1, 1)))
+    model, schedule = _sgd_on_one_weight(lr, epochs, alpha)
     guard = budget.budget_guard(clock.now + 1.5, replan=True)
     history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=epochs, verbose=0,
                         callbacks=[Slow(), guard])
@@ -194,13 +204,7 @@ def test_a_machine_that_slows_down_mid_fit_shortens_the_schedule_again(monkeypat
         def on_epoch_end(self, epoch, logs=None):
             clock.now += 0.3 if epoch == 0 else 0.5
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs, alpha=alpha)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae")
-    model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=1, verbose=0)  # trace first
-    model.optimizer.iterations.assign(0)
-    model.layers[0].kernel.assign(np.zeros((1, 1)))
+    model, schedule = _sgd_on_one_weight(lr, epochs, alpha)
     start = clock.now
     guard = budget.budget_guard(start + 3.0, replan=True)
     history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=epochs, verbose=0,
