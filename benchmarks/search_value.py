@@ -73,7 +73,7 @@ def arm_command(arm: str, space: str, seed: int, p: dict, work: str, progress: s
     if arm in ("priorband", "hyperband"):
         return ["python", "main.py", "search", "--space", space, "--tuner", arm, "--name", run_name(variant, arm, seed),
                 "--results-dir", work, "--overwrite", "--time-budget", f"{p['budget_s']}s", "--no-tensorboard",
-                *epochs, *split]
+                *(["--small-budget", "search"] if arm == "priorband" else []), *epochs, *split]
     module = {"random": "benchmarks.random_cnn", "optuna": "benchmarks.optuna_cnn"}[arm]
     budget = ["--epoch-budget", "1000000"] if arm == "optuna" else []
     return ["python", "-m", module, *budget, "--progress", progress, "--work-dir", work, *epochs, *split]

@@ -107,7 +107,8 @@ def bench_accuracy(ctx: Context, row: str) -> dict:
             log.warning("%s seed %s: FAILED: %s", row, seed, exc)
             rows.append({"seed": seed, "status": "failed", "error": str(exc), "commands": exc.commands, "date": now()})
     definition = {"space": spec.space, "search_args": SEARCH_ARGS[ctx.suite] + spec.search_extra(ctx.suite),
-                  "retrain_args": spec.retrain_extra(ctx.suite), "note": spec.note}
+                  "retrain_args": spec.retrain_extra(ctx.suite), "note": spec.note,
+                  "total_s": spec.total_s if ctx.suite == "full" else None}
     return ctx.entry(row, [c for r in rows for c in r["commands"]], space=spec.space, definition=definition,
                      code_digest=common.code_digest(), seeds=rows)
 
@@ -119,7 +120,7 @@ def accuracy_seed(ctx: Context, row: str, seed: int) -> dict:
     s = row_search(ctx, row, seed)
     commands = [s["command"]]
     argv = ["python", "main.py", "retrain-best", ctx.rel(Path(s["run_dir"])), "--seed", str(seed),
-            *spec.retrain_extra(ctx.suite), *ctx.data_dir_args()]
+            *spec.retrain_extra(ctx.suite), *spec.retrain_budget(ctx.suite, s["wall_s"]), *ctx.data_dir_args()]
     result = ctx.run(argv, f"retrain-bench-{row}-s{seed}")
     commands.append(result["command"])
     if result["rc"] != 0:

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
     """``search``: the budget, the data and the split (devices and distribution in :func:`_add_run_options`)."""
     from fashion_tuner import data
+    from fashion_tuner.budget import SMALL_BUDGET_TRIALS
     from fashion_tuner.runs import DEFAULT_RESULTS_DIR
     from fashion_tuner.search import config as search_config
     from fashion_tuner.spaces import BUILTIN_SPACES
@@ -174,6 +175,11 @@ def _add_search_parser(sub, common, fmt, PY) -> None:  # noqa: N803
                         "no trial starts that is not expected to finish, a trial that would overrun stops at an "
                         "epoch boundary; Hyperband repeats its sweep of brackets while time is left (resumable: "
                         "the same command continues)")
+    budget.add_argument("--small-budget", choices=search_config.SMALL_BUDGET_CHOICES, default="defaults",
+                   help="a --time-budget search with the default tuner whose budget fits fewer than %d trials like its "
+                        "first (the space's defaults): defaults (default) stops after that one and says how much time "
+                        "to add to retrain-best (measured: at 15 minutes on 2 CPU cores the minutes do more as retrain "
+                        "epochs); search: search anyway" % SMALL_BUDGET_TRIALS)
     run.add_argument("--trials-per-process", type=_nonneg_int, default=DEFAULT_TRIALS_PER_PROCESS,
                    help="run the search in fresh processes of at most this many trials each, so memory that "
                         "TensorFlow keeps per trial is returned (default %d; 0: all in this process)"

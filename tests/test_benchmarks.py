@@ -314,6 +314,17 @@ def test_render_merges_and_splices_readme(tmp_path):
     assert not bench.update_readme(table, tmp_path / "missing.md")
 
 
+def test_the_15_minute_row_gives_the_retrain_what_the_search_left():
+    from benchmarks.suites import ACCURACY_ROWS, MIN_RETRAIN_S
+
+    row = ACCURACY_ROWS["cnn_15m"]
+    assert row.retrain_budget("full", 190.4) == ["--time-budget", "589s"]  # a search that spent its 3 minutes
+    assert row.retrain_budget("full", 40.0) == ["--time-budget", "740s"]  # one that stopped after the defaults
+    assert row.retrain_budget("full", 10_000.0) == ["--time-budget", f"{MIN_RETRAIN_S}s"]
+    assert row.retrain_budget("quick", 40.0) == [] and ACCURACY_ROWS["cnn_15m_defaults"].retrain_budget("full", 40) == []
+    assert "--time-budget" not in row.retrain_extra("full")  # one budget, not two
+
+
 def test_selected_expands_groups_and_rejects_unknown():
     assert bench.selected("quick", ["accuracy", "cnn", "memory"]) == ["mlp", "cnn", "cnn_15m", "cnn_15m_defaults",
                                                                       "transfer", "cnn_100k", "memory"]
@@ -493,7 +504,7 @@ def test_roofline_counts_the_flops_of_a_tiny_model_by_hand():
 
     from benchmarks import roofline
 
-    inputs = keras.Input((8, 8, 1))
+    inputs = keras.Input((8, 8, 1), name="image")  # named: an unnamed input is "input_layer_1" after another model
     x = keras.layers.RandomFlip("horizontal", name="flip")(inputs)  # resampling: not counted
     x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)  # with bias
     x = keras.layers.BatchNormalization(name="bn")(x)
@@ -504,7 +515,7 @@ def test_roofline_counts_the_flops_of_a_tiny_model_by_hand():
     outputs = keras.layers.Dense(10, activation="softmax", name="dense")(x)
     rows = {r["layer"]: r["forward_flops"] for r in roofline.layer_flops(keras.Model(inputs, outputs))}
     assert rows == {
-        "input_layer": 0, "flip": 0,
+        "image": 0, "flip": 0,
         "conv": 2 * 8 * 8 * 4 * 3 * 3 * 1 + 8 * 8 * 4,  # multiply-adds of every output + the bias
         "bn": 7 * 8 * 8 * 4, "relu": 8 * 8 * 4,
         "pool": 3 * 4 * 4 * 4,  # 3 comparisons per output of a 2x2 window

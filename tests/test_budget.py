@@ -104,12 +104,48 @@ def test_hyperband_sweeps_again_until_the_budget_is_spent(data_source, tmp_path,
     assert len(statuses) >= len(trials) and set(statuses) == {"COMPLETED"}
 
 
+def test_a_budget_that_fits_few_trials_like_the_first_is_too_small_to_search():
+    assert budget.small_budget_fits(160.0, 20.0) == 9  # a 3-minute cnn search: trial 0 took ~20 s after start-up
+    assert budget.small_budget_fits(0.0, 20.0) == 1 and budget.small_budget_fits(-5.0, 20.0) == 1
+    limit = budget.SMALL_BUDGET_TRIALS
+    assert budget.small_budget_fits((limit - 2) * 10.0 + 9.9, 10.0) == limit - 1
+    assert budget.small_budget_fits((limit - 1) * 10.0, 10.0) is None  # fits the threshold: search
+    assert budget.small_budget_fits(870.0, 30.0) is None  # a 15-minute search
+
+
+@pytest.mark.slow
+def test_a_budget_too_small_to_search_stops_after_the_defaults_and_says_so(tmp_path, data_args):
+    """A priorband search whose budget fits fewer than SMALL_BUDGET_TRIALS trials like its first ends after that one
+    (the space's defaults), finished, and says how much time to give the retrain; --small-budget search searches."""
+    argv = ["search", "--space", "mlp", "--max-epochs", "2", "--subset", "600", "--results-dir", str(tmp_path),
+            "--name", "small", "--time-budget", "20s"]
+    result = run_cli(*argv, *data_args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = tmp_path / "small"
+    run = runs.read_run(run_dir)
+    assert run["status"] == "finished" and sorted(p.name for p in run_dir.glob("trial_*")) == ["trial_0000"]
+    fits = run["small_budget"]["fits_trials"]
+    assert 1 <= fits < budget.SMALL_BUDGET_TRIALS and run["small_budget"]["first_trial_s"] > 0
+    assert f"fits about {fits} trials like the first" in run["stop_reason"]
+    assert "pick: the space's defaults (trial 0000" in result.stdout
+    note = next(ln for ln in result.stdout.splitlines() if ln.startswith("note: the search stopped after trial 0000"))
+    assert f"retrain-best {run_dir} --time-budget " in note and "--small-budget search searches anyway" in note
+    assert "note: the pick is the space's defaults" not in result.stdout  # one note, not two
+    # searching anyway: the same run resumes and the rule no longer ends it (the budget does, or the sweep)
+    result = run_cli(*argv, "--small-budget", "search", *data_args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = runs.read_run(run_dir)
+    assert "fits about" not in (run.get("stop_reason") or "") and "small_budget" not in run
+    assert {"arg": "small_budget", "from": "defaults", "to": "search"}.items() <= run["changes"][-1].items()
+
+
 @pytest.mark.slow
 def test_a_budgeted_search_that_keeps_the_defaults_says_where_the_minutes_go(tmp_path, data_args):
     """A priorband search under --time-budget over a space whose only other configuration cannot learn: the pick
     is the defaults, and the search says the minutes do more in the retrain, naming the command."""
     result = run_cli("search", "--space", str(SPACES / "frozen_space.py"), "--max-epochs", "1", "--subset", "300",
-                     "--results-dir", str(tmp_path), "--name", "kept", "--time-budget", "60s", *data_args)
+                     "--results-dir", str(tmp_path), "--name", "kept", "--time-budget", "60s", "--small-budget",
+                     "search", *data_args)
     assert result.returncode == 0, result.stderr[-2000:]
     run = runs.read_run(tmp_path / "kept")
     assert run["tuner"] == "priorband" and run["best"]["trial_id"] == "0000"

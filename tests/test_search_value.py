@@ -94,6 +94,8 @@ def test_arm_commands_give_each_arm_the_same_split_and_budget():
         assert "--subset 10000" in text and "--seed 7" in text, arm
     assert "--tuner priorband" in " ".join(commands["priorband"]) and "--time-budget 900s" in " ".join(commands["priorband"])
     assert "--tuner hyperband" in " ".join(commands["hyperband"])
+    # the sampler is measured whatever the machine's pace: a slow machine must not end its search after the defaults
+    assert "--small-budget search" in " ".join(commands["priorband"])
     assert commands["defaults"][:4] == ["python", "-m", "benchmarks.search_value", "staircase"]
     # each variant names its own run folders (--overwrite must never reach another variant's run)
     names = {v: sv.arm_command("priorband", "cnn", 7, p, "work", "p.jsonl", [], variant=v) for v in sv.VARIANTS}

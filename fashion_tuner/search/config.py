@@ -25,7 +25,8 @@ IDENTITY_ARGS = ("space", "tuner", "dataset", "subset", "val_source", "val_size"
 # run) and how trials are run. A change is applied and recorded in run.json's "changes".
 BUDGET_ARGS = ("max_trials",)
 RUNTIME_ARGS = ("max_failures", "trial_timeout", "trials_per_process", "strategy", "jit", "input_pipeline",
-                "verbose", "data_dir", "skip_md5", "time_budget", "keep_checkpoints", "tensorboard")
+                "verbose", "data_dir", "skip_md5", "time_budget", "keep_checkpoints", "tensorboard", "small_budget")
+SMALL_BUDGET_CHOICES = ("defaults", "search")  # --small-budget: what a search too small to search does (budget.py)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SearchConfig:
     max_failures: int = DEFAULT_MAX_FAILURES
     trial_timeout: float | None = None
     time_budget: float | None = None  # --time-budget, seconds from the start of this command (fashion_tuner.budget)
+    small_budget: str = "defaults"  # defaults: a budget too small to search stops after trial 0 (the defaults); search
     skip_md5: bool = False
     weights: str | None = "auto"  # transfer backbones (the CLI's default too: see search_spaces/transfer.py)
     strategy: str = "auto"

@@ -34,7 +34,8 @@ from fashion_tuner.search.config import (RunPlan, SearchConfig, check_same_conte
                                          sweeps_until_deadline, trial_budget)
 from fashion_tuner.search.progress import Progress, SearchClock, budget_left, search_clock
 from fashion_tuner.search.summary import SUMMARY_TOP, summarize
-from fashion_tuner.search.tuner import SamplerExhausted, TimeBudgetSpent, TrialBatchDone, build_tuner, frozen_heap
+from fashion_tuner.search.tuner import (SamplerExhausted, SmallBudget, TimeBudgetSpent, TrialBatchDone, build_tuner,
+                                        frozen_heap)
 
 log = logging.getLogger(__name__)
 # after a time-budgeted search whose pick is the space's defaults (issue 26: cnn_15m against cnn_15m_defaults)
@@ -42,6 +43,13 @@ KEPT_DEFAULTS_NOTE = ("note: the pick is the space's defaults: nothing beat them
                       "the minutes do more as retrain epochs (the cnn space at 15 minutes on 2 CPU cores: "
                       "docs/benchmarks.md#search-against-the-defaults): give the retrain the time you have, e.g. "
                       "%s, and next time a shorter search")
+
+# after a time-budgeted search that stopped after its defaults because the budget fits too few trials to search
+SMALL_BUDGET_NOTE = ("note: the search stopped after trial 0000, the space's defaults: its time budget fits too few "
+                     "trials like it to search, and searches that small were measured to lose to spending the minutes "
+                     "on retrain epochs (the cnn space at 15 minutes on 2 CPU cores: "
+                     "docs/benchmarks.md#search-against-the-defaults). Add the %s left to retrain-best's --time-budget "
+                     "(%s for a 10-minute retrain); --small-budget search searches anyway")
 
 # after a search whose pick is not the space's defaults (retrain-best --race, fashion_tuner/retrain/race.py)
 RACE_NOTE = ("note: the pick is not the space's defaults: retrain-best trains both at its own fidelity and keeps the one "
@@ -312,6 +320,13 @@ def _tune_and_report(cfg: SearchConfig, role, run_dir: Path, space, data: Search
     except TimeBudgetSpent:  # "stopped", not "finished": the same command resumes the rest of the budget
         status = "stopped"
         manifest["stop_reason"] = _budget_reason(cfg, run_dir)
+    except SmallBudget as exc:  # "finished": rerun with a larger --time-budget or --small-budget search to search
+        fits, first_s = exc.args
+        manifest["stop_reason"] = (f"time budget {describe_budget(cfg.time_budget)} fits about {fits} trials like the "
+                                   f"first (the space's defaults, {first_s:.0f} s), fewer than "
+                                   f"{budget.SMALL_BUDGET_TRIALS}: stopped after it (--small-budget defaults)")
+        manifest["small_budget"] = {"fits_trials": fits, "first_trial_s": round(first_s, 1),
+                                    "threshold": budget.SMALL_BUDGET_TRIALS}
     except SamplerExhausted as exc:
         manifest["stop_reason"] = f"no new configuration could be drawn: {exc}"
     except TrialBatchDone:
@@ -382,7 +397,12 @@ def _report(cfg: SearchConfig, run_dir: Path, manifest: dict, status: str, stop_
              "all" if cfg.keep_checkpoints is None else cfg.keep_checkpoints)
     if manifest.get("stop_reason"):
         log.info("stopped: %s", manifest["stop_reason"])
-    if cfg.time_budget and summary["pick_is_defaults"]:
+    if manifest.get("small_budget"):
+        left = max(cfg.time_budget - (time.time() - clock.started), 0.0)
+        log.info(SMALL_BUDGET_NOTE, describe_budget(left),
+                 hints.command("retrain-best", str(run_dir), *hints.space_args(cfg.space), "--time-budget",
+                               f"{math.ceil((600 + left) / 6) / 10:g}m"))
+    elif cfg.time_budget and summary["pick_is_defaults"]:
         log.info(KEPT_DEFAULTS_NOTE, hints.command("retrain-best", str(run_dir), *hints.space_args(cfg.space),
                                                    "--time-budget", f"{math.ceil(cfg.time_budget)}s"))
     if stop_error is not None:

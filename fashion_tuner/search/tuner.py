@@ -43,6 +43,11 @@ class TimeBudgetSpent(Exception):
     """--time-budget: the next trial would not finish in time (the run is saved; a rerun with a budget resumes)."""
 
 
+class SmallBudget(Exception):
+    """--time-budget fits too few trials like the first (the space's defaults) to search
+    (:func:`fashion_tuner.budget.small_budget_fits`); ``args``: (trials it fits, the first trial's seconds)."""
+
+
 class SamplerExhausted(Exception):
     """The oracle could draw no new configuration (every draw a duplicate or rejected by ``--max-params``)."""
 
@@ -62,11 +67,13 @@ def _define_tuner():
 
     class FashionTuner(kt.Tuner):
         def __init__(self, *args, progress=None, seed=42, stop_after=0, budget_trials=None, deadline=None,
-                     keep_checkpoints=None, folds=None, sweeps_until_deadline=False, **kwargs):
+                     keep_checkpoints=None, folds=None, sweeps_until_deadline=False, small_budget_stop=False,
+                     **kwargs):
             self._progress = progress
             self._folds = folds  # --cv: cv.Folds over the pooled (x, y) that search() passes; None: no folds
             self._deadline = deadline  # --time-budget: Unix seconds by which the search must end
             self._sweeps_until_deadline = sweeps_until_deadline  # Hyperband: sweep again while time is left
+            self._small_budget_stop = small_budget_stop  # stop after the defaults when the budget is too small
             self._keep_checkpoints = keep_checkpoints  # None: keep every checkpoint (checkpoints.prune)
             self._base_seed = seed
             self._stop_after = stop_after
@@ -142,13 +149,19 @@ def _define_tuner():
 
         def pre_create_trial(self):
             """--time-budget: start no trial that is not expected to finish (this run's median trial time);
-            while one would, Hyperband may begin another sweep of its brackets (``sweeps_until_deadline``)."""
+            while one would, Hyperband may begin another sweep of its brackets (``sweeps_until_deadline``). After a
+            first trial that was the space's defaults, stop when the budget fits too few like it (``SmallBudget``)."""
             super().pre_create_trial()
             if self._deadline is None:
                 return
             from fashion_tuner.search.progress import trial_seconds
 
             seconds = trial_seconds(self.project_dir)
+            if self._small_budget_stop and len(seconds) == 1 and len(self.oracle.trials) == 1:
+                fits = budget.small_budget_fits(self._deadline - time.time(), seconds[0])
+                if fits is not None:
+                    self._end_sweeps()
+                    raise SmallBudget(fits, seconds[0])
             expected = float(np.median(seconds)) if seconds else 0.0
             if time.time() + expected > self._deadline:
                 self._end_sweeps()
@@ -241,7 +254,9 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
         directory=str(run_dir.parent), project_name=run_dir.name, overwrite=False, distribution_strategy=strategy,
         progress=progress, seed=cfg.seed, stop_after=cfg.trials_per_process, budget_trials=trial_budget(cfg),
         deadline=deadline, keep_checkpoints=cfg.keep_checkpoints, folds=folds,
-        sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None)
+        sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None,
+        small_budget_stop=(deadline is not None and cfg.small_budget == "defaults" and cfg.role is None
+                           and algorithms.defaults_first(cfg.tuner)))
 
 
 def candidate_facts(hypermodel):
