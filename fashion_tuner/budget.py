@@ -103,7 +103,8 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
     first validation pass (before one was timed) and a :class:`Deadline`'s scoring and report time.
 
     ``replan`` (retrain-best): after the first epoch, when fewer of the fit's epochs fit before the
-    deadline at that epoch's pace (times ``SAFETY``), the learning-rate schedule is shortened to them
+    deadline at that epoch's pace (times ``SAFETY``; the pace of its batches after the first, which traces the
+    train step, plus its validation pass), the learning-rate schedule is shortened to them
     (:func:`shorten_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
     After each later epoch the same, at the pace of the last ``PACE_EPOCHS`` epochs (the first, which traces,
     left out), so a machine that slows down mid-fit still ends the schedule at its floor rather than being cut
@@ -192,7 +193,7 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
         def _replan(self, epoch: int):
             """Shorten the schedule to the epochs that fit at the measured pace (see ``replan`` above)."""
             planned = self.replanned_epochs or int(self.params.get("epochs") or 0)
-            pace = float(np.mean(self.epoch_times[-PACE_EPOCHS:])) if self.epoch_times else self.last_epoch_s
+            pace = self._pace()
             fits = epoch + 1 + int(max(0.0, self._end() - time.time()) * SAFETY // max(pace, 1e-6))
             steps_per_epoch = int(self.model.optimizer.iterations.numpy()) // (epoch + 1)
             if epoch + 1 < fits < planned and shorten_schedule(self.model, fits * steps_per_epoch):
@@ -200,6 +201,17 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
                 log.info("time budget: %s %s; learning-rate schedule shortened to %d of %d epochs",
                          "the first epoch took" if epoch == self.first_epoch else "epochs now take", describe(pace),
                          fits, int(self.params.get("epochs") or 0))
+
+        def _pace(self) -> float:
+            """Seconds an epoch takes now: the mean of the last ``PACE_EPOCHS`` after the fit's first; after the first
+            alone, its steady batches (the first traces the train step: a cost paid once) times the epoch's batches
+            plus its validation pass, when enough were timed; else that epoch's wall time."""
+            if self.epoch_times:
+                return float(np.mean(self.epoch_times[-PACE_EPOCHS:]))
+            steps = int(self.params.get("steps") or 0)
+            if steps and self.steady_batches >= STEADY_BATCHES:
+                return min(self.steady_s / self.steady_batches * steps + self.validation_s, self.last_epoch_s)
+            return self.last_epoch_s
 
         def _stop(self, epochs_done: int, partial: bool = False):
             self.model.stop_training = True
