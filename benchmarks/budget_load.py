@@ -49,8 +49,7 @@ def bench_budget_load(ctx) -> dict:
     name = "bench-budget-load"
     search = ["python", "main.py", "search", "--space", p["space"], "--time-budget", f"{p['search_s']}s", "--name",
               name, "--results-dir", ctx.rel(ctx.work), "--overwrite", "--no-tensorboard", "--small-budget", "search",
-              *p["data"],
-              *ctx.data_args()]
+              *p["data"], *ctx.data_args()]
     retrain = ["python", "main.py", "retrain-best", ctx.rel(ctx.work / name), "--time-budget", f"{p['retrain_s']}s"]
     load = os.cpu_count() or 1
     loops = busy_loops(load)

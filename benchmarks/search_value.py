@@ -193,7 +193,7 @@ def _EpochTimer():  # noqa: N802 (a Keras callback class, defined when Keras is 
 def staircase(args: argparse.Namespace) -> int:
     """The ``defaults`` arm: the space's defaults trained for the whole ``--budget`` (one schedule laid out over
     the epochs that fit, estimated from a second epoch on ``ESTIMATE_IMAGES`` images, after one that traces: with the
-    first, an mlp staircase planned 136 epochs of 0.65 s for a 900 s budget and ended after 90 s), one progress line
+    first, an mlp staircase planned 136 epochs of 0.65 s for a 900 s budget and ended after 116 s), one progress line
     ``{"time", "score"}`` per epoch."""
     import keras
     import keras_tuner as kt
