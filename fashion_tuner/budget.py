@@ -8,9 +8,9 @@ budget plus about one batch and the process's own start and finish. ``retrain-be
 to the budget from the search's own epoch timings (``trial_*/epochs.jsonl``), so learning-rate
 schedules are laid out for the epochs it will actually run; when its own epochs show fewer fit (after the
 first, and after each later one at their recent pace: :func:`budget_guard` with ``replan``), the schedule is
-shortened to them and the fit ends there. A search whose first trial is the space's defaults (the default
-algorithm) stops after it when the budget fits too few trials to search (:func:`small_budget_fits`): the minutes
-left do more as retrain epochs, and it says so.
+shortened to them and the fit ends there. A search with the default algorithm stops after its first trial (the
+space's defaults, as every search's here) when the budget fits too few trials to search (:func:`small_budget_fits`):
+the minutes left do more as retrain epochs, and it says so.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ UNUSED_SHARE = 0.5  # a retrain plan using less than this share of its budget sa
 PACE_EPOCHS = 2  # a retrain re-plans at the mean pace of its last this many epochs (its first left out)
 STEADY_BATCHES = 3  # batches timed (after the fit's first) before a guard trusts its measured pace
 FORWARD_SHARE = 0.5  # scoring an image costs at most about this share of its training step (forward + backward)
-# A time-budgeted search whose first trial is the space's defaults stops after it when its budget fits fewer than
-# this many trials like that one, counting it (the search's `--small-budget defaults`): measured on the cnn space on
-# 2 CPU cores (issue 26, docs/benchmarks.md#search-against-the-defaults), a 3-minute search fits about 8 and its
-# retrain scored 0.0-0.7 pp below giving those minutes to the retrain at 4 of 4 seeds; a 15-minute one fits 26-41
+# A time-budgeted search with the default algorithm stops after its first trial (the defaults) when its budget fits
+# fewer than this many trials like that one, counting it (the search's `--small-budget defaults`): measured on the cnn
+# space on 2 CPU cores (issue 26, docs/benchmarks.md#search-against-the-defaults), a 3-minute search fits about 8 and
+# its retrain scored 0.0-0.7 pp below giving those minutes to the retrain at 4 of 4 seeds; a 15-minute one fits 26-41
 # and its pick beat the defaults by +0.82 pp (median of 6 seeds) at the 10-epoch reference fidelity
 SMALL_BUDGET_TRIALS = 16
 FINISH_S = 20.0  # seconds a retrain spends after a fit, besides scoring the test images, at the search's pace:

@@ -10,8 +10,6 @@ A module exposes:
 - ``MULTI_FIDELITY``: trials carry ``tuner/epochs`` (and continue a parent's weights: Hyperband-style);
 - ``CONSTRAINTS``: it honours ``OracleSettings.constraint`` (``search --max-params``);
 - ``SWEEPS``: it can repeat its sweep of brackets while a time budget lasts (:func:`set_sweeps`);
-- ``DEFAULTS_FIRST`` (optional, False): its first trial is the space's defaults, so a time budget too small to search
-  may end the search after it (``search --small-budget``, :func:`fashion_tuner.budget.small_budget_fits`);
 - ``build_oracle(settings: OracleSettings)`` -> a Keras Tuner ``Oracle``;
 - ``expected_trials(settings)`` -> trials one run (one sweep) makes;
 - ``needed_checkpoints(oracle_state, trials)`` -> ``{trial_id: why}``: checkpoints the algorithm may still
@@ -139,11 +137,6 @@ def recognize(oracle_state: dict | None) -> tuple[str, str] | None:
         if mod.recognizes(oracle_state):
             return mod.NAME, mod.describe(oracle_state)
     return None
-
-
-def defaults_first(name: str) -> bool:
-    """True when algorithm ``name``'s first trial is the space's defaults (its module's ``DEFAULTS_FIRST``)."""
-    return bool(getattr(module(name), "DEFAULTS_FIRST", False))
 
 
 def set_sweeps(oracle, another: bool) -> None:

@@ -53,7 +53,6 @@ IDENTITY_ARGS = ("factor",)
 MULTI_FIDELITY = True
 SWEEPS = True
 CONSTRAINTS = True  # honours OracleSettings.constraint (search --max-params)
-DEFAULTS_FIRST = True  # trial 0 is the space's defaults
 COST_AWARE = True  # redraws configurations over COST_CAP x the compute of the defaults and of the incumbent
 
 STEP_SD = 0.15  # a local move's standard deviation, as a fraction of the hyperparameter's (log-)range

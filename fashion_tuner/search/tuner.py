@@ -256,7 +256,7 @@ def build_tuner(cfg: SearchConfig, space, run_dir: Path, progress=None, strategy
         deadline=deadline, keep_checkpoints=cfg.keep_checkpoints, folds=folds,
         sweeps_until_deadline=sweeps_until_deadline(cfg) and deadline is not None,
         small_budget_stop=(deadline is not None and cfg.small_budget == "defaults" and cfg.role is None
-                           and algorithms.defaults_first(cfg.tuner)))
+                           and cfg.tuner == algorithms.DEFAULT))
 
 
 def candidate_facts(hypermodel):
