@@ -38,16 +38,21 @@ ONE_TIMEOUT_S = 1800
 
 
 def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
-            val_images: int | None = VAL_IMAGES, data_format: str = "channels_last") -> dict:
+            val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
+            batch_size: int = BATCH) -> dict:
     """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
 
     ``images``: stratified training images (None: all 60,000); ``val_images``: the first of the split's
     validation images (None: all 6,000); ``seed``: the split, the weights and the shuffling;
-    ``data_format``: Keras' image data format (``channels_first`` feeds (N, 1, 28, 28) images).
+    ``data_format``: Keras' image data format (``channels_first`` feeds (N, 1, 28, 28) images);
+    ``keras_batch_norm``: Keras' own batch norm in every case (``fashion_tuner.layers.BatchNorm`` runs
+    TensorFlow's fused kernel for 16-bit inputs); ``batch_size``: images per step (the space's default: 64).
     Thread limits come from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (fashion_tuner.devices)."""
     os.environ["KERAS_BACKEND"] = name
-    from fashion_tuner import backend, data, devices, runs, spaces, splits
+    from fashion_tuner import backend, data, devices, layers, runs, spaces, splits
 
+    if keras_batch_norm:
+        layers.FUSED_DTYPES = ()
     backend.select(name)
     backend.import_quietly()
     import keras
@@ -67,7 +72,9 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, REPO / "results", seed, None, epochs))
     keras.utils.set_random_seed(seed)
     devices.apply_trial_settings()
-    model = spaces.load_space("cnn").build_model(kt.HyperParameters())
+    hp = kt.HyperParameters()
+    hp.Fixed("batch_size", batch_size)
+    model = spaces.load_space("cnn").build_model(hp)
     times: list[float] = []
 
     class Clock(keras.callbacks.Callback):
@@ -77,25 +84,29 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t)
 
-    history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs, batch_size=BATCH,
+    history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
                         callbacks=[Clock()], verbose=0)
     later = times[1:] or times
     return {"backend": name, "version": backend.version(name), "policy": info["policy"],
             "requested_policy": policy, "gpus": info["gpus"], "images": int(len(x_tr)), "epochs": epochs,
-            "batch_size": BATCH, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
+            "batch_size": batch_size, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
+            "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm",
             "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
             "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
             "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
 
 
 def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
-             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last") -> list[str]:
+             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
+             batch_size: int = BATCH) -> list[str]:
     """The ``--one`` command line of :func:`measure` with these arguments (``python`` first)."""
     return (["python", "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images or 0),
              "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
             + (["--seed", str(seed)] if seed != SEED else [])
             + (["--val-images", str(val_images or 0)] if val_images != VAL_IMAGES else [])
-            + (["--data-format", data_format] if data_format != "channels_last" else []))
+            + (["--data-format", data_format] if data_format != "channels_last" else [])
+            + (["--keras-batch-norm"] if keras_batch_norm else [])
+            + (["--batch-size", str(batch_size)] if batch_size != BATCH else []))
 
 
 def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
@@ -145,13 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=VAL_IMAGES, help="with --one: validation images (0: all)")
     parser.add_argument("--data-format", default="channels_last", choices=("channels_last", "channels_first"),
                         help="with --one: Keras' image data format")
+    parser.add_argument("--keras-batch-norm", action="store_true",
+                        help="with --one: Keras' own batch norm (not TensorFlow's fused kernel for 16-bit inputs)")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="with --one: images per step")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--no-store", action="store_true")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one[0], args.one[1], args.images or None, args.epochs, args.data_dir,
-                                 seed=args.seed, val_images=args.val_images or None, data_format=args.data_format)),
+                                 seed=args.seed, val_images=args.val_images or None, data_format=args.data_format,
+                                 keras_batch_norm=args.keras_batch_norm, batch_size=args.batch_size)),
               flush=True)
         return 0
 

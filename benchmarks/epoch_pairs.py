@@ -15,7 +15,10 @@ Comparisons (the first arm is the baseline every ratio is taken against):
 - ``threads``: TensorFlow's own thread pools against TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS
   settings (intra x inter: 1x1, 2x1, 1x2);
 - ``onednn``: TensorFlow's default kernels against TF_ENABLE_ONEDNN_OPTS=1, in float32 and mixed_bfloat16
-  (TensorFlow enables oneDNN by itself only on CPUs with AVX-512 VNNI/BF16 or AMX).
+  (TensorFlow enables oneDNN by itself only on CPUs with AVX-512 VNNI/BF16 or AMX);
+- ``batchnorm``: float32 (before issue 27) against mixed_bfloat16 with Keras' own batch norm and mixed_bfloat16
+  with ``fashion_tuner.layers.BatchNorm`` (TensorFlow's fused kernel for 16-bit inputs; what the space runs).
+  ``precision`` is float32 against the space as it runs, so it measured Keras' batch norm until 2026-12-07.
 
     python -m benchmarks.epoch_pairs --compare precision --images 10000 --epochs 2 --rounds 2
     python -m benchmarks.epoch_pairs --compare precision --setting full     # 3 seeds, all 60,000 images
@@ -54,12 +57,14 @@ ARMS = {
     "onednn": {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "mixed_bfloat16_onednn": {"policy": "mixed_bfloat16", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "channels_first_onednn": {"data_format": "channels_first", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+    "mixed_bfloat16_keras_bn": {"policy": "mixed_bfloat16", "keras_batch_norm": True},
 }
 # layout: TensorFlow's own CPU kernels train channels-first not at all ("Conv2DCustomBackpropInputOp only
 # supports NHWC", measured on TensorFlow 2.21): both arms run with oneDNN, which takes either layout.
 COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", "channels_first_onednn"),
                "threads": ("float32", "threads_1x1", "threads_2x1", "threads_1x2"),
-               "onednn": ("float32", "onednn", "mixed_bfloat16_onednn")}
+               "onednn": ("float32", "onednn", "mixed_bfloat16_onednn"),
+               "batchnorm": ("float32", "mixed_bfloat16_keras_bn", "mixed_bfloat16")}
 # images None: all 60,000 training images; val_images None: all 6,000 validation images
 SETTINGS = {
     "smoke": dict(images=64, epochs=1, rounds=1, seeds=(42,), val_images=64),  # checks the harness only
@@ -72,7 +77,8 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
     """One fit of the default CNN under ``arm`` in a fresh process; the measurement plus its command."""
     spec = ARMS[arm]
     policy, data_format, env = spec.get("policy", "float32"), spec.get("data_format", "channels_last"), spec.get("env")
-    options = dict(seed=seed, val_images=val_images, data_format=data_format)
+    options = dict(seed=seed, val_images=val_images, data_format=data_format,
+                   keras_batch_norm=spec.get("keras_batch_norm", False))
     out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,

@@ -26,6 +26,8 @@ MODEL_FILE = "model.json"
 ELEMENTWISE = {"BatchNormalization": 7, "Normalization": 2, "Rescaling": 2, "Activation": 1, "ReLU": 1,
                "ELU": 1, "Add": 1, "Multiply": 1, "Dropout": 1, "Softmax": 3}
 ACTIVATION_FLOPS = {"linear": 0, "relu": 1, "elu": 3, "swish": 4, "silu": 4, "sigmoid": 3, "softmax": 3, "tanh": 3}
+RULED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "MaxPooling2D", "AveragePooling2D",
+         "GlobalAveragePooling2D")  # the kinds one_layer_flops has a rule for, besides ELEMENTWISE and FREE
 FREE = ("InputLayer", "Flatten", "Reshape", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
         "RandomContrast")
 
@@ -85,10 +87,19 @@ def _conv(layer, out: int, depthwise: bool) -> int:
     return 2 * positions * out_channels * kh * kw * in_channels // int(getattr(layer, "groups", 1) or 1)
 
 
+def _kind(layer) -> str:
+    """The layer's class name, or that of the nearest Keras class it derives from that has a rule (a
+    ``fashion_tuner.layers.BatchNorm`` counts as a BatchNormalization)."""
+    for cls in type(layer).__mro__:
+        if cls.__name__ in ELEMENTWISE or cls.__name__ in FREE or cls.__name__ in RULED:
+            return cls.__name__
+    return type(layer).__name__
+
+
 def one_layer_flops(layer, strict: bool = True) -> int:
     """Forward FLOPs per image of one layer of a functional model (module docstring); ``strict``: a layer kind
     without a rule raises ValueError, else it counts one FLOP per output element."""
-    kind = type(layer).__name__
+    kind = _kind(layer)
     out = _size(layer.output.shape)
     bias = out if getattr(layer, "use_bias", False) else 0
     if kind == "Conv2D":
@@ -121,7 +132,7 @@ def one_layer_flops(layer, strict: bool = True) -> int:
 
 def layer_flops(model) -> list[dict]:
     """``[{"layer", "kind", "output", "forward_flops"}]`` per image for every layer of a functional model."""
-    return [{"layer": layer.name, "kind": type(layer).__name__, "output": list(layer.output.shape[1:]),
+    return [{"layer": layer.name, "kind": _kind(layer), "output": list(layer.output.shape[1:]),
              "forward_flops": one_layer_flops(layer)} for layer in model.layers]
 
 

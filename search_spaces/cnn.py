@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import keras
 
+from fashion_tuner.layers import BatchNorm
 from fashion_tuner.mixing import mixed_dataset
 from fashion_tuner.schedules import cosine_schedule, plateau_callback
 from fashion_tuner.soft_labels import compile_classifier
@@ -168,7 +169,7 @@ def conv_block(x, *, filters: int, convs: int, kernel_size: int, batch_norm: boo
         x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
                                 name=f"{name}_conv{j + 1}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{j + 1}")(x)
+            x = BatchNorm(momentum=BN_MOMENTUM, name=f"{name}_bn{j + 1}")(x)
         if j < convs - 1:
             x = keras.layers.Activation(activation, name=f"{name}_act{j + 1}")(x)
     if se:
@@ -177,7 +178,7 @@ def conv_block(x, *, filters: int, convs: int, kernel_size: int, batch_norm: boo
         if shortcut.shape[-1] != filters:
             shortcut = keras.layers.Conv2D(filters, 1, use_bias=not batch_norm, name=f"{name}_proj")(shortcut)
             if batch_norm:
-                shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
+                shortcut = BatchNorm(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
         x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
     x = keras.layers.Activation(activation, name=f"{name}_act{convs}")(x)
     pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
