@@ -287,6 +287,16 @@ def backend_rows(figures: dict) -> list[str]:
     return rows
 
 
+def roofline_bf16(r: dict) -> str:
+    """The mixed_bfloat16 fit's part of the roofline cell (empty where the CPU has no native bfloat16)."""
+    b = r.get("bfloat16")
+    if not b:
+        return ""
+    return (f"; mixed_bfloat16 {b['achieved_gflops']:.1f} GFLOP/s (x{b['speedup_over_float32']:.2f} per epoch) = "
+            f"{b['achieved_of_peak']:.0%} of the bfloat16 peak {r['peak']['bfloat16_gflops']} GFLOP/s, "
+            f"{b['achieved_of_matmul']:.0%} of tf.matmul's {r['matmul_gflops']['bfloat16']}")
+
+
 def roofline_rows(r: dict | None) -> list[str]:
     """The default CNN's achieved FLOP/s against this CPU's peak and tf.matmul (benchmarks/roofline.py)."""
     if not r:
@@ -300,5 +310,6 @@ def roofline_rows(r: dict | None) -> list[str]:
             f"image; most FLOPs: {lead}) | {r['achieved_gflops']:.1f} GFLOP/s achieved = "
             f"{'-' if r['achieved_of_peak'] is None else format(r['achieved_of_peak'], '.0%')} of the float32 "
             f"peak {top['float32_gflops']} GFLOP/s, "
-            f"{r['achieved_of_matmul']:.0%} of tf.matmul's {r['matmul_gflops']['float32']} | within x2 of the limit "
+            f"{r['achieved_of_matmul']:.0%} of tf.matmul's {r['matmul_gflops']['float32']}{roofline_bf16(r)} "
+            f"| within x2 of the limit "
             f"| {suite_cell(r)} | {code(r['rerun'])} |"]

@@ -18,6 +18,8 @@
   avx512_bf16, ``AMX_BF16_PER_CYCLE`` with AMX, none (emulated) otherwise. Beside it, what
   ``tf.matmul`` reaches on ``--matmul-n``-sized square matrices in float32 and bfloat16, in the same
   process: the attainable ceiling of a large, well-shaped product on these cores.
+- **bfloat16**: on a CPU that multiplies it natively (avx512_bf16 or AMX, where ``--mixed-precision auto`` picks
+  it), the same fit again under mixed_bfloat16, against the bfloat16 peak and ``tf.matmul`` in bfloat16.
 
     python -m benchmarks.roofline --images 10000 --epochs 3             # ~2 min of 2 CPU cores
     python -m benchmarks.roofline --setting smoke                       # harness check (seconds)
@@ -94,6 +96,15 @@ def default_cnn_flops() -> list[dict]:
     return layer_flops(spaces.load_space("cnn").build_model(kt.HyperParameters()))
 
 
+def bfloat16_summary(fit16: dict, work: float, fit: dict, top: dict, mm: dict) -> dict:
+    """The mixed_bfloat16 fit's seconds per epoch and achieved FLOP/s against the bfloat16 peak and tf.matmul."""
+    achieved = work / fit16["epoch_s"] / 1e9
+    return {"epoch_s": fit16["epoch_s"], "epoch_times_s": fit16["epoch_times_s"], "achieved_gflops": round(achieved, 3),
+            "speedup_over_float32": round(fit["epoch_s"] / fit16["epoch_s"], 3),
+            "achieved_of_peak": round(achieved / top["bfloat16_gflops"], 4),
+            "achieved_of_matmul": round(achieved / mm["bfloat16"], 4)}
+
+
 def table(rows: list[dict], summary: dict) -> str:
     """The markdown roofline: per layer (forward MFLOPs per image, share) then achieved against peak."""
     total = sum(r["forward_flops"] for r in rows) or 1
@@ -115,6 +126,13 @@ def table(rows: list[dict], summary: dict) -> str:
               f"{s['matmul_gflops']['bfloat16']} GFLOP/s |",
               f"| achieved / peak float32 | {s['achieved_of_peak']:.1%} |",
               f"| achieved / tf.matmul float32 | {s['achieved_of_matmul']:.1%} |"]
+    b = s.get("bfloat16")
+    if b:
+        lines += [f"| mixed_bfloat16: seconds per epoch, achieved | {b['epoch_s']:.2f} s (x{b['speedup_over_float32']:.2f}), "
+                  f"{b['achieved_gflops']:.2f} GFLOP/s |",
+                  f"| peak bfloat16 | {s['peak']['bfloat16_gflops']} GFLOP/s |",
+                  f"| achieved / peak bfloat16, / tf.matmul bfloat16 | {b['achieved_of_peak']:.1%}, "
+                  f"{b['achieved_of_matmul']:.1%} |"]
     return "\n".join(lines)
 
 
@@ -139,20 +157,24 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     fit = backend_epoch.measure("tensorflow", "float32", s["images"], s["epochs"], args.data_dir,
                                 val_images=s["val_images"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    top = peak(devices.read_cpuinfo(), cores)
+    # where the CPU multiplies bfloat16 natively (what --mixed-precision auto picks there), the same fit in it
+    fit16 = (backend_epoch.measure("tensorflow", "mixed_bfloat16", s["images"], s["epochs"], args.data_dir,
+                                   val_images=s["val_images"]) if top["bfloat16_gflops"] else None)
     rows = default_cnn_flops()
     forward = sum(r["forward_flops"] for r in rows)
     train = TRAIN_FACTOR * forward
     work = train * fit["images"] + forward * fit["val_images"]
     achieved = work / fit["epoch_s"] / 1e9
     mm = {dtype: matmul_gflops(s["matmul_n"], dtype, s["matmul_s"]) for dtype in ("float32", "bfloat16")}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    top = peak(devices.read_cpuinfo(), cores)
     summary = {"images": fit["images"], "val_images": fit["val_images"], "epochs": s["epochs"],
                "epoch_s": fit["epoch_s"], "epoch_times_s": fit["epoch_times_s"], "forward_mflop_per_image":
                round(forward / 1e6, 3), "train_mflop_per_image": round(train / 1e6, 3),
                "achieved_gflops": round(achieved, 3), "matmul_n": s["matmul_n"], "matmul_gflops": mm, "peak": top,
                "achieved_of_peak": round(achieved / top["float32_gflops"], 4) if top["float32_gflops"] else None,
                "achieved_of_matmul": round(achieved / mm["float32"], 4),
+               "bfloat16": bfloat16_summary(fit16, work, fit, top, mm) if fit16 else None,
                "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}}
     print(table(rows, summary), file=sys.stderr, flush=True)
     emit({"setting": args.setting, **summary, "layers": rows,

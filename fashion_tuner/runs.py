@@ -314,6 +314,8 @@ def load_model(path: str | Path):
     import_tensorflow_quietly()
     import keras
 
+    from fashion_tuner import layers  # noqa: F401  (registers fashion_tuner>BatchNorm, which the cnn space saves)
+
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... all mean "not loadable"

@@ -555,6 +555,8 @@ def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
                               "--one tensorflow float32 --images 0 --epochs 5 --seed 7 --val-images 0")
     out = epoch_pairs.run_arm("channels_first_onednn", images=64, epochs=1, seed=42, val_images=64, data_dir=None)
     assert out["command"].startswith("TF_ENABLE_ONEDNN_OPTS=1 python") and "--data-format channels_first" in out["command"]
+    out = epoch_pairs.run_arm("mixed_bfloat16_keras_bn", images=64, epochs=1, seed=42, val_images=64, data_dir=None)
+    assert seen["kw"]["keras_batch_norm"] is True and out["command"].endswith("--keras-batch-norm")
 
 
 def test_a_row_records_the_retrains_speed_per_full_data_epoch():
