@@ -3,11 +3,11 @@
 Keras 3 normalises a batch with separate operations (``ops.moments``, then ``ops.batch_normalization``),
 upcasting 16-bit inputs to float32 first; on TensorFlow that is ~10 element-wise passes over each
 activation and its gradient. Under mixed_bfloat16 on a CPU with AMX, where the convolutions themselves
-become cheap, those passes took ~60 % of the default CNN's step: 8.6 s per epoch of 10,000 images with
-Keras' layer, 4.1 s with TensorFlow's fused kernel (``FusedBatchNormV3``, one pass each way through oneDNN),
-3.3 s with no batch norm at all (docs/benchmarks.md, "Fused batch norm"). In float32 the two took the same
-time, so the fused path is used only for 16-bit inputs, where it was measured to pay (and where tf.keras used
-it by default on GPUs for years); everything else is Keras' own code. The known upstream report:
+become cheap, those passes were most of the default CNN's step: a full-data epoch took 65.6 s with Keras'
+layer and 34.8 s with TensorFlow's fused kernel (``FusedBatchNormV3``, oneDNN), against 82.2 s in float32
+(medians over 3 seeds, docs/benchmarks.md, "Fused batch norm"). In float32 the two took the same time, so
+the fused path is used only for 16-bit inputs, where it was measured to pay (and where tf.keras used it by
+default on GPUs for years); everything else is Keras' own code. The known upstream report:
 keras-team/keras-core#225 ("BatchNorm is slow").
 
 :class:`BatchNorm` is a :class:`keras.layers.BatchNormalization`: the same weights, config and arithmetic

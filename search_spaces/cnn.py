@@ -16,6 +16,8 @@ CPU: 3 blocks with 32/64/128 filters (one conv in block 1, two in blocks 2 and 3
 ReLU, max pooling, dropout 0/0.1/0.2, flatten, Dense 256, dropout 0.2, small translations and
 horizontal flips, batches of 64, Adam 1e-3 with cosine decay. A second 32-filter conv at 28x28
 would double the time per epoch on 2 CPU cores (~11 s -> ~21 s per 10,000 images, measured).
+Batch norm is :class:`fashion_tuner.layers.BatchNorm`: Keras' layer, on TensorFlow's fused kernel under
+bfloat16 (Keras' own took half of each bfloat16 step on a CPU with AMX: docs/benchmarks.md, "Fused batch norm").
 
 Hyperparameters (name: range, default -- why):
 
