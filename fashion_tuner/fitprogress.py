@@ -22,11 +22,13 @@ QUIET_S = 15.0  # seconds: the longest silence inside an epoch when not on a ter
 SHOWN = ("loss", "accuracy")  # running batch metrics shown beside the bar; epoch lines show every metric
 
 
-def fit_progress(label: str, tty: bool | None = None, stream=None):
+def fit_progress(label: str, tty: bool | None = None, stream=None, planned=None):
     """A ``keras.callbacks.Callback`` reporting the fit's progress as ``label`` (e.g. ``trial 0003``).
 
     ``tty``: draw the updating line (default: when ``stream``, else stderr, is a terminal); ``stream``:
-    where the line goes (default stderr; the per-epoch lines go through logging either way).
+    where the line goes (default stderr; the per-epoch lines go through logging either way); ``planned``: a
+    function giving the epochs the fit now plans to train, when fewer than its ``epochs`` (a time budget's plan),
+    or None.
     """
     import keras
 
@@ -39,7 +41,8 @@ def fit_progress(label: str, tty: bool | None = None, stream=None):
             self.first_epoch, self.epoch = None, 0
 
         def _total(self) -> tuple[int, int | None]:
-            return int(self.params.get("epochs") or 0), self.params.get("steps")
+            plan = planned() if planned is not None else None
+            return int(plan or self.params.get("epochs") or 0), self.params.get("steps")
 
         def _left(self, batch: int) -> float | None:
             """Seconds until the fit's last epoch ends, at its pace so far (None before the first batch)."""

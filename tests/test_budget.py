@@ -224,6 +224,59 @@ def test_a_slow_first_epoch_shortens_the_schedule_the_train_step_uses(monkeypatc
     assert abs(w - _lr_sum(lr, list(range(fits)), epochs, alpha)) > 0.01  # what the unshortened schedule gives
 
 
+@pytest.mark.parametrize("most, lengthened", [(10, 9), (6, 6)])
+def test_a_fast_first_epoch_lengthens_a_plan_that_may_grow(monkeypatch, most, lengthened):
+    """The schedule is laid out for 4 epochs of a fit that may train ``most``; every epoch takes 0.3 s of a 3 s
+    budget, so after the first 9 fit (1 + (2.7 s x 0.95) // 0.3 s): the cosine is lengthened to min(9, most) and
+    the fit trains that many, the first step at the 4-epoch schedule's rate, the rest at the new one's (the
+    SGD trick above). Measured at full size: a plan from the search's epochs left a 12.5-minute cnn retrain
+    174 s unused (2026-12-07)."""
+    import keras
+    import numpy as np
+
+    alpha, lr = 0.01, 0.1
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+
+    class Even(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            clock.now += 0.3
+
+    model, schedule = _sgd_on_one_weight(lr, 4, alpha)
+    guard = budget.budget_guard(clock.now + 3.0, replan=True, planned=4)
+    history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=most, verbose=0,
+                        callbacks=[Even(), guard])
+    assert guard.fits_more and guard.replanned_epochs == lengthened and schedule.decay_steps == lengthened
+    assert len(history.history["loss"]) == lengthened and clock.now <= 1003.0
+    w = float(model.layers[0].kernel.numpy()[0, 0])
+    used = _lr_sum(lr, [0], 4, alpha) + _lr_sum(lr, list(range(1, lengthened)), lengthened, alpha)
+    assert w == pytest.approx(used, rel=1e-4)
+
+
+def test_a_plan_that_may_not_grow_stops_where_it_was_laid_out(monkeypatch):
+    """The same fast epochs with the plan at the fit's own epochs (no ``planned``): nothing is lengthened, and a
+    ``planned`` fit whose epochs take as long as predicted trains exactly its plan."""
+    import keras
+    import numpy as np
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+
+    class Even(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            clock.now += 0.3
+
+    model, schedule = _sgd_on_one_weight(0.1, 4, 0.01)
+    history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=4, verbose=0,
+                        callbacks=[Even(), budget.budget_guard(clock.now + 3.0, replan=True)])
+    assert len(history.history["loss"]) == 4 and schedule.decay_steps == 4
+    model, schedule = _sgd_on_one_weight(0.1, 4, 0.01)
+    guard = budget.budget_guard(clock.now + 1.3, replan=True, planned=4)  # 1 + (1.0 s x 0.95) // 0.3 s = 4
+    history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=10, verbose=0,
+                        callbacks=[Even(), guard])
+    assert not guard.fits_more and len(history.history["loss"]) == 4 and schedule.decay_steps == 4
+
+
 def test_the_first_replan_leaves_out_the_batch_that_traces(monkeypatch):
     """A fit's first batch traces the train step (seconds on a real model, paid once): the re-plan after the first
     epoch paces the rest by the epoch's later batches, so the schedule is not cut for that cost (measured: a

@@ -171,7 +171,11 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     raced = chosen + ([rival] if rival is not None else [])
     deadline, plan = _time_plan(cfg, run, run_dir, epoch_images, [t["trial_id"] for t in raced], max_epochs,
                                 subset=train_on != "full" and bool(args.get("subset")), scored_images=scored)
+    extend_to = None
     if plan:
+        # one model, not distilled: a first epoch faster than the search's predicted may lengthen the plan
+        if plan["models"] == 1 and teacher_dir is None and train_on != "train+val" and plan["planned_epochs"] < max_epochs:
+            extend_to = max_epochs
         max_epochs = plan["planned_epochs"]
     # the images and epochs of this training (a cosine schedule decays over exactly these)
     context = spaces.DataContext.from_data(data.pop("dataset"), data["x_fit"], run_dir.parent,
@@ -180,7 +184,7 @@ def _retrain_locked(cfg: RetrainConfig, run_dir: Path) -> Path:
     tmp = run_dir / f".report.tmp-{os.getpid()}"
     tmp.mkdir()
     job = RetrainJob(space, run, data, tmp, max_epochs, cfg.epochs, train_on, cfg.seed, patience, split.test_idx,
-                     deadline, plan, cfg.tta)
+                     deadline, plan, cfg.tta, extend_to)
     try:
         with spaces.using_data_context(context):
             folds = crossval.cross_validate(job, chosen[0], cfg.cv) if cfg.cv else None
@@ -265,7 +269,7 @@ def _fit(job: RetrainJob, trial: dict, tag: str, label: str):
     say(f"{tag} training {label}: {how}")
     return train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs, seed=job.seed,
                         patience=job.patience, label=f"trial {trial['trial_id']}", deadline=job.deadline,
-                        backup_dir=job.backup_dir(trial, "member"))
+                        backup_dir=job.backup_dir(trial, "member"), extend_to=job.extend_to)
 
 
 def _evaluate(job: RetrainJob, trial: dict, fitted, sub: Path, title: str, tag: str) -> tuple[dict, np.ndarray]:

@@ -36,6 +36,7 @@ class RetrainJob:
     deadline: budget.Deadline | None = None  # --time-budget: when it ends and what must fit after a fit
     budget: dict | None = None  # --time-budget: what was planned (recorded in metrics.json)
     tta: str = "none"  # --tta: how test images are scored (fashion_tuner.tta), recorded in metrics.json
+    extend_to: int | None = None  # --time-budget, one model: the most epochs its first re-plan may lengthen it to
 
     def budget_record(self, history: dict) -> dict:
         """``{"time_budget": {...}}`` for a model's metrics under --time-budget (else ``{}``): the plan and

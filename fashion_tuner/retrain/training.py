@@ -34,11 +34,13 @@ def class_weight(run: dict, y: np.ndarray, class_names: list[str]) -> dict | Non
     return resolve_class_weight(run.get("args", {}).get("class_weight"), y, class_names)
 
 
-def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label, deadline=None):
+def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, patience, label, deadline=None,
+              extend_to=None):
     """One fit with the search's callbacks; a diverging fit becomes a UserError. ``deadline`` (a
     ``budget.Deadline``, --time-budget): the fit stops at an epoch boundary, or inside an epoch, rather than
     leave too little time for the scoring and report after it, and a first epoch slower
-    than planned shortens the learning-rate schedule to the epochs left (``budget.budget_guard``)."""
+    than planned shortens the learning-rate schedule to the epochs left (``budget.budget_guard``); with
+    ``extend_to`` (more than ``epochs``) a faster one lengthens it, to that many epochs at most."""
     import keras_tuner
 
     from fashion_tuner import budget
@@ -47,12 +49,17 @@ def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, pa
     callbacks = standard_callbacks(patience)
     if val is None:
         callbacks = callbacks[1:]  # no validation set to stop on: keep only the NaN guard
+    guard, most = None, epochs
     if deadline is not None:
-        callbacks.append(budget.budget_guard(deadline, replan=True, batch_size=batch_size(hp, run_args),
-                                             validation_images=0 if val is None else len(val[1])))
-    callbacks.append(fitprogress.fit_progress(f"[retrain-best] {label}"))  # batch progress and time left, or a line per epoch
+        most = max(epochs, extend_to or 0)
+        guard = budget.budget_guard(deadline, replan=True, batch_size=batch_size(hp, run_args),
+                                    validation_images=0 if val is None else len(val[1]),
+                                    planned=epochs if most > epochs else None)
+        callbacks.append(guard)
+    callbacks.append(fitprogress.fit_progress(  # batch progress and time left, or a line per epoch
+        f"[retrain-best] {label}", planned=None if guard is None else (lambda: guard.replanned_epochs)))
     try:
-        return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=epochs,
+        return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=most,
                                batch_size=batch_size(hp, run_args), callbacks=callbacks,
                                class_weight=class_weight, verbose=0)
     except keras_tuner.errors.FailedTrialError as exc:
@@ -189,13 +196,14 @@ def provenance_now(provenance: dict) -> dict:
 
 
 def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed: int, patience: int, label: str,
-                 fit=None, deadline=None, backup_dir: Path | None = None):
+                 fit=None, deadline=None, backup_dir: Path | None = None, extend_to: int | None = None):
     """Build the trial's model from its hyperparameters and fit it from scratch.
 
     ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label) -> History`` to train
     differently (distillation); None for :func:`plain_fit`. ``backup_dir``: every epoch is backed up
     there and a rerun resumes from it (:mod:`fashion_tuner.backup`); the caller deletes it once the
-    retrain is done. Returns ``(model, hp, history dict, wall s)``; wall s is this process's.
+    retrain is done. ``extend_to``: see :func:`plain_fit`. Returns ``(model, hp, history dict, wall s)``; wall s
+    is this process's.
     """
     from fashion_tuner import backup
     import keras
@@ -221,7 +229,7 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
         if fit is None:
             history = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
                                 run_args=run.get("args", {}), class_weight=data["class_weight"], patience=patience,
-                                label=label, deadline=deadline)
+                                label=label, deadline=deadline, extend_to=extend_to)
         else:
             history = fit(hp, model, data["x_fit"], data["val"], epochs=epochs, run_args=run.get("args", {}),
                           patience=patience, label=label, deadline=deadline)
