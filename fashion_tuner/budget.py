@@ -108,23 +108,27 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
     (:func:`shorten_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
     After each later epoch the same, at the pace of the last ``PACE_EPOCHS`` epochs (the first, which traces,
     left out), so a machine that slows down mid-fit still ends the schedule at its floor rather than being cut
-    part-way down it; a later plan is only ever shortened (a longer one would raise the rate again).
+    part-way down it; past the first half of its plan it is only ever shortened (a longer one would raise the
+    rate again).
     ``planned`` (with ``replan``): the epochs the schedule was laid out for, fewer than the fit's ``epochs``
-    (the most it may train): the fit stops after them, and the first re-plan, when more fit at the measured
-    pace, lengthens the schedule to them (``fits_more``; its rate rises a little: a 17-epoch cosine is at
-    99 % of its peak after its first epoch). A plan from the search's epochs left a 15-minute cnn retrain
-    174 s unused: they expected 38.6 s per epoch, 33-34 s ran (2026-12-07).
+    (the most it may train): the fit stops after them, and a re-plan in the first half of the plan, when more
+    fit at the measured pace, lengthens the schedule to them (``fits_more``; the rate rises a little: a
+    17-epoch cosine is at 99 % of its peak after one epoch, 69 % after 6 of 16 against 79 % of 20). A plan
+    from the search's epochs left a 15-minute cnn retrain 174 s unused (they expected 38.6 s per epoch, 33-34 s
+    ran), and one slow stretch (28 s epochs, then 43 s, then ~30 s) shortened another for good: 190 s unused
+    (2026-12-07).
     """
     import keras
 
     limit = deadline if isinstance(deadline, Deadline) else Deadline(float(deadline))
+    may_grow, first_plan = bool(replan and planned), planned or 0  # lengthen in the first half of the first plan
 
     class BudgetGuard(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.epoch_started = None
             self.last_epoch_s = 0.0
-            self.replanned_epochs = planned if replan else None
+            self.replanned_epochs = planned if replan else None  # may_grow: planned was given
             self.fits_more = False  # the first re-plan lengthened the schedule
             self.epoch = 0
             self.batch_started = self.batch_s = self.test_started = None
@@ -208,11 +212,12 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
                 log.info("time budget: %s %s; learning-rate schedule shortened to %d of %d epochs",
                          "the first epoch took" if epoch == self.first_epoch else "epochs now take", describe(pace),
                          fits, most)
-            elif epoch == self.first_epoch and planned < min(fits, most):
+            elif may_grow and 2 * (epoch + 1) <= first_plan and planned < min(fits, most):
                 self.replanned_epochs, self.fits_more = min(fits, most), True
                 shorten_schedule(self.model, self.replanned_epochs * steps_per_epoch, longer=True)
-                log.info("time budget: the first epoch took %s; learning-rate schedule lengthened to %d epochs "
-                         "(planned %d, at most %d)", describe(pace), self.replanned_epochs, planned, most)
+                log.info("time budget: %s %s; learning-rate schedule lengthened to %d epochs (at most %d)",
+                         "the first epoch took" if epoch == self.first_epoch else "epochs now take", describe(pace),
+                         self.replanned_epochs, most)
 
         def _pace(self) -> float:
             """Seconds an epoch takes now: the mean of the last ``PACE_EPOCHS`` after the fit's first; after the first

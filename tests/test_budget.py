@@ -253,6 +253,31 @@ def test_a_fast_first_epoch_lengthens_a_plan_that_may_grow(monkeypatch, most, le
     assert w == pytest.approx(used, rel=1e-4)
 
 
+@pytest.mark.parametrize("planned, trained, left", [(None, 7, 1.7), (12, 12, 0.2)])
+def test_a_slow_stretch_early_in_a_plan_that_may_grow_is_given_back(monkeypatch, planned, trained, left):
+    """Epochs of 0.3 s but the second and third, 0.6 s, in a 4.4 s budget: the stretch cuts the plan to 7. Without
+    ``planned`` (a plan that may not grow) the fit ends there, 1.7 s early (measured at full size: a 28-s, 43-s,
+    ~30-s retrain ended 190 s before its 756 s); with it, re-plans in the first half of the first plan (12 of at
+    most 14) lengthen it again as the pace recovers, and the fit ends within an epoch of the deadline."""
+    import keras
+    import numpy as np
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+
+    class Stretch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            clock.now += 0.6 if epoch in (1, 2) else 0.3
+
+    model, schedule = _sgd_on_one_weight(0.1, 12, 0.01)
+    start = clock.now
+    guard = budget.budget_guard(start + 4.4, replan=True, planned=planned)
+    history = model.fit(np.ones((8, 1)), np.full((8, 1), 100.0), batch_size=8, epochs=14 if planned else 12,
+                        verbose=0, callbacks=[Stretch(), guard])
+    assert len(history.history["loss"]) == guard.replanned_epochs == schedule.decay_steps == trained
+    assert guard.fits_more is bool(planned) and start + 4.4 - clock.now == pytest.approx(left)
+
+
 def test_a_plan_that_may_not_grow_stops_where_it_was_laid_out(monkeypatch):
     """The same fast epochs with the plan at the fit's own epochs (no ``planned``): nothing is lengthened, and a
     ``planned`` fit whose epochs take as long as predicted trains exactly its plan."""
