@@ -128,8 +128,8 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
             super().__init__()
             self.epoch_started = None
             self.last_epoch_s = 0.0
-            self.replanned_epochs = planned if replan else None  # may_grow: planned was given
-            self.fits_more = False  # the first re-plan lengthened the schedule
+            self.replanned_epochs = planned if replan else None  # the fit stops after these (None: its own epochs)
+            self.fits_more = False  # a re-plan lengthened the schedule
             self.epoch = 0
             self.batch_started = self.batch_s = self.test_started = None
             self.validation_s = 0.0  # the last validation pass (none measured yet: 0)
@@ -202,21 +202,19 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
 
         def _replan(self, epoch: int):
             """Shorten the schedule to the epochs that fit at the measured pace (see ``replan`` above)."""
-            planned = self.replanned_epochs or int(self.params.get("epochs") or 0)
+            most = int(self.params.get("epochs") or 0)
+            plan = self.replanned_epochs or most
             pace = self._pace()
             fits = epoch + 1 + int(max(0.0, self._end() - time.time()) * SAFETY // max(pace, 1e-6))
             steps_per_epoch = int(self.model.optimizer.iterations.numpy()) // (epoch + 1)
-            most = int(self.params.get("epochs") or 0)
-            if epoch + 1 < fits < planned and shorten_schedule(self.model, fits * steps_per_epoch):
+            seen = f"{'the first epoch took' if epoch == self.first_epoch else 'epochs now take'} {describe(pace)}"
+            if epoch + 1 < fits < plan and shorten_schedule(self.model, fits * steps_per_epoch):
                 self.replanned_epochs = fits
-                log.info("time budget: %s %s; learning-rate schedule shortened to %d of %d epochs",
-                         "the first epoch took" if epoch == self.first_epoch else "epochs now take", describe(pace),
-                         fits, most)
-            elif may_grow and 2 * (epoch + 1) <= first_plan and planned < min(fits, most):
+                log.info("time budget: %s; learning-rate schedule shortened to %d of %d epochs", seen, fits, most)
+            elif may_grow and 2 * (epoch + 1) <= first_plan and plan < min(fits, most):
                 self.replanned_epochs, self.fits_more = min(fits, most), True
                 shorten_schedule(self.model, self.replanned_epochs * steps_per_epoch, longer=True)
-                log.info("time budget: %s %s; learning-rate schedule lengthened to %d epochs (at most %d)",
-                         "the first epoch took" if epoch == self.first_epoch else "epochs now take", describe(pace),
+                log.info("time budget: %s; learning-rate schedule lengthened to %d epochs (at most %d)", seen,
                          self.replanned_epochs, most)
 
         def _pace(self) -> float:
