@@ -18,7 +18,12 @@ Comparisons (the first arm is the baseline every ratio is taken against):
   (TensorFlow enables oneDNN by itself only on CPUs with AVX-512 VNNI/BF16 or AMX);
 - ``batchnorm``: float32 (before issue 27) against mixed_bfloat16 with Keras' own batch norm and mixed_bfloat16
   with ``fashion_tuner.layers.BatchNorm`` (TensorFlow's fused kernel for 16-bit inputs; what the space runs).
-  ``precision`` is float32 against the space as it runs, so it measured Keras' batch norm until 2026-12-07.
+  ``precision`` is float32 against the space as it runs, so it measured Keras' batch norm until 2026-12-07;
+- ``batch``: batches of 64 (the space's default) against 128 and 256 **at equal wall time** (each fit runs
+  ``seconds`` of the setting, its cosine laid out for the epochs that fit: ``backend_epoch --seconds``), in the
+  precision ``--mixed-precision auto`` picks on this machine; the larger batches' Adam rate is scaled by the
+  square root of the batch ratio (1.41e-3, 2e-3), the usual rule for Adam. Validation accuracy is then compared
+  at equal minutes, not equal epochs (a batch of 128 was -0.79 pp at 10 epochs but x0.71 the time).
 
     python -m benchmarks.epoch_pairs --compare precision --images 10000 --epochs 2 --rounds 2
     python -m benchmarks.epoch_pairs --compare precision --setting full     # 3 seeds, all 60,000 images
@@ -58,27 +63,41 @@ ARMS = {
     "mixed_bfloat16_onednn": {"policy": "mixed_bfloat16", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "channels_first_onednn": {"data_format": "channels_first", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "mixed_bfloat16_keras_bn": {"policy": "mixed_bfloat16", "keras_batch_norm": True},
+    # "auto": what --mixed-precision auto picks on this machine (mixed_bfloat16 with AMX, else float32)
+    "batch64": {"policy": "auto"},
+    "batch128": {"policy": "auto", "batch_size": 128, "learning_rate": 1e-3 * 2 ** 0.5},
+    "batch256": {"policy": "auto", "batch_size": 256, "learning_rate": 2e-3},
 }
+AUTO_POLICIES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16", None: "float32"}
 # layout: TensorFlow's own CPU kernels train channels-first not at all ("Conv2DCustomBackpropInputOp only
 # supports NHWC", measured on TensorFlow 2.21): both arms run with oneDNN, which takes either layout.
 COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", "channels_first_onednn"),
                "threads": ("float32", "threads_1x1", "threads_2x1", "threads_1x2"),
                "onednn": ("float32", "onednn", "mixed_bfloat16_onednn"),
-               "batchnorm": ("float32", "mixed_bfloat16_keras_bn", "mixed_bfloat16")}
-# images None: all 60,000 training images; val_images None: all 6,000 validation images
+               "batchnorm": ("float32", "mixed_bfloat16_keras_bn", "mixed_bfloat16"),
+               "batch": ("batch64", "batch128", "batch256")}
+TIMED = ("batch",)  # comparisons at equal wall time: each fit runs the setting's seconds, not its epochs
+# images None: all 60,000 training images; val_images None: all 6,000 validation images; seconds: per fit of a
+# TIMED comparison (full: what a 15-minute budget gives the retrain, about 17 epochs of the default CNN here)
 SETTINGS = {
-    "smoke": dict(images=64, epochs=1, rounds=1, seeds=(42,), val_images=64),  # checks the harness only
-    "small": dict(images=10000, epochs=2, rounds=2, seeds=(42,), val_images=1000),
-    "full": dict(images=None, epochs=5, rounds=1, seeds=(42, 43, 44), val_images=None),
+    "smoke": dict(images=64, epochs=1, rounds=1, seeds=(42,), val_images=64, seconds=10),  # checks the harness only
+    "small": dict(images=10000, epochs=2, rounds=2, seeds=(42,), val_images=1000, seconds=60),
+    "full": dict(images=None, epochs=5, rounds=1, seeds=(42, 43, 44), val_images=None, seconds=600),
 }
 
 
-def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: str | None) -> dict:
-    """One fit of the default CNN under ``arm`` in a fresh process; the measurement plus its command."""
+def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: str | None,
+            seconds: float | None = None, auto: str | None = None) -> dict:
+    """One fit of the default CNN under ``arm`` in a fresh process; the measurement plus its command.
+    ``seconds``: fit that long (equal wall time) instead of ``epochs``; ``auto``: what --mixed-precision
+    auto picks here (``devices.auto_precision``), for the arms whose policy is "auto"."""
     spec = ARMS[arm]
     policy, data_format, env = spec.get("policy", "float32"), spec.get("data_format", "channels_last"), spec.get("env")
+    if policy == "auto":
+        policy = AUTO_POLICIES[auto]
     options = dict(seed=seed, val_images=val_images, data_format=data_format,
-                   keras_batch_norm=spec.get("keras_batch_norm", False))
+                   keras_batch_norm=spec.get("keras_batch_norm", False), batch_size=spec.get("batch_size", backend_epoch.BATCH),
+                   learning_rate=spec.get("learning_rate"), seconds=seconds)
     out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,
@@ -97,7 +116,7 @@ def summarise(arms: tuple[str, ...], fits: list[dict]) -> dict:
         if not ok:
             out[arm] = {"status": "failed"}
             continue
-        row = {"epoch_s": [f["epoch_s"] for f in ok],
+        row = {"epoch_s": [f["epoch_s"] for f in ok], "epochs_run": [f.get("epochs") for f in ok],
                "median_epoch_s": round(statistics.median(f["epoch_s"] for f in ok), 3),
                "val_accuracy": {str(f["seed"]): f["val_accuracy"][-1] for f in ok}}
         if arm != base and by[base]:
@@ -131,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             s[key] = getattr(args, key)
     images = s["images"] or None
     arms = COMPARISONS[args.compare]
+    seconds = s["seconds"] if args.compare in TIMED else None
     from fashion_tuner import devices
 
     picked, reason = devices.auto_precision(devices.read_cpuinfo())
@@ -139,18 +159,22 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(s["rounds"]):
             for arm in arms:
                 fit = run_arm(arm, images=images, epochs=s["epochs"], seed=seed, val_images=s["val_images"],
-                              data_dir=args.data_dir)
+                              data_dir=args.data_dir, seconds=seconds, auto=picked)
                 fit.update(seed=seed, pair=f"{seed}/{round_}")
                 fits.append(fit)
-                shown = (f"{fit['epoch_s']:.2f} s/epoch, val {fit['val_accuracy'][-1]:.4f}" if fit["status"] == "ok"
+                shown = (f"{fit['epoch_s']:.2f} s/epoch, {fit['epochs']} epochs, val {fit['val_accuracy'][-1]:.4f}"
+                         if fit["status"] == "ok"
                          else f"failed: {fit['error']}")
                 print(f"[pairs] seed {seed} {arm:<15} {shown}", file=sys.stderr, flush=True)
     summary = summarise(arms, fits)
     result = {"compare": args.compare, "setting": args.setting, "arms": list(arms), "baseline": arms[0],
-              "images": images or 60000, "epochs": s["epochs"], "rounds": s["rounds"], "seeds": list(s["seeds"]),
-              "val_images": s["val_images"] or 6000, "batch_size": backend_epoch.BATCH,
+              "images": images or 60000, "epochs": None if seconds else s["epochs"], "seconds": seconds,
+              "rounds": s["rounds"], "seeds": list(s["seeds"]), "val_images": s["val_images"] or 6000,
+              "batch_size": backend_epoch.BATCH,
               "workload": "default CNN of search_spaces/cnn.py on TensorFlow; epoch_s = median of the epochs "
-                          "after the first; val_accuracy after the last epoch",
+                          "after the first; val_accuracy after the last epoch"
+                          + (f"; every fit {seconds:g} s (equal wall time), its cosine laid out for the epochs that fit"
+                             if seconds else ""),
               "summary": summary, "fits": [{k: v for k, v in f.items() if k != "command"} for f in fits],
               "commands": [f["command"] for f in fits], "auto_precision": {"choice": picked, "reason": reason},
               "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},

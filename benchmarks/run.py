@@ -26,8 +26,9 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   for the same wall time, its pick retrained at a reference fidelity against the defaults
   (``benchmarks/search_value.py``): ``delta_ref`` per seed and anytime curves.
 - ``overhead``, ``scale``, ``memory``, ``deterministic``: the reliability figures.
-- ``precision``, ``layout``, ``threads``, ``onednn``: the default CNN's seconds per epoch and validation
-  accuracy under two or more settings, alternated in fresh processes, as ratios (``benchmarks/epoch_pairs.py``).
+- ``precision``, ``layout``, ``threads``, ``onednn``, ``batchnorm``, ``batch``: the default CNN's seconds per epoch
+  and validation accuracy under two or more settings, alternated in fresh processes, as ratios (``batch``: at equal
+  wall time; ``benchmarks/epoch_pairs.py``).
 - ``roofline``: the default CNN's training FLOPs per image, achieved FLOP/s and this CPU's peak
   (``benchmarks/roofline.py``).
 - ``sampler_synthetic``: the search algorithms' picks on synthetic objectives over spaces none was written for,

@@ -287,7 +287,7 @@ def bench_deterministic(ctx: Context) -> dict:
 
 
 def bench_pairs(ctx: Context, name: str) -> dict:
-    """One comparison of :mod:`benchmarks.epoch_pairs` (``name``: precision, layout, threads, onednn)."""
+    """One comparison of :mod:`benchmarks.epoch_pairs` (``name``: one of ``suites.PAIRS``)."""
     argv = ["python", "-m", "benchmarks.epoch_pairs", "--compare", name, "--setting", PAIRS_SETTING[ctx.suite],
             *ctx.data_dir_args()]
     return json_step(ctx, name, argv)
