@@ -105,7 +105,7 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
     ``replan`` (retrain-best): after the first epoch, when fewer of the fit's epochs fit before the
     deadline at that epoch's pace (times ``SAFETY``; the pace of its batches after the first, which traces the
     train step, plus its validation pass), the learning-rate schedule is shortened to them
-    (:func:`shorten_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
+    (:func:`resize_schedule`) and the fit stops after them; ``replanned_epochs`` says how many (else None).
     After each later epoch the same, at the pace of the last ``PACE_EPOCHS`` epochs (the first, which traces,
     left out), so a machine that slows down mid-fit still ends the schedule at its floor rather than being cut
     part-way down it; past the first half of its plan it is only ever shortened (a longer one would raise the
@@ -208,12 +208,12 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
             fits = epoch + 1 + int(max(0.0, self._end() - time.time()) * SAFETY // max(pace, 1e-6))
             steps_per_epoch = int(self.model.optimizer.iterations.numpy()) // (epoch + 1)
             seen = f"{'the first epoch took' if epoch == self.first_epoch else 'epochs now take'} {describe(pace)}"
-            if epoch + 1 < fits < plan and shorten_schedule(self.model, fits * steps_per_epoch):
+            if epoch + 1 < fits < plan and resize_schedule(self.model, fits * steps_per_epoch):
                 self.replanned_epochs = fits
                 log.info("time budget: %s; learning-rate schedule shortened to %d of %d epochs", seen, fits, most)
             elif may_grow and 2 * (epoch + 1) <= first_plan and plan < min(fits, most):
                 self.replanned_epochs, self.fits_more = min(fits, most), True
-                shorten_schedule(self.model, self.replanned_epochs * steps_per_epoch, longer=True)
+                resize_schedule(self.model, self.replanned_epochs * steps_per_epoch, longer=True)
                 log.info("time budget: %s; learning-rate schedule lengthened to %d epochs (at most %d)", seen,
                          self.replanned_epochs, most)
 
@@ -239,10 +239,10 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
     return BudgetGuard()
 
 
-def shorten_schedule(model, total_steps: int, longer: bool = False) -> bool:
+def resize_schedule(model, total_steps: int, longer: bool = False) -> bool:
     """Make ``model``'s learning-rate schedule (a Keras ``LearningRateSchedule`` with ``decay_steps``, such
-    as the spaces' ``CosineDecay``) end after ``total_steps`` updates when it would end later (``longer``:
-    earlier), and retrace the train step so the next batch uses it. False, nothing changed, when the
+    as the spaces' ``CosineDecay``) end after ``total_steps`` updates when it would end later (shorten it; with
+    ``longer``, lengthen it: when it would end earlier), and retrace the train step so the next batch uses it. False, nothing changed, when the
     optimizer has no such schedule (a constant rate, a plateau callback) or it already ends then."""
     import keras
 

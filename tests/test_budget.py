@@ -474,11 +474,13 @@ def test_no_replan_when_the_plan_fits_or_without_a_schedule():
         guard = budget.budget_guard(time.time() + 60, replan=True)
         history = model.fit(np.ones((8, 1)), np.ones((8, 1)), epochs=4, verbose=0, callbacks=[guard])
         assert guard.replanned_epochs is None and len(history.history["loss"]) == 4
-    assert budget.shorten_schedule(model, 2) is False  # a constant rate: nothing to shorten
+    assert budget.resize_schedule(model, 2) is False  # a constant rate: nothing to shorten
     long = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     long.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 10)), loss="mse")
-    assert budget.shorten_schedule(long, 12) is False  # already ends by then
-    assert budget.shorten_schedule(long, 6) is True and long.optimizer._learning_rate.decay_steps == 6
+    assert budget.resize_schedule(long, 12) is False  # already ends by then
+    assert budget.resize_schedule(long, 6) is True and long.optimizer._learning_rate.decay_steps == 6
+    assert budget.resize_schedule(long, 4, longer=True) is False  # longer: only ever lengthens
+    assert budget.resize_schedule(long, 9, longer=True) is True and long.optimizer._learning_rate.decay_steps == 9
 
 
 def test_a_retrain_plan_says_when_too_short_or_far_under_its_budget():
