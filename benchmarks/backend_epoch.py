@@ -35,13 +35,14 @@ VAL_IMAGES = 1_000
 BATCH = 64
 SEED = 42
 ONE_TIMEOUT_S = 1800
-TIMED_FIRST_PLAN = 2  # --seconds: the cosine is laid out for this many epochs, then lengthened to what fits
+TIMED_FIRST_PLAN = 2  # --seconds without --first-plan: the cosine is laid out for this many epochs at first
 TIMED_MAX_EPOCHS = 1000  # --seconds: the most epochs a timed fit may run (the budget stops it long before)
 
 
 def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
-            batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None) -> dict:
+            batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
+            first_plan: int | None = None) -> dict:
     """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
 
     ``images``: stratified training images (None: all 60,000); ``val_images``: the first of the split's
@@ -51,8 +52,10 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     TensorFlow's fused kernel for 16-bit inputs); ``batch_size``: images per step (the space's default: 64);
     ``learning_rate``: the Adam rate's peak (None: the space's default, 1e-3).
     ``seconds``: fit for that long instead of ``epochs`` (equal wall time): the cosine schedule is laid out for
-    ``TIMED_FIRST_PLAN`` epochs and, after the first, lengthened to the epochs that fit at its pace, the fit
-    stopping at the deadline (``fashion_tuner.budget.budget_guard``, as ``retrain-best --time-budget`` does).
+    ``first_plan`` epochs (default ``TIMED_FIRST_PLAN``), then re-planned to the epochs that fit at the measured
+    pace, the fit stopping after them (``fashion_tuner.budget.budget_guard``, as ``retrain-best --time-budget``
+    does: it may lengthen the plan only in the first half of the first plan, later only shorten it, so a first plan
+    near what fits leaves the least time unused; 2 epochs for 60 s left 7-25 s of it unused).
     Thread limits come from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (fashion_tuner.devices)."""
     os.environ["KERAS_BACKEND"] = name
     from fashion_tuner import backend, budget, data, devices, layers, runs, spaces, splits
@@ -75,7 +78,7 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         x_tr, x_val = x_tr.transpose(0, 3, 1, 2).copy(), x_val.transpose(0, 3, 1, 2).copy()
     mixed = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy)
     info = devices.setup("none", mixed)
-    planned = TIMED_FIRST_PLAN if seconds else epochs
+    planned = (first_plan or TIMED_FIRST_PLAN) if seconds else epochs
     spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, REPO / "results", seed, None, planned))
     devices.apply_trial_settings()
     hp = kt.HyperParameters()
@@ -95,18 +98,19 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t)
 
-    callbacks = [Clock()]
+    callbacks, guard = [Clock()], None
     fit_started = time.time()
     if seconds:
-        callbacks.append(budget.budget_guard(budget.Deadline(fit_started + seconds), replan=True, batch_size=batch_size,
-                                             validation_images=len(x_val), planned=planned))
+        guard = budget.budget_guard(budget.Deadline(fit_started + seconds), replan=True, batch_size=batch_size,
+                                    validation_images=len(x_val), planned=planned)
+        callbacks.append(guard)
     history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=TIMED_MAX_EPOCHS if seconds else epochs,
                         batch_size=batch_size, callbacks=callbacks, verbose=0)
     fit_s = time.time() - fit_started
     later = times[1:] or times
     return {"backend": name, "version": backend.version(name), "policy": info["policy"],
             "requested_policy": policy, "gpus": info["gpus"], "images": int(len(x_tr)), "epochs": len(times),
-            "seconds": seconds, "fit_s": round(fit_s, 1), "learning_rate": float(hp.get("learning_rate")),
+            "seconds": seconds, "first_plan": planned if seconds else None, "fit_s": round(fit_s, 1), "learning_rate": float(hp.get("learning_rate")),
             "batch_size": batch_size, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
             "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm",
             "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
@@ -116,7 +120,8 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
 
 def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
              val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
-             batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None) -> list[str]:
+             batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
+             first_plan: int | None = None) -> list[str]:
     """The ``--one`` command line of :func:`measure` with these arguments (``python`` first)."""
     return (["python", "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images or 0),
              "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
@@ -126,7 +131,8 @@ def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: 
             + (["--keras-batch-norm"] if keras_batch_norm else [])
             + (["--batch-size", str(batch_size)] if batch_size != BATCH else [])
             + (["--learning-rate", f"{learning_rate:g}"] if learning_rate else [])
-            + (["--seconds", f"{seconds:g}"] if seconds else []))
+            + (["--seconds", f"{seconds:g}"] if seconds else [])
+            + (["--first-plan", str(first_plan)] if seconds and first_plan else []))
 
 
 def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
@@ -182,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=None, help="with --one: the peak rate (default: the space's)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="with --one: fit for this many seconds (the schedule laid out for what fits), not --epochs")
+    parser.add_argument("--first-plan", type=int, default=None,
+                        help=f"with --seconds: the epochs the schedule is first laid out for (default {TIMED_FIRST_PLAN})")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--no-store", action="store_true")
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.one[0], args.one[1], args.images or None, args.epochs, args.data_dir,
                                  seed=args.seed, val_images=args.val_images or None, data_format=args.data_format,
                                  keras_batch_norm=args.keras_batch_norm, batch_size=args.batch_size,
-                                 seconds=args.seconds, learning_rate=args.learning_rate)),
+                                 seconds=args.seconds, learning_rate=args.learning_rate, first_plan=args.first_plan)),
               flush=True)
         return 0
 

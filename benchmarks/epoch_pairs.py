@@ -78,18 +78,21 @@ COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", 
                "batch": ("batch64", "batch128", "batch256")}
 TIMED = ("batch",)  # comparisons at equal wall time: each fit runs the setting's seconds, not its epochs
 # images None: all 60,000 training images; val_images None: all 6,000 validation images; seconds: per fit of a
-# TIMED comparison (full: what a 15-minute budget gives the retrain, about 17 epochs of the default CNN here)
+# TIMED comparison (full: what a 15-minute budget gives the retrain, about 17 epochs of the default CNN here), and
+# first_plan the epochs its cosine is first laid out for (about what fits at batch 64 on the 2-core Intel Xeon in
+# bfloat16: 5 s per 10,000-image epoch, 33 s per full one; the plan may grow in its first half, then only shrink)
 SETTINGS = {
-    "smoke": dict(images=64, epochs=1, rounds=1, seeds=(42,), val_images=64, seconds=10),  # checks the harness only
-    "small": dict(images=10000, epochs=2, rounds=2, seeds=(42,), val_images=1000, seconds=60),
-    "full": dict(images=None, epochs=5, rounds=1, seeds=(42, 43, 44), val_images=None, seconds=600),
+    "smoke": dict(images=64, epochs=1, rounds=1, seeds=(42,), val_images=64, seconds=10, first_plan=2),  # harness only
+    "small": dict(images=10000, epochs=2, rounds=2, seeds=(42,), val_images=1000, seconds=60, first_plan=10),
+    "full": dict(images=None, epochs=5, rounds=1, seeds=(42, 43, 44), val_images=None, seconds=600, first_plan=16),
 }
 
 
 def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: str | None,
-            seconds: float | None = None, auto: str | None = None) -> dict:
+            seconds: float | None = None, auto: str | None = None, first_plan: int | None = None) -> dict:
     """One fit of the default CNN under ``arm`` in a fresh process; the measurement plus its command.
-    ``seconds``: fit that long (equal wall time) instead of ``epochs``; ``auto``: what --mixed-precision
+    ``seconds``: fit that long (equal wall time) instead of ``epochs``, the schedule first laid out for
+    ``first_plan`` epochs; ``auto``: what --mixed-precision
     auto picks here (``devices.auto_precision``), for the arms whose policy is "auto"."""
     spec = ARMS[arm]
     policy, data_format, env = spec.get("policy", "float32"), spec.get("data_format", "channels_last"), spec.get("env")
@@ -97,7 +100,7 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
         policy = AUTO_POLICIES[auto]
     options = dict(seed=seed, val_images=val_images, data_format=data_format,
                    keras_batch_norm=spec.get("keras_batch_norm", False), batch_size=spec.get("batch_size", backend_epoch.BATCH),
-                   learning_rate=spec.get("learning_rate"), seconds=seconds)
+                   learning_rate=spec.get("learning_rate"), seconds=seconds, first_plan=first_plan)
     out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,
@@ -117,6 +120,7 @@ def summarise(arms: tuple[str, ...], fits: list[dict]) -> dict:
             out[arm] = {"status": "failed"}
             continue
         row = {"epoch_s": [f["epoch_s"] for f in ok], "epochs_run": [f.get("epochs") for f in ok],
+               "fit_s": [f.get("fit_s") for f in ok],
                "median_epoch_s": round(statistics.median(f["epoch_s"] for f in ok), 3),
                "val_accuracy": {str(f["seed"]): f["val_accuracy"][-1] for f in ok}}
         if arm != base and by[base]:
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(s["rounds"]):
             for arm in arms:
                 fit = run_arm(arm, images=images, epochs=s["epochs"], seed=seed, val_images=s["val_images"],
-                              data_dir=args.data_dir, seconds=seconds, auto=picked)
+                              data_dir=args.data_dir, seconds=seconds, auto=picked,
+                              first_plan=s["first_plan"] if seconds else None)
                 fit.update(seed=seed, pair=f"{seed}/{round_}")
                 fits.append(fit)
                 shown = (f"{fit['epoch_s']:.2f} s/epoch, {fit['epochs']} epochs, val {fit['val_accuracy'][-1]:.4f}"

@@ -203,8 +203,10 @@ def pair_rows(figures: dict) -> list[str]:
         schedule = f"{timed:g} s per fit" if timed else f"{e['epochs']} epochs"
         for arm in e["arms"][1:]:
             a = e["summary"][arm]
+            spent = [t for arm_row in (base, a) for t in arm_row.get("fit_s", []) if t is not None]
             fitted = (f"; epochs {'/'.join(map(str, base.get('epochs_run', [])))} vs "
-                      f"{'/'.join(map(str, a.get('epochs_run', [])))}" if timed else "")
+                      f"{'/'.join(map(str, a.get('epochs_run', [])))}"
+                      + (f", fits of {min(spent):.0f}-{max(spent):.0f} s" if spent else "") if timed else "")
             rows.append(f"| default CNN, {e['baseline']} vs {arm}: s/epoch ratio (median; {e['images']} images, "
                         f"{schedule}, {len(e['seeds'])} seed(s) x {e['rounds']} round(s); load "
                         f"{load.get('before')} -> {load.get('after')}) | x{a['speedup']:.2f} ({base['median_epoch_s']:.2f}"
