@@ -42,7 +42,7 @@ TIMED_MAX_EPOCHS = 1000  # --seconds: the most epochs a timed fit may run (the b
 def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
             batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
-            first_plan: int | None = None) -> dict:
+            first_plan: int | None = None, input_pipeline: str = "arrays") -> dict:
     """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
 
     ``images``: stratified training images (None: all 60,000); ``val_images``: the first of the split's
@@ -50,7 +50,9 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     ``data_format``: Keras' image data format (``channels_first`` feeds (N, 1, 28, 28) images);
     ``keras_batch_norm``: Keras' own batch norm in every case (``fashion_tuner.layers.BatchNorm`` runs
     TensorFlow's fused kernel for 16-bit inputs); ``batch_size``: images per step (the space's default: 64);
-    ``learning_rate``: the Adam rate's peak (None: the space's default, 1e-3).
+    ``learning_rate``: the Adam rate's peak (None: the space's default, 1e-3); ``input_pipeline``: "arrays"
+    (NumPy arrays to ``model.fit``, what the cnn space's own ``fit`` receives) or "tfdata" (cached, shuffled,
+    batched, prefetched ``tf.data``: ``fashion_tuner.devices.make_dataset``).
     ``seconds``: fit for that long instead of ``epochs`` (equal wall time): the cosine schedule is laid out for
     ``first_plan`` epochs (default ``TIMED_FIRST_PLAN``), then re-planned to the epochs that fit at the measured
     pace, the fit stopping after them (``fashion_tuner.budget.budget_guard``, as ``retrain-best --time-budget``
@@ -104,15 +106,18 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         guard = budget.budget_guard(budget.Deadline(fit_started + seconds), replan=True, batch_size=batch_size,
                                     validation_images=len(x_val), planned=planned)
         callbacks.append(guard)
-    history = model.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=TIMED_MAX_EPOCHS if seconds else epochs,
-                        batch_size=batch_size, callbacks=callbacks, verbose=0)
+    feed = dict(x=x_tr, y=y_tr, validation_data=(x_val, y_val), batch_size=batch_size)
+    if input_pipeline == "tfdata":
+        feed = dict(x=devices.make_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed), y=None,
+                    validation_data=devices.make_dataset(x_val, y_val, batch_size, shuffle=False))
+    history = model.fit(**feed, epochs=TIMED_MAX_EPOCHS if seconds else epochs, callbacks=callbacks, verbose=0)
     fit_s = time.time() - fit_started
     later = times[1:] or times
     return {"backend": name, "version": backend.version(name), "policy": info["policy"],
             "requested_policy": policy, "gpus": info["gpus"], "images": int(len(x_tr)), "epochs": len(times),
             "seconds": seconds, "first_plan": planned if seconds else None, "fit_s": round(fit_s, 1), "learning_rate": float(hp.get("learning_rate")),
             "batch_size": batch_size, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
-            "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm",
+            "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm", "input_pipeline": input_pipeline,
             "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
             "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
             "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
@@ -121,7 +126,7 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
 def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
              val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
              batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
-             first_plan: int | None = None) -> list[str]:
+             first_plan: int | None = None, input_pipeline: str = "arrays") -> list[str]:
     """The ``--one`` command line of :func:`measure` with these arguments (``python`` first)."""
     return (["python", "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images or 0),
              "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
@@ -132,7 +137,8 @@ def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: 
             + (["--batch-size", str(batch_size)] if batch_size != BATCH else [])
             + (["--learning-rate", f"{learning_rate:g}"] if learning_rate else [])
             + (["--seconds", f"{seconds:g}"] if seconds else [])
-            + (["--first-plan", str(first_plan)] if seconds and first_plan else []))
+            + (["--first-plan", str(first_plan)] if seconds and first_plan else [])
+            + (["--input-pipeline", input_pipeline] if input_pipeline != "arrays" else []))
 
 
 def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
@@ -188,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=None, help="with --one: the peak rate (default: the space's)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="with --one: fit for this many seconds (the schedule laid out for what fits), not --epochs")
+    parser.add_argument("--input-pipeline", default="arrays", choices=("arrays", "tfdata"),
+                        help="with --one: NumPy arrays to model.fit, or a tf.data pipeline")
     parser.add_argument("--first-plan", type=int, default=None,
                         help=f"with --seconds: the epochs the schedule is first laid out for (default {TIMED_FIRST_PLAN})")
     parser.add_argument("--data-dir", default=None)
@@ -198,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.one[0], args.one[1], args.images or None, args.epochs, args.data_dir,
                                  seed=args.seed, val_images=args.val_images or None, data_format=args.data_format,
                                  keras_batch_norm=args.keras_batch_norm, batch_size=args.batch_size,
-                                 seconds=args.seconds, learning_rate=args.learning_rate, first_plan=args.first_plan)),
+                                 seconds=args.seconds, learning_rate=args.learning_rate, first_plan=args.first_plan,
+                                 input_pipeline=args.input_pipeline)),
               flush=True)
         return 0
 

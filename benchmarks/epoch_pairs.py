@@ -23,7 +23,9 @@ Comparisons (the first arm is the baseline every ratio is taken against):
   ``seconds`` of the setting, its cosine laid out for the epochs that fit: ``backend_epoch --seconds``), in the
   precision ``--mixed-precision auto`` picks on this machine; the larger batches' Adam rate is scaled by the
   square root of the batch ratio (1.41e-3, 2e-3), the usual rule for Adam. Validation accuracy is then compared
-  at equal minutes, not equal epochs (a batch of 128 was -0.79 pp at 10 epochs but x0.71 the time).
+  at equal minutes, not equal epochs (a batch of 128 was -0.79 pp at 10 epochs but x0.71 the time);
+- ``pipeline``: NumPy arrays to ``model.fit`` (what the cnn space's own ``fit`` receives: ``--input-pipeline`` does
+  not reach it) against a cached, prefetched ``tf.data`` pipeline, in the auto precision.
 
     python -m benchmarks.epoch_pairs --compare precision --images 10000 --epochs 2 --rounds 2
     python -m benchmarks.epoch_pairs --compare precision --setting full     # 3 seeds, all 60,000 images
@@ -63,8 +65,10 @@ ARMS = {
     "mixed_bfloat16_onednn": {"policy": "mixed_bfloat16", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "channels_first_onednn": {"data_format": "channels_first", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
     "mixed_bfloat16_keras_bn": {"policy": "mixed_bfloat16", "keras_batch_norm": True},
-    # "auto": what --mixed-precision auto picks on this machine (mixed_bfloat16 with AMX, else float32)
-    "batch64": {"policy": "auto"},
+    # "auto": what --mixed-precision auto picks on this machine (mixed_bfloat16 with AMX, else float32); the arm
+    # "auto" is the product's default (batch 64, arrays)
+    "auto": {"policy": "auto"},
+    "tfdata": {"policy": "auto", "input_pipeline": "tfdata"},
     "batch128": {"policy": "auto", "batch_size": 128, "learning_rate": 1e-3 * 2 ** 0.5},
     "batch256": {"policy": "auto", "batch_size": 256, "learning_rate": 2e-3},
 }
@@ -75,7 +79,7 @@ COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", 
                "threads": ("float32", "threads_1x1", "threads_2x1", "threads_1x2"),
                "onednn": ("float32", "onednn", "mixed_bfloat16_onednn"),
                "batchnorm": ("float32", "mixed_bfloat16_keras_bn", "mixed_bfloat16"),
-               "batch": ("batch64", "batch128", "batch256")}
+               "batch": ("auto", "batch128", "batch256"), "pipeline": ("auto", "tfdata")}
 TIMED = ("batch",)  # comparisons at equal wall time: each fit runs the setting's seconds, not its epochs
 # images None: all 60,000 training images; val_images None: all 6,000 validation images; seconds: per fit of a
 # TIMED comparison (full: what a 15-minute budget gives the retrain, about 17 epochs of the default CNN here), and
@@ -100,7 +104,8 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
         policy = AUTO_POLICIES[auto]
     options = dict(seed=seed, val_images=val_images, data_format=data_format,
                    keras_batch_norm=spec.get("keras_batch_norm", False), batch_size=spec.get("batch_size", backend_epoch.BATCH),
-                   learning_rate=spec.get("learning_rate"), seconds=seconds, first_plan=first_plan)
+                   learning_rate=spec.get("learning_rate"), seconds=seconds, first_plan=first_plan,
+                   input_pipeline=spec.get("input_pipeline", "arrays"))
     out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,

@@ -26,7 +26,7 @@ Benchmarks (``--only`` takes these names, or ``accuracy`` for the accuracy rows)
   for the same wall time, its pick retrained at a reference fidelity against the defaults
   (``benchmarks/search_value.py``): ``delta_ref`` per seed and anytime curves.
 - ``overhead``, ``scale``, ``memory``, ``deterministic``: the reliability figures.
-- ``precision``, ``layout``, ``threads``, ``onednn``, ``batchnorm``, ``batch``: the default CNN's seconds per epoch
+- ``precision``, ``layout``, ``threads``, ``onednn``, ``batchnorm``, ``batch``, ``pipeline``: the default CNN's seconds per epoch
   and validation accuracy under two or more settings, alternated in fresh processes, as ratios (``batch``: at equal
   wall time; ``benchmarks/epoch_pairs.py``).
 - ``roofline``: the default CNN's training FLOPs per image, achieved FLOP/s and this CPU's peak

@@ -561,8 +561,10 @@ def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
                               auto="bfloat16", first_plan=16)  # equal wall time, in what --mixed-precision auto picks
     assert seen["args"][1] == "mixed_bfloat16" and seen["kw"]["seconds"] == 600 and seen["kw"]["batch_size"] == 256
     assert out["command"].endswith("--val-images 0 --batch-size 256 --learning-rate 0.002 --seconds 600 --first-plan 16")
-    epoch_pairs.run_arm("batch64", images=64, epochs=1, seed=42, val_images=64, data_dir=None, seconds=4, auto=None)
+    epoch_pairs.run_arm("auto", images=64, epochs=1, seed=42, val_images=64, data_dir=None, seconds=4, auto=None)
     assert seen["args"][1] == "float32" and seen["kw"]["batch_size"] == 64 and seen["kw"]["learning_rate"] is None
+    out = epoch_pairs.run_arm("tfdata", images=64, epochs=1, seed=42, val_images=64, data_dir=None, auto="bfloat16")
+    assert seen["kw"]["input_pipeline"] == "tfdata" and out["command"].endswith("--val-images 64 --input-pipeline tfdata")
 
 
 @pytest.mark.benchmark
