@@ -11,18 +11,25 @@ lost ``KeyboardInterrupt`` is not printed as a traceback. TensorFlow can also tu
 ``KeyboardInterrupt`` raised in Python code it calls into another error (seen: ``SystemError: bad
 argument to internal function`` out of ``model.fit``, which Keras Tuner then recorded as a failed
 trial and went on): within :func:`converted`, any error raised after a signal is that signal's
-``KeyboardInterrupt``.
+``KeyboardInterrupt``. Once a signal has interrupted a command, errors Python can only print ("Exception ignored
+in ...": seen, TensorFlow's tracing context cut short by the signal failing its cleanup when the interpreter exits,
+``TypeError: 'NoneType' object is not iterable``) are its consequences: logged at debug level, not printed as a
+traceback, for the rest of the process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import threading
 
+log = logging.getLogger(__name__)
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: int | None = None  # the signal that interrupted this command, once one has
+_interrupted = False  # a signal interrupted a command in this process (it is ending): unraisable errors stay quiet
 
 
 def received() -> int | None:
@@ -62,6 +69,9 @@ def _quiet_unraisable(previous):
     def hook(unraisable):
         if _received is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
             return  # recorded: raise_if_received raises it again where it cannot be lost
+        if _received is not None or _interrupted:  # what the signal cut short, failing its cleanup
+            log.debug("after the interrupt, ignored in %r: %r", unraisable.object, unraisable.exc_value)
+            return
         previous(unraisable)
     return hook
 
@@ -71,9 +81,9 @@ def handled():
     """Within the block, SIGINT (unless ignored, as in a background job) and SIGTERM (unless someone
     installed a handler) raise ``KeyboardInterrupt`` and are recorded. Restores the previous handlers and
     forgets the signal on the way out (the command has handled it; a later fit in this process must not
-    raise it again)."""
-    global _received
-    _received = None
+    raise it again); after a signal, unraisable errors stay quiet for the rest of the process."""
+    global _received, _interrupted
+    _received, _interrupted = None, False  # a new command: nothing interrupted it yet
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
@@ -86,7 +96,8 @@ def handled():
         sys.unraisablehook = _quiet_unraisable(hook)
         yield
     finally:
+        _interrupted = _interrupted or _received is not None
         _received = None
-        sys.unraisablehook = hook
+        sys.unraisablehook = _quiet_unraisable(hook) if _interrupted else hook
         for s in ours:
             signal.signal(s, previous[s])

@@ -41,6 +41,32 @@ def test_a_lost_interrupt_is_recorded_raised_again_and_not_printed(capsys):
     interrupts.raise_if_received()
 
 
+def test_after_an_interrupt_errors_python_can_only_print_stay_quiet(capsys):
+    """After a signal, an error raised where Python can only print it ("Exception ignored in ...", as TensorFlow's
+    tracing context cut short by SIGTERM failing its cleanup at exit) is logged at debug level, not printed;
+    a command that no signal interrupted leaves the hook as it found it."""
+    class FailsItsCleanup:
+        def __del__(self):
+            raise TypeError("'NoneType' object is not iterable")
+
+    before = sys.unraisablehook
+    with interrupts.handled():
+        pass
+    assert sys.unraisablehook is before
+    with interrupts.handled():
+        lose_a_sigint()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_received()
+    assert sys.unraisablehook is not before  # quiet for the rest of the process
+    try:
+        cut_short = FailsItsCleanup()
+        del cut_short
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "Exception ignored" not in err and "NoneType" not in err
+    finally:
+        sys.unraisablehook = before
+
+
 def test_a_fit_stops_at_the_next_batch_after_a_lost_interrupt():
     import keras
 
