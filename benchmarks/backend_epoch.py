@@ -100,12 +100,11 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t)
 
-    callbacks, guard = [Clock()], None
+    callbacks = [Clock()]
     fit_started = time.time()
-    if seconds:
-        guard = budget.budget_guard(budget.Deadline(fit_started + seconds), replan=True, batch_size=batch_size,
-                                    validation_images=len(x_val), planned=planned)
-        callbacks.append(guard)
+    if seconds:  # the fit stops after the epochs that fit, re-planned as retrain-best --time-budget does
+        callbacks.append(budget.budget_guard(budget.Deadline(fit_started + seconds), replan=True, batch_size=batch_size,
+                                             validation_images=len(x_val), planned=planned))
     feed = dict(x=x_tr, y=y_tr, validation_data=(x_val, y_val), batch_size=batch_size)
     if input_pipeline == "tfdata":
         feed = dict(x=devices.make_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed), y=None,
@@ -115,9 +114,11 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     later = times[1:] or times
     return {"backend": name, "version": backend.version(name), "policy": info["policy"],
             "requested_policy": policy, "gpus": info["gpus"], "images": int(len(x_tr)), "epochs": len(times),
-            "seconds": seconds, "first_plan": planned if seconds else None, "fit_s": round(fit_s, 1), "learning_rate": float(hp.get("learning_rate")),
+            "seconds": seconds, "first_plan": planned if seconds else None, "fit_s": round(fit_s, 1),
+            "learning_rate": float(hp.get("learning_rate")),
             "batch_size": batch_size, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
-            "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm", "input_pipeline": input_pipeline,
+            "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm",
+            "input_pipeline": input_pipeline,
             "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
             "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
             "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
