@@ -72,7 +72,6 @@ ARMS = {
     "batch128": {"policy": "auto", "batch_size": 128, "learning_rate": 1e-3 * 2 ** 0.5},
     "batch256": {"policy": "auto", "batch_size": 256, "learning_rate": 2e-3},
 }
-AUTO_POLICIES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16", None: "float32"}
 # layout: TensorFlow's own CPU kernels train channels-first not at all ("Conv2DCustomBackpropInputOp only
 # supports NHWC", measured on TensorFlow 2.21): both arms run with oneDNN, which takes either layout.
 COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", "channels_first_onednn"),
@@ -96,12 +95,14 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
             seconds: float | None = None, auto: str | None = None, first_plan: int | None = None) -> dict:
     """One fit of the default CNN under ``arm`` in a fresh process; the measurement plus its command.
     ``seconds``: fit that long (equal wall time) instead of ``epochs``, the schedule first laid out for
-    ``first_plan`` epochs; ``auto``: what --mixed-precision
-    auto picks here (``devices.auto_precision``), for the arms whose policy is "auto"."""
+    ``first_plan`` epochs; ``auto``: what --mixed-precision auto picks here (``devices.auto_precision``: "bfloat16"
+    or None), for the arms whose policy is "auto"."""
     spec = ARMS[arm]
     policy, data_format, env = spec.get("policy", "float32"), spec.get("data_format", "channels_last"), spec.get("env")
     if policy == "auto":
-        policy = AUTO_POLICIES[auto]
+        from fashion_tuner import devices
+
+        policy = devices.policy_for(auto, on_gpu=False)  # these fits run on the CPU
     options = dict(seed=seed, val_images=val_images, data_format=data_format,
                    keras_batch_norm=spec.get("keras_batch_norm", False), batch_size=spec.get("batch_size", backend_epoch.BATCH),
                    learning_rate=spec.get("learning_rate"), seconds=seconds, first_plan=first_plan,
