@@ -242,8 +242,9 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
 def resize_schedule(model, total_steps: int, longer: bool = False) -> bool:
     """Make ``model``'s learning-rate schedule (a Keras ``LearningRateSchedule`` with ``decay_steps``, such
     as the spaces' ``CosineDecay``) end after ``total_steps`` updates when it would end later (shorten it; with
-    ``longer``, lengthen it: when it would end earlier), and retrace the train step so the next batch uses it. False, nothing changed, when the
-    optimizer has no such schedule (a constant rate, a plateau callback) or it already ends then."""
+    ``longer``, lengthen it: when it would end earlier), and retrace the train step so the next batch uses it.
+    False, nothing changed, when the optimizer has no such schedule (a constant rate, a plateau callback) or it
+    already ends then."""
     import keras
 
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # mixed precision wraps it

@@ -67,9 +67,9 @@ def _on_signal(signum, frame):
 
 def _quiet_unraisable(previous):
     def hook(unraisable):
-        if _received is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
-            return  # recorded: raise_if_received raises it again where it cannot be lost
-        if _received is not None or _interrupted:  # what the signal cut short, failing its cleanup
+        # after a signal: its own lost KeyboardInterrupt (recorded: raise_if_received raises it again where it
+        # cannot be lost), or what it cut short failing its cleanup
+        if _received is not None or _interrupted:
             log.debug("after the interrupt, ignored in %r: %r", unraisable.object, unraisable.exc_value)
             return
         previous(unraisable)
