@@ -42,7 +42,8 @@ TIMED_MAX_EPOCHS = 1000  # --seconds: the most epochs a timed fit may run (the b
 def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
             batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
-            first_plan: int | None = None, input_pipeline: str = "arrays") -> dict:
+            first_plan: int | None = None, input_pipeline: str = "arrays", space: str = "cnn",
+            hp_values: dict | None = None) -> dict:
     """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
 
     ``images``: stratified training images (None: all 60,000); ``val_images``: the first of the split's
@@ -58,6 +59,9 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     pace, the fit stopping after them (``fashion_tuner.budget.budget_guard``, as ``retrain-best --time-budget``
     does: it may lengthen the plan only in the first half of the first plan, later only shorten it, so a first plan
     near what fits leaves the least time unused; 2 epochs for 60 s left 7-25 s of it unused).
+    ``space``: the space whose default model is fitted (a built-in name or a space file, e.g.
+    benchmarks/spaces/cnn_cpu.py); ``hp_values``: hyperparameters set after a first build registered them
+    (``{"family": "narrow"}``), strings as given, numbers parsed.
     Thread limits come from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (fashion_tuner.devices)."""
     os.environ["KERAS_BACKEND"] = name
     from fashion_tuner import backend, budget, data, devices, layers, runs, spaces, splits
@@ -85,12 +89,13 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     devices.apply_trial_settings()
     hp = kt.HyperParameters()
     hp.Fixed("batch_size", batch_size)
-    space = spaces.load_space("cnn")
-    if learning_rate:  # a conditional hyperparameter: registered by a first build, then set
-        space.build_model(hp)
-        hp.values["learning_rate"] = float(learning_rate)
+    space_module = spaces.load_space(space)
+    overrides = {**(hp_values or {}), **({"learning_rate": float(learning_rate)} if learning_rate else {})}
+    if overrides:  # conditional hyperparameters: registered by a first build, then set
+        space_module.build_model(hp)
+        hp.values.update(overrides)
     keras.utils.set_random_seed(seed)
-    model = space.build_model(hp)
+    model = space_module.build_model(hp)
     times: list[float] = []
 
     class Clock(keras.callbacks.Callback):
@@ -118,7 +123,8 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
             "learning_rate": float(hp.get("learning_rate")),
             "batch_size": batch_size, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
             "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm",
-            "input_pipeline": input_pipeline,
+            "input_pipeline": input_pipeline, "space": space, "hp": dict(hp_values or {}),
+            "parameters": int(model.count_params()),
             "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
             "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
             "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
@@ -127,7 +133,8 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
 def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
              val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
              batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
-             first_plan: int | None = None, input_pipeline: str = "arrays") -> list[str]:
+             first_plan: int | None = None, input_pipeline: str = "arrays", space: str = "cnn",
+             hp_values: dict | None = None) -> list[str]:
     """The ``--one`` command line of :func:`measure` with these arguments (``python`` first)."""
     return (["python", "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images or 0),
              "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
@@ -139,7 +146,9 @@ def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: 
             + (["--learning-rate", f"{learning_rate:g}"] if learning_rate else [])
             + (["--seconds", f"{seconds:g}"] if seconds else [])
             + (["--first-plan", str(first_plan)] if seconds and first_plan else [])
-            + (["--input-pipeline", input_pipeline] if input_pipeline != "arrays" else []))
+            + (["--input-pipeline", input_pipeline] if input_pipeline != "arrays" else [])
+            + (["--space", space] if space != "cnn" else [])
+            + [arg for k, v in (hp_values or {}).items() for arg in ("--hp", f"{k}={v}")])
 
 
 def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
@@ -160,6 +169,23 @@ def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         return {"backend": name, "requested_policy": policy, "status": "failed", "error": tail[:300]}
     out = json.loads(lines[-1])
     out.update(status="ok", process_s=round(time.monotonic() - started, 1))
+    return out
+
+
+def parse_hp(pairs: list[str]) -> dict:
+    """``["family=narrow", "dropout_head=0.3"]`` -> ``{"family": "narrow", "dropout_head": 0.3}`` (numbers parsed)."""
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--hp {pair!r}: expected NAME=VALUE")
+        try:
+            out[name] = int(text)
+        except ValueError:
+            try:
+                out[name] = float(text)
+            except ValueError:
+                out[name] = text
     return out
 
 
@@ -199,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --one: NumPy arrays to model.fit, or a tf.data pipeline")
     parser.add_argument("--first-plan", type=int, default=None,
                         help=f"with --seconds: the epochs the schedule is first laid out for (default {TIMED_FIRST_PLAN})")
+    parser.add_argument("--space", default="cnn", help="with --one: the space whose default model is fitted")
+    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --one: a hyperparameter of the model (repeatable; e.g. family=narrow)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--no-store", action="store_true")
@@ -208,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                                  seed=args.seed, val_images=args.val_images or None, data_format=args.data_format,
                                  keras_batch_norm=args.keras_batch_norm, batch_size=args.batch_size,
                                  seconds=args.seconds, learning_rate=args.learning_rate, first_plan=args.first_plan,
-                                 input_pipeline=args.input_pipeline)),
+                                 input_pipeline=args.input_pipeline, space=args.space,
+                                 hp_values=parse_hp(args.hp))),
               flush=True)
         return 0
 

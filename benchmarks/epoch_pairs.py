@@ -25,7 +25,11 @@ Comparisons (the first arm is the baseline every ratio is taken against):
   square root of the batch ratio (1.41e-3, 2e-3), the usual rule for Adam. Validation accuracy is then compared
   at equal minutes, not equal epochs (a batch of 128 was -0.79 pp at 10 epochs but x0.71 the time);
 - ``pipeline``: NumPy arrays to ``model.fit`` (what the cnn space's own ``fit`` receives: ``--input-pipeline`` does
-  not reach it) against a cached, prefetched ``tf.data`` pipeline, in the auto precision.
+  not reach it) against a cached, prefetched ``tf.data`` pipeline, in the auto precision;
+- ``family``: the default CNN against networks built to be cheap on a CPU (``benchmarks/spaces/cnn_cpu.py``:
+  half the width; depthwise-separable blocks at twice the width; a stride-2 stem) **at equal wall time** on the
+  default search's 10,000 training images (``SETTING_OVERRIDES``), in the auto precision: issue 27's rule is that
+  a family replaces the defaults only if it wins at equal minutes over 3 seeds.
 
     python -m benchmarks.epoch_pairs --compare precision --images 10000 --epochs 2 --rounds 2
     python -m benchmarks.epoch_pairs --compare precision --setting full     # 3 seeds, all 60,000 images
@@ -52,6 +56,7 @@ from benchmarks import backend_epoch  # noqa: E402
 from benchmarks.common import emit  # noqa: E402
 
 BACKEND = "tensorflow"
+CPU_SPACE = "benchmarks/spaces/cnn_cpu.py"  # the CNN families of the ``family`` comparison
 # arm name -> how it runs: policy, Keras image data format, thread limits (environment; 0: TF's default)
 ARMS = {
     "float32": {},
@@ -71,6 +76,10 @@ ARMS = {
     "tfdata": {"policy": "auto", "input_pipeline": "tfdata"},
     "batch128": {"policy": "auto", "batch_size": 128, "learning_rate": 1e-3 * 2 ** 0.5},
     "batch256": {"policy": "auto", "batch_size": 256, "learning_rate": 2e-3},
+    # CNN families cheap on a CPU (issue 27, item 4): benchmarks/spaces/cnn_cpu.py, the same head and training
+    "family_narrow": {"policy": "auto", "space": CPU_SPACE, "hp": {"family": "narrow"}},
+    "family_separable": {"policy": "auto", "space": CPU_SPACE, "hp": {"family": "separable"}},
+    "family_stem": {"policy": "auto", "space": CPU_SPACE, "hp": {"family": "stem"}},
 }
 # layout: TensorFlow's own CPU kernels train channels-first not at all ("Conv2DCustomBackpropInputOp only
 # supports NHWC", measured on TensorFlow 2.21): both arms run with oneDNN, which takes either layout.
@@ -78,8 +87,9 @@ COMPARISONS = {"precision": ("float32", "mixed_bfloat16"), "layout": ("onednn", 
                "threads": ("float32", "threads_1x1", "threads_2x1", "threads_1x2"),
                "onednn": ("float32", "onednn", "mixed_bfloat16_onednn"),
                "batchnorm": ("float32", "mixed_bfloat16_keras_bn", "mixed_bfloat16"),
-               "batch": ("auto", "batch128", "batch256"), "pipeline": ("auto", "tfdata")}
-TIMED = ("batch",)  # comparisons at equal wall time: each fit runs the setting's seconds, not its epochs
+               "batch": ("auto", "batch128", "batch256"), "pipeline": ("auto", "tfdata"),
+               "family": ("auto", "family_narrow", "family_separable", "family_stem")}
+TIMED = ("batch", "family")  # comparisons at equal wall time: each fit runs the setting's seconds, not its epochs
 # images None: all 60,000 training images; val_images None: all 6,000 validation images; seconds: per fit of a
 # TIMED comparison (full: what a 15-minute budget gives the retrain, about 17 epochs of the default CNN here), and
 # first_plan the epochs its cosine is first laid out for (about what fits at batch 64 on the 2-core Intel Xeon in
@@ -89,6 +99,11 @@ SETTINGS = {
     "small": dict(images=10000, epochs=2, rounds=2, seeds=(42,), val_images=1000, seconds=60, first_plan=10),
     "full": dict(images=None, epochs=5, rounds=1, seeds=(42, 43, 44), val_images=None, seconds=600, first_plan=16),
 }
+# per comparison, what differs from SETTINGS: ``family`` compares networks whose epochs differ ~3x in cost on the
+# default search's 10,000 training images (the budget of a search trial; a full-data epoch of the default CNN took
+# ~200 s on the slowest 2-core machine of this kind, too slow for 12 fits), scored on all 6,000 validation images
+SETTING_OVERRIDES = {"family": {"small": dict(val_images=None),
+                                "full": dict(images=10000, seconds=240, first_plan=6)}}
 
 
 def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: str | None,
@@ -106,7 +121,8 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
     options = dict(seed=seed, val_images=val_images, data_format=data_format,
                    keras_batch_norm=spec.get("keras_batch_norm", False), batch_size=spec.get("batch_size", backend_epoch.BATCH),
                    learning_rate=spec.get("learning_rate"), seconds=seconds, first_plan=first_plan,
-                   input_pipeline=spec.get("input_pipeline", "arrays"))
+                   input_pipeline=spec.get("input_pipeline", "arrays"), space=spec.get("space", "cnn"),
+                   hp_values=spec.get("hp"))
     out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,
@@ -128,6 +144,7 @@ def summarise(arms: tuple[str, ...], fits: list[dict]) -> dict:
         row = {"epoch_s": [f["epoch_s"] for f in ok], "epochs_run": [f.get("epochs") for f in ok],
                "fit_s": [f.get("fit_s") for f in ok],
                "median_epoch_s": round(statistics.median(f["epoch_s"] for f in ok), 3),
+               "parameters": ok[0].get("parameters"),
                "val_accuracy": {str(f["seed"]): f["val_accuracy"][-1] for f in ok}}
         if arm != base and by[base]:
             baseline = {f["pair"]: f for f in by[base]}
@@ -154,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=backend_epoch.ONE_TIMEOUT_S, help="seconds per fit at most")
     args = parser.parse_args(argv)
 
-    s = dict(SETTINGS[args.setting])
+    s = {**SETTINGS[args.setting], **SETTING_OVERRIDES.get(args.compare, {}).get(args.setting, {})}
     for key in ("images", "epochs", "rounds", "seeds"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
@@ -182,10 +199,12 @@ def main(argv: list[str] | None = None) -> int:
               "images": images or 60000, "epochs": None if seconds else s["epochs"], "seconds": seconds,
               "rounds": s["rounds"], "seeds": list(s["seeds"]), "val_images": s["val_images"] or 6000,
               "batch_size": backend_epoch.BATCH,
-              "workload": "default CNN of search_spaces/cnn.py on TensorFlow; epoch_s = median of the epochs "
+              "workload": ("default CNN of search_spaces/cnn.py" + (f" against the families of {CPU_SPACE}"
+                                                                    if args.compare == "family" else "")
+                           + " on TensorFlow; epoch_s = median of the epochs "
                           "after the first; val_accuracy after the last epoch"
                           + (f"; every fit {seconds:g} s (equal wall time), its cosine laid out for the epochs that fit"
-                             if seconds else ""),
+                             if seconds else "")),
               "summary": summary, "fits": [{k: v for k, v in f.items() if k != "command"} for f in fits],
               "commands": [f["command"] for f in fits], "auto_precision": {"choice": picked, "reason": reason},
               "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},

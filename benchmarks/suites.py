@@ -72,7 +72,7 @@ ACCURACY_ROWS = {
 }
 ACCURACY = tuple(ACCURACY_ROWS)
 # paired arms of the default CNN's training (benchmarks/epoch_pairs.py): one benchmark per comparison
-PAIRS = ("precision", "layout", "threads", "onednn", "batchnorm", "batch", "pipeline")
+PAIRS = ("precision", "layout", "threads", "onednn", "batchnorm", "batch", "pipeline", "family")
 BENCHMARKS = ACCURACY + ("peers", "peers_mlp", "peers_time", "ablation", "overhead", "scale", "memory",
                          "deterministic") + PAIRS + ("roofline", "search_value", "search_value_bad", "search_value_mlp",
                                                      "sampler_synthetic", "fidelity", "budget_load")
