@@ -565,6 +565,50 @@ def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
     assert seen["args"][1] == "float32" and seen["kw"]["batch_size"] == 64 and seen["kw"]["learning_rate"] is None
     out = epoch_pairs.run_arm("tfdata", images=64, epochs=1, seed=42, val_images=64, data_dir=None, auto="bfloat16")
     assert seen["kw"]["input_pipeline"] == "tfdata" and out["command"].endswith("--val-images 64 --input-pipeline tfdata")
+    out = epoch_pairs.run_arm("family_narrow", images=10000, epochs=1, seed=43, val_images=None, data_dir=None,
+                              seconds=240, auto=None, first_plan=6)
+    assert seen["kw"]["space"] == epoch_pairs.CPU_SPACE and seen["kw"]["hp_values"] == {"family": "narrow"}
+    assert out["command"].endswith("--first-plan 6 --space benchmarks/spaces/cnn_cpu.py --hp family=narrow")
+    assert backend_epoch.parse_hp(["family=stem", "dropout_head=0.3", "conv_blocks=2"]) == {
+        "family": "stem", "dropout_head": 0.3, "conv_blocks": 2}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        backend_epoch.parse_hp(["family"])
+
+
+def test_family_setting_overrides_only_its_own_comparison():
+    from benchmarks import epoch_pairs
+
+    assert set(epoch_pairs.SETTING_OVERRIDES) <= set(epoch_pairs.TIMED)
+    assert set(epoch_pairs.COMPARISONS["family"][1:]) == {f"family_{f}" for f in ("narrow", "separable", "stem")}
+
+
+@pytest.mark.benchmark
+def test_cpu_families_build_the_networks_they_name():
+    """benchmarks/spaces/cnn_cpu.py: ``vgg`` is the cnn space's default model; the others differ in the trunk only
+    and are cheaper (narrow), wider but separable, or start at 14 px (stem)."""
+    import numpy as np
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras_tuner as kt
+
+    from fashion_tuner import spaces
+
+    x = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1)).astype("float32")
+    spaces.set_data_context(spaces.DataContext(image_shape=(28, 28, 1), num_classes=10, mean=72.9, std=90.0,
+                                               seed=1, extra={"steps_per_epoch": 10, "max_epochs": 2}))
+    cpu, cnn = spaces.load_space("benchmarks/spaces/cnn_cpu.py"), spaces.load_space("cnn")
+    models = {}
+    for family in cpu.FAMILIES:
+        hp = kt.HyperParameters()
+        cpu.build_model(hp)
+        hp.values["family"] = family
+        models[family] = cpu.build_model(hp)
+        assert models[family].predict(x, verbose=0).shape == (32, 10)
+    assert models["vgg"].count_params() == cnn.build_model(kt.HyperParameters()).count_params() == 805_546
+    assert models["narrow"].count_params() < models["vgg"].count_params() / 2
+    kinds = {type(layer).__name__ for layer in models["separable"].layers}
+    assert "SeparableConv2D" in kinds
+    assert models["stem"].get_layer("stem_conv").strides == (2, 2)
 
 
 @pytest.mark.benchmark
