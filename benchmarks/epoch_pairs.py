@@ -167,16 +167,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None, help="alternations A B per seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--seconds", type=float, default=None, help="per fit, in the comparisons at equal wall time")
+    parser.add_argument("--first-plan", type=int, default=None,
+                        help="with --seconds: the epochs each fit's cosine is first laid out for")
+    parser.add_argument("--arms", nargs="+", default=None,
+                        help="only these arms of the comparison (its baseline is always run, first)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--timeout", type=float, default=backend_epoch.ONE_TIMEOUT_S, help="seconds per fit at most")
     args = parser.parse_args(argv)
 
     s = {**SETTINGS[args.setting], **SETTING_OVERRIDES.get(args.compare, {}).get(args.setting, {})}
-    for key in ("images", "epochs", "rounds", "seeds"):
+    for key in ("images", "epochs", "rounds", "seeds", "seconds", "first_plan"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
     images = s["images"] or None
     arms = COMPARISONS[args.compare]
+    if args.arms:
+        unknown = sorted(set(args.arms) - set(arms))
+        if unknown:
+            parser.error(f"--arms {' '.join(unknown)}: not in {args.compare} ({', '.join(arms)})")
+        arms = tuple(a for a in arms if a == arms[0] or a in args.arms)
     seconds = s["seconds"] if args.compare in TIMED else None
     from fashion_tuner import devices
 
