@@ -4,15 +4,15 @@
 normalisation, head (flatten -> Dense 256 -> dropout 0.2 -> softmax), Adam 1e-3 with cosine decay and
 batches of 64, so only the convolutional trunk differs. Input (N, 28, 28, 1) pixels 0..255, labels 0-9.
 
-- ``vgg``: the cnn space's defaults (32 | 64, 64 | 128, 128 filters at 28 | 14 | 7 px, ~22 M multiply-adds per
-  image forward), built by the cnn space itself;
-- ``narrow``: the same network at half the width (16 | 32, 32 | 64, 64: ~5.6 M), i.e. about twice the epochs
+- ``vgg``: the cnn space's defaults (32 | 64, 64 | 128, 128 filters at 28 | 14 | 7 px, ~22.4 M multiply-adds per
+  image forward, the Dense head included), built by the cnn space itself;
+- ``narrow``: the same network at half the width (16 | 32, 32 | 64, 64: ~5.8 M), i.e. about twice the epochs
   in the same minutes;
 - ``separable``: blocks 2 and 3 as depthwise-separable convolutions at twice the width (block 1 stays a plain
-  convolution: one input channel), 32 | 128, 128 | 256, 256 (~9.6 M multiply-adds, ~2.3x fewer, more
+  convolution: one input channel), 32 | 128, 128 | 256, 256 (~10.6 M multiply-adds, ~2.1x fewer, more
   channels): accuracy per multiply-add, if oneDNN / Eigen run depthwise convolutions fast enough;
 - ``stem``: early downsampling: a 5x5 stride-2 stem of 48 filters straight to 14 px, then the defaults' blocks 2
-  and 3 (64, 64 | 128, 128): one full-resolution layer fewer, the compute kept where the features are.
+  and 3 (64, 64 | 128, 128): one full-resolution layer fewer, the compute kept where the features are (~24 M).
 """
 
 from __future__ import annotations
