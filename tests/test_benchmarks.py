@@ -596,7 +596,7 @@ def test_cpu_families_build_the_networks_they_name():
     x = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1)).astype("float32")
     spaces.set_data_context(spaces.DataContext(image_shape=(28, 28, 1), num_classes=10, mean=72.9, std=90.0,
                                                seed=1, extra={"steps_per_epoch": 10, "max_epochs": 2}))
-    cpu, cnn = spaces.load_space("benchmarks/spaces/cnn_cpu.py"), spaces.load_space("cnn")
+    cpu, cnn = spaces.load_space(str(REPO / "benchmarks" / "spaces" / "cnn_cpu.py")), spaces.load_space("cnn")
     models = {}
     for family in cpu.FAMILIES:
         hp = kt.HyperParameters()
