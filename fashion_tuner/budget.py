@@ -130,6 +130,7 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
             self.last_epoch_s = 0.0
             self.replanned_epochs = planned if replan else None  # the fit stops after these (None: its own epochs)
             self.fits_more = False  # a re-plan lengthened the schedule
+            self.cut = False  # the deadline stopped the fit (not its schedule's end, nor EarlyStopping)
             self.epoch = 0
             self.batch_started = self.batch_s = self.test_started = None
             self.validation_s = 0.0  # the last validation pass (none measured yet: 0)
@@ -228,8 +229,16 @@ def budget_guard(deadline: float | Deadline, marker_dir: str | Path | None = Non
                 return min(self.steady_s / self.steady_batches * steps + self.validation_s, self.last_epoch_s)
             return self.last_epoch_s
 
+        def record(self) -> dict:
+            """What the budget did to the fit, for a retrain's metrics: ``replanned_epochs``, the epochs its
+            schedule ended at after the re-plans (None: the fit's own), and ``stopped_by_budget``, whether the
+            deadline cut the fit before that schedule ended (one that ran a shortened schedule out was not cut,
+            a lengthened one cut short was)."""
+            return {"replanned_epochs": self.replanned_epochs, "stopped_by_budget": self.cut}
+
         def _stop(self, epochs_done: int, partial: bool = False):
             self.model.stop_training = True
+            self.cut = True
             if marker_dir is not None:
                 Path(marker_dir).mkdir(parents=True, exist_ok=True)
                 (Path(marker_dir) / BUDGET_STOP_FILE).write_text(json.dumps(

@@ -394,6 +394,55 @@ def test_a_machine_that_slows_down_is_stopped_inside_the_epoch_before_the_deadli
     assert marker["epochs_done"] == 2 and marker["last_epoch_partial"] is True
 
 
+def test_a_lengthened_plan_cut_by_the_deadline_is_recorded_as_stopped_by_the_budget(monkeypatch):
+    """Planned 2 of at most 10 epochs in 8 s; epochs of 10 batches at 0.1 s plus 0.2 s of validation, so after
+    the first 6 fit (1 + (6.8 s x 0.95) // 1.2 s) and the plan grows to 6. In epoch 4 the machine slows to 1 s a
+    batch and the guard cuts the fit inside it: 4 epochs, more than the first plan but short of the schedule's 6.
+    The record says the budget stopped it (it compared the epochs with the first plan: not stopped), and a
+    fit that runs its plan out reads as not stopped."""
+    import keras
+    import numpy as np
+
+    from fashion_tuner.retrain.job import RetrainJob
+
+    def fit(slow_from: int):
+        clock = SimpleNamespace(now=1000.0)
+        monkeypatch.setattr(budget, "time", SimpleNamespace(time=lambda: clock.now))
+
+        class Load(keras.callbacks.Callback):
+            epoch = 0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                clock.now += 1.0 if self.epoch >= slow_from else 0.1
+
+            def on_test_end(self, logs=None):
+                clock.now += 0.2
+
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        guard = budget.budget_guard(clock.now + 8.0, replan=True, batch_size=8, validation_images=8, planned=2)
+        x = np.ones((80, 1))
+        history = model.fit(x, x, batch_size=8, epochs=10, validation_data=(x[:8], x[:8]), verbose=0,
+                            callbacks=[Load(), guard])
+        return guard, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    job = RetrainJob(space=None, run={}, data={}, out=Path("."), max_epochs=10, explicit_epochs=None,
+                     train_on="full", seed=0, patience=5, test_idx=np.arange(0),
+                     budget={"budget_s": 8, "planned_epochs": 2, "models": 1})
+    guard, history = fit(slow_from=3)
+    assert guard.fits_more and guard.stopped_inside_epoch and len(history["loss"]) == 4
+    record = job.budget_record(history, guard.record())["time_budget"]
+    assert record == {"budget_s": 8, "planned_epochs": 2, "models": 1, "epochs_trained": 4, "replanned_epochs": 6,
+                      "stopped_by_budget": True}
+    guard, history = fit(slow_from=99)  # never slows: the lengthened schedule runs out
+    record = job.budget_record(history, guard.record())["time_budget"]
+    assert record["epochs_trained"] == record["replanned_epochs"] == 6 and record["stopped_by_budget"] is False
+    assert job.budget_record(history, None)["time_budget"]["stopped_by_budget"] is False  # no guard: no stop
+
+
 def _fake_clock_fit(monkeypatch, guard_for, batch_s=0.2, validation_s=0.5, epochs=5, first_batch_s=None):
     """Fit a tiny model under a fake clock: 10 batches of 8 images an epoch, each ``batch_s`` (the fit's first
     ``first_batch_s`` when given: tracing), validation on 40 images taking ``validation_s``. ``guard_for(start)``

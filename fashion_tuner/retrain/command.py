@@ -262,7 +262,7 @@ def _write_pages(job: RetrainJob, run_dir: Path, trials: list[dict], summary, se
 
 
 def _fit(job: RetrainJob, trial: dict, tag: str, label: str):
-    """Train ``trial``'s configuration from scratch; ``(model, hp, history dict, wall s)``."""
+    """Train ``trial``'s configuration from scratch (a ``training.Fitted``)."""
     n_epochs = job.epochs_for(trial)
     how = (f"up to {n_epochs} epoch(s), EarlyStopping on val_accuracy" if job.train_on != "train+val"
            else f"{n_epochs} epoch(s) on train+val, no early stopping")
@@ -275,14 +275,14 @@ def _fit(job: RetrainJob, trial: dict, tag: str, label: str):
 def _evaluate(job: RetrainJob, trial: dict, fitted, sub: Path, title: str, tag: str) -> tuple[dict, np.ndarray]:
     """Score a fitted model once on the held-out test split and write its files in ``sub``; returns its
     metrics and test probabilities ``(n_test, C)``."""
-    model, hp, history, wall = fitted
+    model, hp, history, wall, guarded = fitted
     label = f"trial {trial['trial_id']}"
     say(f"{tag} evaluating {label} on the held-out test split" + (" (flip TTA)" if job.tta == "flip" else ""))
     probs, seconds = timed_predict(model, job.data["x_te"], job.tta)
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
              "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds, job.tta), "tta": job.tta,
-             "patience": job.patience, **job.budget_record(history)}
+             "patience": job.patience, **job.budget_record(history, guarded)}
     metrics = model_metrics(sub, title=title, history=history, probs=probs, data=job.data, extra=extra)
     lo, hi = metrics["test_accuracy_ci95"]
     say(f"{tag} {label}: test accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
@@ -311,12 +311,12 @@ def _race(job: RetrainJob, pick: dict, rival: dict):
     entrants = {"pick": pick, "defaults": rival}
     fits = {role: _fit(job, trial, f"[race {i}/2]", f"trial {trial['trial_id']} ({race.ROLES[role]})")
             for i, (role, trial) in enumerate(entrants.items(), start=1)}
-    record = race.outcome({role: (entrants[role], fit[2], fit[3]) for role, fit in fits.items()},
+    record = race.outcome({role: (entrants[role], fit.history, fit.wall_s) for role, fit in fits.items()},
                           0 if job.data["val"] is None else len(job.data["val"][1]))
     say(record["note"])
     winner, loser = entrants[record["winner"]], record["loser"]
-    _, loser_hp, loser_history, _ = fits.pop(loser)
-    save_history(job.out / race.RACE_DIR / loser, dict(loser_hp.values), loser_history)
+    lost = fits.pop(loser)
+    save_history(job.out / race.RACE_DIR / loser, dict(lost.hp.values), lost.history)
     label = f"trial {winner['trial_id']}"
     metrics, _ = _evaluate(job, winner, fits.pop(record["winner"]), job.out, label, "[race]")
     keras.backend.clear_session()

@@ -40,7 +40,7 @@ def cross_validate(job: RetrainJob, trial: dict, k: int) -> dict:
         ctx = spaces.data_context()  # schedules laid out over this fold's training images
         fold_ctx = dataclasses.replace(ctx, extra={**ctx.extra, "train_size": int(train.sum())})
         with spaces.using_data_context(fold_ctx):
-            _, _, history, wall = train_member(job.space, trial, data=data, run=job.run, epochs=job.max_epochs,
+            _, _, history, wall, _ = train_member(job.space, trial, data=data, run=job.run, epochs=job.max_epochs,
                                                seed=job.seed, patience=job.patience,
                                                label=f"trial {trial['trial_id']} fold {f + 1}/{k}",
                                                backup_dir=job.backup_dir(trial, f"cv{k}-fold{f + 1}"))

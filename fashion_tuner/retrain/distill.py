@@ -73,9 +73,11 @@ def distill_fit(targets):
         model.compile(optimizer=model.optimizer, loss=distillation_loss,
                       metrics=[keras.metrics.MeanMetricWrapper(_label_accuracy, name="accuracy")])
         callbacks = standard_callbacks(patience) if val is not None else standard_callbacks(patience)[1:]
+        guard = None
         if deadline is not None:
-            callbacks.append(budget.budget_guard(deadline, replan=True, batch_size=batch_size(hp, run_args),
-                                                 validation_images=0 if val is None else len(val[0])))
+            guard = budget.budget_guard(deadline, replan=True, batch_size=batch_size(hp, run_args),
+                                        validation_images=0 if val is None else len(val[0]))
+            callbacks.append(guard)
         try:
             history = model.fit(x, y_fit, validation_data=(val[0], y_val) if val is not None else None,
                                 epochs=epochs, batch_size=batch_size(hp, run_args), callbacks=callbacks,
@@ -83,7 +85,7 @@ def distill_fit(targets):
         except keras_tuner.errors.FailedTrialError as exc:
             raise UserError(f"distilling {label} failed: {exc}; try another --seed") from None
         model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return history
+        return history, None if guard is None else guard.record()
 
     return fit
 
@@ -143,7 +145,7 @@ def _train_student(job: RetrainJob, trial: dict, sub: Path, what: str, fit, extr
     n_epochs = job.epochs_for(trial)
     say(f"training the {what} ({label}): "
         + (f"up to {n_epochs} epoch(s)" if job.train_on != "train+val" else f"{n_epochs} epoch(s) on train+val"))
-    model, hp, history, wall = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
+    model, hp, history, wall, guarded = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
                                             seed=job.seed, patience=job.patience, label=label, fit=fit,
                                             deadline=job.deadline,
                                             backup_dir=job.backup_dir(trial, what, (extra_info or {}).get("distilled_from")))
@@ -152,7 +154,7 @@ def _train_student(job: RetrainJob, trial: dict, sub: Path, what: str, fit, extr
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
              "model": model_facts(model, sub / MODEL_FILE, job.data["x_te"], seconds, job.tta), "tta": job.tta,
              **(extra_info or {}),
-             **job.budget_record(history)}
+             **job.budget_record(history, guarded)}
     metrics = model_metrics(sub, title=what, history=history, probs=probs, data=job.data, extra=extra)
     say(f"{what}: test accuracy {metrics['test_accuracy']:.4f}")
     del model

@@ -15,12 +15,6 @@ from fashion_tuner import budget, rundir
 from fashion_tuner.retrain.config import BACKUP_DIR, trial_epochs
 
 
-def time_passed(deadline: float, slack_s: float = 0.0) -> bool:
-    import time
-
-    return time.time() + slack_s >= deadline
-
-
 @dataclass
 class RetrainJob:
     space: ModuleType  # the space module (built-in, or the file the user named)
@@ -38,16 +32,14 @@ class RetrainJob:
     tta: str = "none"  # --tta: how test images are scored (fashion_tuner.tta), recorded in metrics.json
     extend_to: int | None = None  # --time-budget, one model: the most epochs its first re-plan may lengthen it to
 
-    def budget_record(self, history: dict) -> dict:
-        """``{"time_budget": {...}}`` for a model's metrics under --time-budget (else ``{}``): the plan and
-        whether the budget stopped the fit before its planned epochs."""
+    def budget_record(self, history: dict, guarded: dict | None = None) -> dict:
+        """``{"time_budget": {...}}`` for a model's metrics under --time-budget (else ``{}``): the plan, the
+        epochs trained and what the budget guard did (``guarded``, ``BudgetGuard.record()``: the epochs its
+        schedule last ended at, and whether the budget stopped the fit before them)."""
         if not self.budget:
             return {}
-        trained = len(history.get("loss", []))
-        per_epoch = self.budget.get("seconds_per_epoch_expected") or 0.0
-        cut = bool(self.deadline and trained < self.budget["planned_epochs"]
-                   and time_passed(self.deadline.fits_end(), slack_s=1.5 * per_epoch))
-        return {"time_budget": {**self.budget, "epochs_trained": trained, "stopped_by_budget": cut}}
+        guarded = guarded or {"replanned_epochs": None, "stopped_by_budget": False}
+        return {"time_budget": {**self.budget, "epochs_trained": len(history.get("loss", [])), **guarded}}
 
     def epochs_for(self, trial: dict) -> int:
         """Epochs to train ``trial``'s configuration: on train+val without --epochs, as many as it needed

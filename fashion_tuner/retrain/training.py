@@ -8,12 +8,23 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from fashion_tuner import fitprogress, report, runs
 from fashion_tuner.errors import UserError
 from fashion_tuner.retrain.config import CLASS_NAMES_FILE, DEFAULT_BATCH_SIZE, LATENCY_REPEATS, PROBS_FILE
+
+
+class Fitted(NamedTuple):
+    """One member trained from scratch (:func:`train_member`)."""
+
+    model: object  # the fitted Keras model
+    hp: object  # its keras_tuner.HyperParameters
+    history: dict  # metric -> value per epoch
+    wall_s: float  # this process's seconds to fit it
+    budget: dict | None  # --time-budget: what the budget guard did (``BudgetGuard.record()``), else None
 
 
 def verbose() -> int:
@@ -40,7 +51,8 @@ def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, pa
     ``budget.Deadline``, --time-budget): the fit stops at an epoch boundary, or inside an epoch, rather than
     leave too little time for the scoring and report after it, and a first epoch slower
     than planned shortens the learning-rate schedule to the epochs left (``budget.budget_guard``); with
-    ``extend_to`` (more than ``epochs``) a faster one lengthens it, to that many epochs at most."""
+    ``extend_to`` (more than ``epochs``) a faster one lengthens it, to that many epochs at most. Returns
+    ``(History, the guard's record)``: ``BudgetGuard.record()``, None without ``deadline``."""
     import keras_tuner
 
     from fashion_tuner import budget
@@ -59,11 +71,12 @@ def plain_fit(space, hp, model, x, y, val, *, epochs, run_args, class_weight, pa
     callbacks.append(fitprogress.fit_progress(  # batch progress and time left, or a line per epoch
         f"[retrain-best] {label}", planned=None if guard is None else (lambda: guard.replanned_epochs)))
     try:
-        return fit_space_model(space, hp, model, x, y, validation_data=val, epochs=most,
-                               batch_size=batch_size(hp, run_args), callbacks=callbacks,
-                               class_weight=class_weight, verbose=0)
+        history = fit_space_model(space, hp, model, x, y, validation_data=val, epochs=most,
+                                  batch_size=batch_size(hp, run_args), callbacks=callbacks,
+                                  class_weight=class_weight, verbose=0)
     except keras_tuner.errors.FailedTrialError as exc:
         raise UserError(f"retraining {label} failed: {exc}; try another --seed") from None
+    return history, None if guard is None else guard.record()
 
 
 def history_dict(history) -> dict:
@@ -199,11 +212,10 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
                  fit=None, deadline=None, backup_dir: Path | None = None, extend_to: int | None = None):
     """Build the trial's model from its hyperparameters and fit it from scratch.
 
-    ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label) -> History`` to train
-    differently (distillation); None for :func:`plain_fit`. ``backup_dir``: every epoch is backed up
+    ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label, deadline) -> (History, guard
+    record)``, as :func:`plain_fit`, to train differently (distillation); None for :func:`plain_fit`. ``backup_dir``: every epoch is backed up
     there and a rerun resumes from it (:mod:`fashion_tuner.backup`); the caller deletes it once the
-    retrain is done. ``extend_to``: see :func:`plain_fit`. Returns ``(model, hp, history dict, wall s)``; wall s
-    is this process's.
+    retrain is done. ``extend_to``: see :func:`plain_fit`. Returns a :class:`Fitted`.
     """
     from fashion_tuner import backup
     import keras
@@ -227,10 +239,10 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
     started = time.monotonic()
     with backup.attached(model, backup.FitSlots(backup_dir, label) if backup_dir is not None else None):
         if fit is None:
-            history = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
-                                run_args=run.get("args", {}), class_weight=data["class_weight"], patience=patience,
-                                label=label, deadline=deadline, extend_to=extend_to)
+            history, guarded = plain_fit(space, hp, model, data["x_fit"], data["y_fit"], data["val"], epochs=epochs,
+                                         run_args=run.get("args", {}), class_weight=data["class_weight"],
+                                         patience=patience, label=label, deadline=deadline, extend_to=extend_to)
         else:
-            history = fit(hp, model, data["x_fit"], data["val"], epochs=epochs, run_args=run.get("args", {}),
-                          patience=patience, label=label, deadline=deadline)
-    return model, hp, history_dict(history), time.monotonic() - started
+            history, guarded = fit(hp, model, data["x_fit"], data["val"], epochs=epochs,
+                                   run_args=run.get("args", {}), patience=patience, label=label, deadline=deadline)
+    return Fitted(model, hp, history_dict(history), time.monotonic() - started, guarded)
