@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,16 +40,13 @@ TIMED_FIRST_PLAN = 2  # --seconds without --first-plan: the cosine is laid out f
 TIMED_MAX_EPOCHS = 1000  # --seconds: the most epochs a timed fit may run (the budget stops it long before)
 
 
-def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
-            val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
-            batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
-            first_plan: int | None = None, input_pipeline: str = "arrays", space: str = "cnn",
-            hp_values: dict | None = None) -> dict:
-    """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
+@dataclass(frozen=True)
+class FitOptions:
+    """How :func:`measure` fits, beyond backend, policy, images, epochs and data: each field is the ``--one`` flag
+    of its name (``hp_values``: ``--hp``), and only those that differ from these defaults go on a command line.
 
-    ``images``: stratified training images (None: all 60,000); ``val_images``: the first of the split's
-    validation images (None: all 6,000); ``seed``: the split, the weights and the shuffling;
-    ``data_format``: Keras' image data format (``channels_first`` feeds (N, 1, 28, 28) images);
+    ``seed``: the split, the weights and the shuffling; ``val_images``: the first of the split's validation images
+    (None: all 6,000); ``data_format``: Keras' image data format (``channels_first`` feeds (N, 1, 28, 28) images);
     ``keras_batch_norm``: Keras' own batch norm in every case (``fashion_tuner.layers.BatchNorm`` runs
     TensorFlow's fused kernel for 16-bit inputs); ``batch_size``: images per step (the space's default: 64);
     ``learning_rate``: the Adam rate's peak (None: the space's default, 1e-3); ``input_pipeline``: "arrays"
@@ -62,11 +60,62 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
     ``space``: the space whose default model is fitted (a built-in name or a space file, e.g.
     benchmarks/spaces/cnn_cpu.py); ``hp_values``: hyperparameters set after a first build registered them
     (``{"family": "narrow"}``), strings as given, numbers parsed.
+    """
+
+    seed: int = SEED
+    val_images: int | None = VAL_IMAGES
+    data_format: str = "channels_last"
+    keras_batch_norm: bool = False
+    batch_size: int = BATCH
+    learning_rate: float | None = None
+    seconds: float | None = None
+    first_plan: int | None = None
+    input_pipeline: str = "arrays"
+    space: str = "cnn"
+    hp_values: dict = field(default_factory=dict)
+
+    def argv(self) -> list[str]:
+        """The ``--one`` flags for the fields that differ from the defaults (``--first-plan`` only with ``--seconds``)."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == (f.default_factory() if callable(f.default_factory) else f.default):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if f.name == "hp_values":
+                out += [arg for k, v in value.items() for arg in ("--hp", f"{k}={v}")]
+            elif f.name == "first_plan" and not self.seconds:
+                continue
+            elif isinstance(value, bool):
+                out.append(flag)
+            elif isinstance(value, float):
+                out += [flag, f"{value:g}"]
+            else:
+                out += [flag, str(0 if value is None else value)]  # --val-images 0: all
+        return out
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "FitOptions":
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name != "hp_values"},
+                   hp_values=parse_hp(args.hp)).normalised()
+
+    def normalised(self) -> "FitOptions":
+        """``val_images`` 0 means all (None); a falsy learning rate, the space's own."""
+        return replace(self, val_images=self.val_images or None, learning_rate=self.learning_rate or None,
+                       hp_values=dict(self.hp_values or {}))
+
+
+def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
+            options: FitOptions = FitOptions()) -> dict:
+    """Fit the default CNN in this process (KERAS_BACKEND must already be ``name``); one result dict.
+    ``images``: stratified training images (None: all 60,000); ``options``: the rest (:class:`FitOptions`).
     Thread limits come from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (fashion_tuner.devices)."""
+    o = options.normalised()
+    seed, val_images, data_format, batch_size, seconds = o.seed, o.val_images, o.data_format, o.batch_size, o.seconds
     os.environ["KERAS_BACKEND"] = name
     from fashion_tuner import backend, budget, data, devices, layers, runs, spaces, splits
 
-    if keras_batch_norm:
+    if o.keras_batch_norm:
         layers.FUSED_DTYPES = ()
     backend.select(name)
     backend.import_quietly()
@@ -84,13 +133,13 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         x_tr, x_val = x_tr.transpose(0, 3, 1, 2).copy(), x_val.transpose(0, 3, 1, 2).copy()
     mixed = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy)
     info = devices.setup("none", mixed)
-    planned = (first_plan or TIMED_FIRST_PLAN) if seconds else epochs
+    planned = (o.first_plan or TIMED_FIRST_PLAN) if seconds else epochs
     spaces.set_data_context(spaces.DataContext.from_data(dataset, x_tr, REPO / "results", seed, None, planned))
     devices.apply_trial_settings()
     hp = kt.HyperParameters()
     hp.Fixed("batch_size", batch_size)
-    space_module = spaces.load_space(space)
-    overrides = {**(hp_values or {}), **({"learning_rate": float(learning_rate)} if learning_rate else {})}
+    space_module = spaces.load_space(o.space)
+    overrides = {**o.hp_values, **({"learning_rate": float(o.learning_rate)} if o.learning_rate else {})}
     if overrides:  # conditional hyperparameters: registered by a first build, then set
         space_module.build_model(hp)
         hp.values.update(overrides)
@@ -111,7 +160,7 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
         callbacks.append(budget.budget_guard(budget.Deadline(fit_started + seconds), replan=True, batch_size=batch_size,
                                              validation_images=len(x_val), planned=planned))
     feed = dict(x=x_tr, y=y_tr, validation_data=(x_val, y_val), batch_size=batch_size)
-    if input_pipeline == "tfdata":
+    if o.input_pipeline == "tfdata":
         feed = dict(x=devices.make_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed), y=None,
                     validation_data=devices.make_dataset(x_val, y_val, batch_size, shuffle=False))
     history = model.fit(**feed, epochs=TIMED_MAX_EPOCHS if seconds else epochs, callbacks=callbacks, verbose=0)
@@ -122,40 +171,26 @@ def measure(name: str, policy: str, images: int | None, epochs: int, data_dir: s
             "seconds": seconds, "first_plan": planned if seconds else None, "fit_s": round(fit_s, 1),
             "learning_rate": float(hp.get("learning_rate")),
             "batch_size": batch_size, "seed": seed, "val_images": int(len(x_val)), "data_format": data_format,
-            "batch_norm": "keras" if keras_batch_norm else "fashion_tuner.layers.BatchNorm",
-            "input_pipeline": input_pipeline, "space": space, "hp": dict(hp_values or {}),
+            "batch_norm": "keras" if o.keras_batch_norm else "fashion_tuner.layers.BatchNorm",
+            "input_pipeline": o.input_pipeline, "space": o.space, "hp": dict(o.hp_values),
             "parameters": int(model.count_params()),
             "threads": info["threads"], "epoch_s": round(statistics.median(later), 3),
             "first_epoch_s": round(times[0], 3), "epoch_times_s": [round(t, 3) for t in times],
             "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]]}
 
 
-def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None, *, seed: int = SEED,
-             val_images: int | None = VAL_IMAGES, data_format: str = "channels_last", keras_batch_norm: bool = False,
-             batch_size: int = BATCH, seconds: float | None = None, learning_rate: float | None = None,
-             first_plan: int | None = None, input_pipeline: str = "arrays", space: str = "cnn",
-             hp_values: dict | None = None) -> list[str]:
+def one_argv(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
+             options: FitOptions = FitOptions()) -> list[str]:
     """The ``--one`` command line of :func:`measure` with these arguments (``python`` first)."""
     return (["python", "-m", "benchmarks.backend_epoch", "--one", name, policy, "--images", str(images or 0),
-             "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else [])
-            + (["--seed", str(seed)] if seed != SEED else [])
-            + (["--val-images", str(val_images or 0)] if val_images != VAL_IMAGES else [])
-            + (["--data-format", data_format] if data_format != "channels_last" else [])
-            + (["--keras-batch-norm"] if keras_batch_norm else [])
-            + (["--batch-size", str(batch_size)] if batch_size != BATCH else [])
-            + (["--learning-rate", f"{learning_rate:g}"] if learning_rate else [])
-            + (["--seconds", f"{seconds:g}"] if seconds else [])
-            + (["--first-plan", str(first_plan)] if seconds and first_plan else [])
-            + (["--input-pipeline", input_pipeline] if input_pipeline != "arrays" else [])
-            + (["--space", space] if space != "cnn" else [])
-            + [arg for k, v in (hp_values or {}).items() for arg in ("--hp", f"{k}={v}")])
+             "--epochs", str(epochs)] + (["--data-dir", data_dir] if data_dir else []) + options.argv())
 
 
 def run_one(name: str, policy: str, images: int | None, epochs: int, data_dir: str | None,
-            timeout: float = ONE_TIMEOUT_S, *, env: dict | None = None, **options) -> dict:
+            timeout: float = ONE_TIMEOUT_S, *, env: dict | None = None, options: FitOptions = FitOptions()) -> dict:
     """:func:`measure` in a fresh process on backend ``name``; the result or ``{"status": "failed"}``.
-    ``options``: :func:`one_argv`'s keywords; ``env``: extra environment (thread limits)."""
-    argv = [sys.executable] + one_argv(name, policy, images, epochs, data_dir, **options)[1:]
+    ``env``: extra environment (thread limits)."""
+    argv = [sys.executable] + one_argv(name, policy, images, epochs, data_dir, options)[1:]
     env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     started = time.monotonic()
     try:
@@ -202,7 +237,7 @@ def store(entry: dict, out: Path) -> None:
     bench.write_results(out, results)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", nargs=2, metavar=("BACKEND", "POLICY"), help="measure once in this process")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=None,
@@ -231,15 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--no-store", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one[0], args.one[1], args.images or None, args.epochs, args.data_dir,
-                                 seed=args.seed, val_images=args.val_images or None, data_format=args.data_format,
-                                 keras_batch_norm=args.keras_batch_norm, batch_size=args.batch_size,
-                                 seconds=args.seconds, learning_rate=args.learning_rate, first_plan=args.first_plan,
-                                 input_pipeline=args.input_pipeline, space=args.space,
-                                 hp_values=parse_hp(args.hp))),
-              flush=True)
+                                 FitOptions.from_args(args))), flush=True)
         return 0
 
     from benchmarks import common

@@ -118,15 +118,15 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
         from fashion_tuner import devices
 
         policy = devices.policy_for(auto, on_gpu=False)  # these fits run on the CPU
-    options = dict(seed=seed, val_images=val_images, data_format=data_format,
-                   keras_batch_norm=spec.get("keras_batch_norm", False), batch_size=spec.get("batch_size", backend_epoch.BATCH),
-                   learning_rate=spec.get("learning_rate"), seconds=seconds, first_plan=first_plan,
-                   input_pipeline=spec.get("input_pipeline", "arrays"), space=spec.get("space", "cnn"),
-                   hp_values=spec.get("hp"))
-    out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, **options)
+    options = backend_epoch.FitOptions(
+        seed=seed, val_images=val_images, data_format=data_format, keras_batch_norm=spec.get("keras_batch_norm", False),
+        batch_size=spec.get("batch_size", backend_epoch.BATCH), learning_rate=spec.get("learning_rate"),
+        seconds=seconds, first_plan=first_plan, input_pipeline=spec.get("input_pipeline", "arrays"),
+        space=spec.get("space", "cnn"), hp_values=spec.get("hp") or {})
+    out = backend_epoch.run_one(BACKEND, policy, images, epochs, data_dir, env=env, options=options)
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     out.update(arm=arm, command=prefix + " ".join(backend_epoch.one_argv(BACKEND, policy, images, epochs, data_dir,
-                                                                        **options)))
+                                                                        options)))
     return out
 
 

@@ -155,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     from fashion_tuner import devices
 
     load_before = os.getloadavg()[0]
-    fit = backend_epoch.measure("tensorflow", "float32", s["images"], s["epochs"], args.data_dir,
-                                val_images=s["val_images"])
+    options = backend_epoch.FitOptions(val_images=s["val_images"])
+    fit = backend_epoch.measure("tensorflow", "float32", s["images"], s["epochs"], args.data_dir, options)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     top = peak(devices.read_cpuinfo(), cores)
     # where the CPU multiplies bfloat16 natively (what --mixed-precision auto picks there), the same fit in it
-    fit16 = (backend_epoch.measure("tensorflow", "mixed_bfloat16", s["images"], s["epochs"], args.data_dir,
-                                   val_images=s["val_images"]) if top["bfloat16_gflops"] else None)
+    fit16 = (backend_epoch.measure("tensorflow", "mixed_bfloat16", s["images"], s["epochs"], args.data_dir, options)
+             if top["bfloat16_gflops"] else None)
     rows = default_cnn_flops()
     forward = sum(r["forward_flops"] for r in rows)
     train = TRAIN_FACTOR * forward

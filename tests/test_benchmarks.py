@@ -547,7 +547,7 @@ def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
     assert all(arm in epoch_pairs.ARMS for arms in epoch_pairs.COMPARISONS.values() for arm in arms)
     assert set(epoch_pairs.COMPARISONS) == set(bench_suites.PAIRS)
     seen = {}
-    monkeypatch.setattr(backend_epoch, "run_one", lambda *a, env=None, **kw: seen.update(args=a, env=env, kw=kw)
+    monkeypatch.setattr(backend_epoch, "run_one", lambda *a, env=None, options: seen.update(args=a, env=env, kw=vars(options))
                         or {"status": "ok"})
     out = epoch_pairs.run_arm("threads_2x1", images=None, epochs=5, seed=7, val_images=None, data_dir=None)
     assert seen["env"] == {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
@@ -569,6 +569,15 @@ def test_epoch_pairs_arms_run_as_their_commands_say(monkeypatch):
                               seconds=240, auto=None, first_plan=6)
     assert seen["kw"]["space"] == epoch_pairs.CPU_SPACE and seen["kw"]["hp_values"] == {"family": "narrow"}
     assert out["command"].endswith("--first-plan 6 --space benchmarks/spaces/cnn_cpu.py --hp family=narrow")
+    # a command line says every option that differs from the defaults, and parses back to the same options
+    options = backend_epoch.FitOptions(seed=7, val_images=None, keras_batch_norm=True, learning_rate=0.002,
+                                       seconds=90.0, first_plan=4, space="benchmarks/spaces/cnn_cpu.py",
+                                       hp_values={"family": "narrow", "dropout_head": 0.3})
+    argv = backend_epoch.one_argv("tensorflow", "float32", 640, 2, None, options)
+    assert backend_epoch.FitOptions.from_args(backend_epoch.build_parser().parse_args(argv[3:])) == options
+    assert argv[-4:] == ["--hp", "family=narrow", "--hp", "dropout_head=0.3"] and "--data-format" not in argv
+    assert "--first-plan" not in backend_epoch.FitOptions(first_plan=4).argv()  # only with --seconds
+    assert backend_epoch.FitOptions().argv() == []
     assert backend_epoch.parse_hp(["family=stem", "dropout_head=0.3", "conv_blocks=2"]) == {
         "family": "stem", "dropout_head": 0.3, "conv_blocks": 2}
     with pytest.raises(SystemExit, match="NAME=VALUE"):
