@@ -130,6 +130,11 @@ def run_arm(arm: str, *, images, epochs: int, seed: int, val_images, data_dir: s
     return out
 
 
+def other_spaces(arms) -> list[str]:
+    """The space files other than the cnn space whose models some of ``arms`` fit."""
+    return sorted({ARMS[arm]["space"] for arm in arms if ARMS[arm].get("space", "cnn") != "cnn"})
+
+
 def summarise(arms: tuple[str, ...], fits: list[dict]) -> dict:
     """Per arm: median s/epoch, ``speedup`` against the first arm, the ratios of each (seed, round) pair,
     and the final validation accuracy per seed with the mean difference against the first arm."""
@@ -209,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
               "images": images or 60000, "epochs": None if seconds else s["epochs"], "seconds": seconds,
               "rounds": s["rounds"], "seeds": list(s["seeds"]), "val_images": s["val_images"] or 6000,
               "batch_size": backend_epoch.BATCH,
-              "workload": ("default CNN of search_spaces/cnn.py" + (f" against the families of {CPU_SPACE}"
-                                                                    if args.compare == "family" else "")
+              "workload": ("default CNN of search_spaces/cnn.py" + "".join(f" against the default models of {space}"
+                                                                           for space in other_spaces(arms))
                            + " on TensorFlow; epoch_s = median of the epochs "
                           "after the first; val_accuracy after the last epoch"
                           + (f"; every fit {seconds:g} s (equal wall time), its cosine laid out for the epochs that fit"

@@ -589,6 +589,8 @@ def test_family_setting_overrides_only_its_own_comparison():
 
     assert set(epoch_pairs.SETTING_OVERRIDES) <= set(epoch_pairs.TIMED)
     assert set(epoch_pairs.COMPARISONS["family"][1:]) == {f"family_{f}" for f in ("narrow", "separable", "stem")}
+    assert epoch_pairs.other_spaces(epoch_pairs.COMPARISONS["family"]) == [epoch_pairs.CPU_SPACE]
+    assert epoch_pairs.other_spaces(epoch_pairs.COMPARISONS["batch"]) == []
 
 
 @pytest.mark.benchmark
