@@ -40,10 +40,12 @@ def cross_validate(job: RetrainJob, trial: dict, k: int) -> dict:
         ctx = spaces.data_context()  # schedules laid out over this fold's training images
         fold_ctx = dataclasses.replace(ctx, extra={**ctx.extra, "train_size": int(train.sum())})
         with spaces.using_data_context(fold_ctx):
-            _, _, history, wall, _ = train_member(job.space, trial, data=data, run=job.run, epochs=job.max_epochs,
-                                               seed=job.seed, patience=job.patience,
-                                               label=f"trial {trial['trial_id']} fold {f + 1}/{k}",
-                                               backup_dir=job.backup_dir(trial, f"cv{k}-fold{f + 1}"))
+            fitted = train_member(job.space, trial, data=data, run=job.run, epochs=job.max_epochs,
+                                  seed=job.seed, patience=job.patience,
+                                  label=f"trial {trial['trial_id']} fold {f + 1}/{k}",
+                                  backup_dir=job.backup_dir(trial, f"cv{k}-fold{f + 1}"))
+        history, wall = fitted.history, fitted.wall_s
+        del fitted
         keras.backend.clear_session()
         scores = history.get("val_accuracy") or [float("nan")]
         best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0

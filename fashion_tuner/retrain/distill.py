@@ -145,10 +145,10 @@ def _train_student(job: RetrainJob, trial: dict, sub: Path, what: str, fit, extr
     n_epochs = job.epochs_for(trial)
     say(f"training the {what} ({label}): "
         + (f"up to {n_epochs} epoch(s)" if job.train_on != "train+val" else f"{n_epochs} epoch(s) on train+val"))
-    model, hp, history, wall, guarded = train_member(job.space, trial, data=job.data, run=job.run, epochs=n_epochs,
-                                            seed=job.seed, patience=job.patience, label=label, fit=fit,
-                                            deadline=job.deadline,
-                                            backup_dir=job.backup_dir(trial, what, (extra_info or {}).get("distilled_from")))
+    model, hp, history, wall, guarded = train_member(
+        job.space, trial, data=job.data, run=job.run, epochs=n_epochs, seed=job.seed, patience=job.patience,
+        label=label, fit=fit, deadline=job.deadline,
+        backup_dir=job.backup_dir(trial, what, (extra_info or {}).get("distilled_from")))
     probs, seconds = timed_predict(model, job.data["x_te"], job.tta)
     save_model_files(sub, model, dict(hp.values), history, job.data["class_names"])
     extra = {**member_extra(trial, hp, job.train_on, job.seed, wall), **describe_learning_rate(model, history),
