@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SEED = 42
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")  # recorded per machine
 RSS_LOG: list[dict] = []  # filled by benchmarks/space_rss_mlp.py during the memory benchmark
 PACKAGES = ("tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "keras", "keras-tuner", "numpy", "optuna",
             "scikit-learn")
@@ -96,6 +97,21 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags(cpuinfo: str | None = None) -> str:
+    """The CPU flags that set a CNN's pace here (``SPEED_FLAGS`` present in /proc/cpuinfo, or in ``cpuinfo``): the
+    same "AMD EPYC" model name has come with AVX2 only and with avx512_bf16, at ~6x the bfloat16 pace."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+    present = set()
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith("flags"):
+            present.update(line.split(":", 1)[1].split())
+    return " ".join(f for f in SPEED_FLAGS if f in present)
+
+
 def _memory_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -118,13 +134,14 @@ def gpu_names() -> list[str]:
 
 
 def machine() -> dict:
-    """Cores, CPU model, memory, GPUs and OS of this machine."""
+    """Cores, CPU model and its speed-setting flags, memory, GPUs and OS of this machine."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
     gpus = gpu_names()
-    return {"cores": usable, "cpu_count": os.cpu_count(), "cpu": _cpu_model(), "memory_gib": _memory_gib(),
+    return {"cores": usable, "cpu_count": os.cpu_count(), "cpu": _cpu_model(), "cpu_flags": cpu_flags(),
+            "memory_gib": _memory_gib(),
             "gpus": gpus, "device": ", ".join(gpus) if gpus else f"CPU only ({usable} cores)",
             "platform": platform.platform()}
 
