@@ -100,15 +100,9 @@ def _cpu_model() -> str:
 def cpu_flags(cpuinfo: str | None = None) -> str:
     """The CPU flags that set a CNN's pace here (``SPEED_FLAGS`` present in /proc/cpuinfo, or in ``cpuinfo``): the
     same "AMD EPYC" model name has come with AVX2 only and with avx512_bf16, at ~6x the bfloat16 pace."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return ""
-    present = set()
-    for line in cpuinfo.splitlines():
-        if line.lower().startswith("flags"):
-            present.update(line.split(":", 1)[1].split())
+    from fashion_tuner import devices
+
+    present = devices.cpu_flags(devices.read_cpuinfo() if cpuinfo is None else cpuinfo)
     return " ".join(f for f in SPEED_FLAGS if f in present)
 
 

@@ -213,9 +213,9 @@ def train_member(space, trial: dict, *, data: dict, run: dict, epochs: int, seed
     """Build the trial's model from its hyperparameters and fit it from scratch.
 
     ``fit``: ``fit(hp, model, x, val, *, epochs, run_args, patience, label, deadline) -> (History, guard
-    record)``, as :func:`plain_fit`, to train differently (distillation); None for :func:`plain_fit`. ``backup_dir``: every epoch is backed up
-    there and a rerun resumes from it (:mod:`fashion_tuner.backup`); the caller deletes it once the
-    retrain is done. ``extend_to``: see :func:`plain_fit`. Returns a :class:`Fitted`.
+    record)``, as :func:`plain_fit`, to train differently (distillation); None for :func:`plain_fit`.
+    ``backup_dir``: every epoch is backed up there and a rerun resumes from it (:mod:`fashion_tuner.backup`);
+    the caller deletes it once the retrain is done. ``extend_to``: see :func:`plain_fit`. Returns a :class:`Fitted`.
     """
     from fashion_tuner import backup
     import keras
